@@ -1,0 +1,145 @@
+"""Immutable data shared by the pure core: desired leads, state, and plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from reconcile.errors import Location
+
+FOREIGN_SYS_TYPES = ("CUSTOM", "SFDC", "NETSUITE")
+DEFAULT_FOREIGN_SYS_TYPE = "CUSTOM"
+MAX_BATCH_SIZE = 300
+
+# A value of None means "clear this field in Marketo" (sent as an empty attrValue).
+AttributeValue = str | None
+
+
+def identity_of(lead_id: int | None, foreign_sys_person_id: str | None, foreign_sys_type: str | None,
+                email: str | None) -> str:
+    """The state key of a lead, by the key precedence Marketo itself uses: Id > foreign ID > Email."""
+    if lead_id is not None:
+        return f"id:{lead_id}"
+    if foreign_sys_person_id is not None:
+        return f"fsp:{foreign_sys_type or DEFAULT_FOREIGN_SYS_TYPE}:{foreign_sys_person_id}"
+    if email is not None:
+        return f"email:{email.lower()}"
+    raise ValueError("a lead needs a leadId, a foreignSysPersonId or an email")
+
+
+@dataclass(frozen=True)
+class Lead:
+    """One lead as declared in a lead file."""
+
+    location: Location
+    lead_id: int | None = None
+    email: str | None = None
+    foreign_sys_person_id: str | None = None
+    foreign_sys_type: str | None = None
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        return identity_of(self.lead_id, self.foreign_sys_person_id, self.effective_foreign_sys_type, self.email)
+
+    @property
+    def effective_foreign_sys_type(self) -> str | None:
+        if self.foreign_sys_person_id is None:
+            return None
+        return self.foreign_sys_type or DEFAULT_FOREIGN_SYS_TYPE
+
+
+@dataclass(frozen=True)
+class StateLead:
+    """What was last applied to Marketo for one lead."""
+
+    lead_id: int | None
+    email: str | None
+    foreign_sys_person_id: str | None
+    foreign_sys_type: str | None
+    attributes: Mapping[str, AttributeValue]
+    synced_at: str | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    lineage: str
+    serial: int
+    leads: Mapping[str, StateLead]
+    format_version: int = 1
+
+
+@dataclass(frozen=True)
+class AttributeChange:
+    name: str
+    old: AttributeValue
+    new: AttributeValue
+    was_set: bool  # False: the attribute was not managed before (shown as "(unset)")
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """A change of a lead's email, foreign ID or lead ID as recorded in the state."""
+
+    name: str  # "email" | "foreignSysPersonId" | "foreignSysType" | "leadId"
+    old: str | int | None
+    new: str | int | None
+
+
+CREATE = "create"
+UPDATE = "update"
+UNCHANGED = "unchanged"
+ORPHANED = "orphaned"
+ACTION_KINDS = (CREATE, UPDATE, UNCHANGED, ORPHANED)
+
+
+@dataclass(frozen=True)
+class Action:
+    """What apply will do for one lead.
+
+    `identity` is the lead's key after apply; `state_key` the key it has in the state now (None for a
+    create; differs from `identity` when a lead gained a stronger key, e.g. its leadId was declared).
+    """
+
+    kind: str
+    identity: str
+    state_key: str | None
+    lead: Lead | None  # None for orphaned
+    known_lead_id: int | None  # the Marketo ID the state knows, used to key updates by Id
+    attribute_changes: tuple[AttributeChange, ...] = ()
+    key_changes: tuple[KeyChange, ...] = ()
+    unmanaged: tuple[str, ...] = ()  # attributes dropped from YAML: forgotten, not cleared
+
+    @property
+    def sends_record(self) -> bool:
+        """Whether apply must send this lead to Marketo (as opposed to only updating the state)."""
+        if self.kind == CREATE:
+            return True
+        if self.kind == UPDATE:
+            return bool(self.attribute_changes or self.key_changes)
+        return False
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    batch_size: int = MAX_BATCH_SIZE
+
+    def count(self, kind: str) -> int:
+        return sum(1 for a in self.actions if a.kind == kind)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {kind: self.count(kind) for kind in ACTION_KINDS}
+
+    @property
+    def records_to_send(self) -> int:
+        return sum(1 for a in self.actions if a.sends_record)
+
+    @property
+    def calls(self) -> int:
+        return -(-self.records_to_send // self.batch_size)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(a.kind in (CREATE, UPDATE) for a in self.actions)
