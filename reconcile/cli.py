@@ -1,0 +1,239 @@
+"""The command line. The only module that prints or decides the process's exit status."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Callable, Mapping, Optional, TextIO
+
+import typer
+
+from reconcile import __version__
+from reconcile.errors import ExitStatus, ReconcileError, UsageError
+
+try:  # typer >= 0.29 vendors click
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # pragma: no cover - older typer with click installed
+    from click import exceptions as _click_exceptions
+
+
+@dataclass
+class Environment:
+    """Everything the CLI reads from or writes to the outside world, injectable for tests."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    stdout_isatty: bool | None = None
+    stdin_isatty: bool | None = None
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stdout_isatty is None:
+            self.stdout_isatty = _isatty(self.stdout)
+        if self.stdin_isatty is None:
+            self.stdin_isatty = _isatty(self.stdin)
+
+    @property
+    def color(self) -> bool:
+        return bool(self.stdout_isatty) and "NO_COLOR" not in self.environ and self.environ.get("TERM") != "dumb"
+
+    def out(self, text: str = "") -> None:
+        self.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+        self.stdout.flush()
+
+    def err(self, text: str) -> None:
+        self.stderr.write(text + "\n")
+        self.stderr.flush()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+_current_env: contextvars.ContextVar[Environment] = contextvars.ContextVar("reconcile_env")
+
+
+def env() -> Environment:
+    return _current_env.get()
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+app = typer.Typer(name="reconcile", add_completion=False, no_args_is_help=True,
+                  help="Terraform for Marketo leads: YAML lead files in git → plan → syncMultipleLeads.")
+state_app = typer.Typer(help="Inspect and edit the state file.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+LeadsOption = Annotated[Path, typer.Option("--leads", help="Directory of lead files (*.yaml, *.yml).")]
+StateOption = Annotated[Path, typer.Option("--state", help="State file.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and a redacted HTTP log.")]
+
+
+@app.callback()
+def _root(debug: DebugOption = False,
+          version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False) -> None:
+    if version:
+        env().out(f"reconcile {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def validate(leads: LeadsOption = Path("leads"), debug: DebugOption = False) -> int:
+    """Check the lead files against the schema and the key rules."""
+    from reconcile.validate import load_desired
+
+    desired = load_desired(leads)
+    env().out(f"{len(desired.leads)} leads in {len(desired.files)} files are valid.")
+    return ExitStatus.SUCCESS
+
+
+def _load_inputs(leads: Path, state_path: Path):
+    from reconcile.state import load_state
+    from reconcile.validate import load_desired
+
+    desired = load_desired(leads)
+    state = load_state(state_path)
+    return desired, state
+
+
+def _render(plan, fmt: OutputFormat) -> str:
+    from reconcile import render
+
+    if fmt is OutputFormat.json:
+        return render.render_json(plan)
+    if fmt is OutputFormat.markdown:
+        return render.render_markdown(plan)
+    return render.render_text(plan, color=env().color)
+
+
+@app.command("plan")
+def plan_command(
+    leads: LeadsOption = Path("leads"),
+    state: StateOption = Path("reconcile.state.json"),
+    out: Annotated[Optional[Path], typer.Option("--out", help="Save the plan for `apply PLAN_FILE`.")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
+                                                    help="Exit 2 when there are changes, 0 when none.")] = False,
+    debug: DebugOption = False,
+) -> int:
+    """Show what apply would change in Marketo."""
+    from reconcile import planfile
+    from reconcile.planner import plan as make_plan
+
+    desired, current = _load_inputs(leads, state)
+    plan = make_plan(desired.leads, current)
+    if out is not None:
+        planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads)
+    env().out(_render(plan, format))
+    if out is not None and format is OutputFormat.text:
+        env().out(f"Saved the plan to {out}; apply it exactly with: reconcile apply {out}")
+    if detailed_exitcode and (plan.has_changes or plan.summary["orphaned"]):
+        return ExitStatus.CHANGES_PRESENT
+    return ExitStatus.SUCCESS
+
+
+@state_app.command("list")
+def state_list(state: StateOption = Path("reconcile.state.json"),
+               as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+               debug: DebugOption = False) -> int:
+    """List the leads recorded in the state."""
+    from reconcile.state import lead_to_json, load_state
+
+    current = load_state(state)
+    if as_json:
+        env().out(json.dumps({key: lead_to_json(current.leads[key]) for key in sorted(current.leads)},
+                             indent=2, ensure_ascii=False, sort_keys=True))
+        return ExitStatus.SUCCESS
+    for key in sorted(current.leads):
+        lead_id = current.leads[key].lead_id
+        env().out(f"{key}\t{lead_id if lead_id is not None else '-'}")
+    return ExitStatus.SUCCESS
+
+
+@state_app.command("show")
+def state_show(key: Annotated[str, typer.Argument(help="A state key, e.g. email:jane@example.com or id:1090240.")],
+               state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
+    """Show one lead recorded in the state."""
+    from reconcile.state import lead_to_json, load_state
+
+    current = load_state(state)
+    record = current.leads.get(key) or current.leads.get(_normalise_key(key))
+    if record is None:
+        raise UsageError(f"no lead {key!r} in {state} (see `reconcile state list`)")
+    env().out(json.dumps(lead_to_json(record), indent=2, ensure_ascii=False, sort_keys=True))
+    return ExitStatus.SUCCESS
+
+
+def _normalise_key(key: str) -> str:
+    return "email:" + key[len("email:"):].lower() if key.startswith("email:") else key
+
+
+# --- commands that talk to Marketo: apply, emulator, force-unlock, state rm ---
+
+
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """`--debug` is accepted anywhere on the command line, before or after the command."""
+    if "--" in argv:
+        cut = argv.index("--")
+        head, tail = argv[:cut], argv[cut:]
+    else:
+        head, tail = argv, []
+    return [a for a in head if a != "--debug"] + tail, "--debug" in head
+
+
+def run(argv: list[str], environment: Environment | None = None) -> int:
+    """Run the CLI with `argv` (without the program name); return the exit status. Never raises."""
+    argv, debug = _split_debug(list(argv))
+    environment = environment or Environment()
+    environment.debug = environment.debug or debug
+    token = _current_env.set(environment)
+    try:
+        command = typer.main.get_command(app)
+        result = command.main(args=argv, prog_name="reconcile", standalone_mode=False)
+        return int(result) if isinstance(result, int) else ExitStatus.SUCCESS
+    except _click_exceptions.UsageError as exc:
+        environment.err(f"error: {exc.format_message()}")
+        environment.err("Run 'reconcile --help' (or 'reconcile COMMAND --help') for usage.")
+        return ExitStatus.USAGE
+    except _click_exceptions.ClickException as exc:
+        environment.err(f"error: {exc.format_message()}")
+        return ExitStatus.USAGE
+    except (_click_exceptions.Abort, KeyboardInterrupt):
+        environment.err("error: interrupted")
+        return ExitStatus.INTERRUPTED
+    except typer.Exit as exc:
+        return exc.exit_code
+    except ReconcileError as exc:
+        if environment.debug:
+            environment.err(traceback.format_exc().rstrip())
+        for line in exc.lines():
+            environment.err(f"error: {line}")
+        return exc.exit_status
+    except Exception as exc:  # a bug: say so, and how to get the details
+        if environment.debug:
+            environment.err(traceback.format_exc().rstrip())
+        else:
+            environment.err(f"error: unexpected {type(exc).__name__}: {exc}")
+            environment.err("This is a bug in reconcile; please report it. Run again with --debug for the traceback.")
+        return ExitStatus.ERROR
+    finally:
+        _current_env.reset(token)
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

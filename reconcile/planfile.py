@@ -1,0 +1,86 @@
+"""Saved plans (`plan --out`): what was planned, and fingerprints of the inputs it was planned from.
+
+Applying a saved plan re-plans from the same inputs after checking that neither the state nor any
+lead file changed since; the planner is deterministic, so the result is exactly the saved plan.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconcile import __version__
+from reconcile.errors import InputError, Location, StalePlanError
+from reconcile.model import Plan, State
+from reconcile.render import plan_to_json
+from reconcile.state import state_file_hash, write_atomic
+
+PLAN_FILE_KIND = "reconcile-plan"
+PLAN_FILE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    leads_dir: str
+    state_path: str
+    lineage: str
+    serial: int
+    state_hash: str
+    files_hash: str
+    files: tuple[str, ...]
+    plan: dict
+
+
+def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, leads_dir: Path) -> None:
+    data = {"kind": PLAN_FILE_KIND, "format_version": PLAN_FILE_VERSION, "reconcile_version": __version__,
+            "inputs": {"leads_dir": leads_dir.as_posix(), "lead_files": list(desired.files),
+                       "lead_files_hash": desired.files_hash, "state_path": state_path.as_posix(),
+                       "state_lineage": state.lineage, "state_serial": state.serial,
+                       "state_hash": state_file_hash(state_path)},
+            "plan": plan_to_json(plan)}
+    write_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def load(path: Path) -> SavedPlan:
+    where = Location(str(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("kind") != PLAN_FILE_KIND:
+            raise InputError("not a reconcile plan file", where)
+        if data.get("format_version") != PLAN_FILE_VERSION:
+            raise InputError(f"unsupported plan format_version {data.get('format_version')!r}", where)
+        inputs = data["inputs"]
+        return SavedPlan(leads_dir=inputs["leads_dir"], state_path=inputs["state_path"],
+                         lineage=inputs["state_lineage"], serial=int(inputs["state_serial"]),
+                         state_hash=inputs["state_hash"], files_hash=inputs["lead_files_hash"],
+                         files=tuple(inputs["lead_files"]), plan=data["plan"])
+    except FileNotFoundError as exc:
+        raise InputError("plan file not found", where) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
+            AttributeError) as exc:
+        raise InputError(f"cannot read plan file: {exc}", where) from exc
+
+
+def check_fresh(saved: SavedPlan, *, desired, state: State, state_path: Path) -> None:
+    """Raise StalePlanError, saying what changed, if the inputs differ from when the plan was made."""
+    changed = []
+    if state.lineage != saved.lineage:
+        changed.append(f"the state's lineage changed ({saved.lineage} → {state.lineage})")
+    elif state.serial != saved.serial:
+        changed.append(f"the state was written since (serial {saved.serial} → {state.serial})")
+    elif state_file_hash(state_path) != saved.state_hash:
+        changed.append("the state file's content changed")
+    if desired.files_hash != saved.files_hash:
+        added = sorted(set(desired.files) - set(saved.files))
+        removed = sorted(set(saved.files) - set(desired.files))
+        detail = []
+        if added:
+            detail.append("added " + ", ".join(added))
+        if removed:
+            detail.append("removed " + ", ".join(removed))
+        if not detail:
+            detail.append("edited")
+        changed.append("lead files changed (" + "; ".join(detail) + ")")
+    if changed:
+        raise StalePlanError("saved plan is stale: " + "; ".join(changed) + ". Run `reconcile plan` again.")

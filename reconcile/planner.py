@@ -1,0 +1,181 @@
+"""The planner: desired leads x state -> Plan. Pure and deterministic; no I/O.
+
+Also the inverse direction: how the outcome of applying an action is recorded in the state, so that
+planning again after an apply finds nothing to do (the property tests check exactly that).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+from reconcile.model import (CREATE, MAX_BATCH_SIZE, ORPHANED, UNCHANGED, UPDATE, Action, AttributeChange,
+                             KeyChange, Lead, Plan, State, StateLead)
+
+_MISSING = object()
+
+
+class _StateIndex:
+    """Secondary indexes over the state, so a lead whose identity key changed still finds its record."""
+
+    def __init__(self, leads: Mapping[str, StateLead]):
+        self.by_lead_id: dict[int, str] = {}
+        self.by_foreign: dict[tuple[str, str], str] = {}
+        self.by_email: dict[str, str] = {}
+        for key in sorted(leads):
+            lead = leads[key]
+            if lead.lead_id is not None:
+                self.by_lead_id.setdefault(lead.lead_id, key)
+            if lead.foreign_sys_person_id is not None:
+                self.by_foreign.setdefault((lead.foreign_sys_type or "CUSTOM", lead.foreign_sys_person_id), key)
+            if lead.email is not None:
+                self.by_email.setdefault(lead.email.lower(), key)
+
+    def candidates(self, lead: Lead) -> list[str]:
+        """State keys that may hold this lead, strongest key first."""
+        found = []
+        if lead.lead_id is not None and lead.lead_id in self.by_lead_id:
+            found.append(self.by_lead_id[lead.lead_id])
+        if lead.foreign_sys_person_id is not None:
+            key = self.by_foreign.get((lead.effective_foreign_sys_type, lead.foreign_sys_person_id))
+            if key is not None:
+                found.append(key)
+        if lead.email is not None and lead.email.lower() in self.by_email:
+            found.append(self.by_email[lead.email.lower()])
+        return found
+
+
+def match_state(desired: Sequence[Lead], state: State) -> dict[str, str]:
+    """Map each desired identity to the state key that holds the same lead, if any.
+
+    Exact identity matches win; then leads are matched by their other keys (same leadId, same
+    foreign ID, same email), each state record claimed by at most one desired lead.
+    """
+    matched: dict[str, str] = {}
+    claimed: set[str] = set()
+    for lead in desired:
+        if lead.identity in state.leads:
+            matched[lead.identity] = lead.identity
+            claimed.add(lead.identity)
+    index: _StateIndex | None = None
+    for lead in desired:
+        if lead.identity in matched:
+            continue
+        if index is None:
+            index = _StateIndex(state.leads)
+        for key in index.candidates(lead):
+            if key not in claimed and _compatible(lead, state.leads[key]):
+                matched[lead.identity] = key
+                claimed.add(key)
+                break
+    return matched
+
+
+def _compatible(lead: Lead, recorded: StateLead) -> bool:
+    """A state record can be this lead only if no key they both have contradicts the other."""
+    if lead.lead_id is not None and recorded.lead_id is not None and lead.lead_id != recorded.lead_id:
+        return False
+    if (lead.foreign_sys_person_id is not None and recorded.foreign_sys_person_id is not None
+            and lead.lead_id is None
+            and (lead.foreign_sys_person_id, lead.effective_foreign_sys_type)
+            != (recorded.foreign_sys_person_id, recorded.foreign_sys_type or "CUSTOM")):
+        return False
+    return True
+
+
+def plan(desired: Sequence[Lead], state: State, batch_size: int = MAX_BATCH_SIZE) -> Plan:
+    matched = match_state(desired, state)
+    actions: list[Action] = []
+    for lead in desired:
+        key = matched.get(lead.identity)
+        if key is None:
+            actions.append(Action(kind=CREATE, identity=lead.identity, state_key=None, lead=lead,
+                                  known_lead_id=lead.lead_id,
+                                  attribute_changes=_attribute_changes(lead.attributes, {})))
+            continue
+        recorded = state.leads[key]
+        attribute_changes = _attribute_changes(lead.attributes, recorded.attributes)
+        key_changes = _key_changes(lead, recorded)
+        unmanaged = tuple(sorted(set(recorded.attributes) - set(lead.attributes)))
+        changed = attribute_changes or key_changes or unmanaged or key != lead.identity
+        actions.append(Action(kind=UPDATE if changed else UNCHANGED, identity=lead.identity, state_key=key,
+                              lead=lead, known_lead_id=recorded.lead_id if recorded.lead_id is not None
+                              else lead.lead_id,
+                              attribute_changes=attribute_changes, key_changes=key_changes,
+                              unmanaged=unmanaged))
+    claimed = set(matched.values())
+    for key in sorted(set(state.leads) - claimed):
+        recorded = state.leads[key]
+        actions.append(Action(kind=ORPHANED, identity=key, state_key=key, lead=None,
+                              known_lead_id=recorded.lead_id))
+    actions.sort(key=_action_order)
+    return Plan(actions=tuple(actions), batch_size=batch_size)
+
+
+_KIND_ORDER = {CREATE: 0, UPDATE: 1, ORPHANED: 2, UNCHANGED: 3}
+
+
+def _action_order(action: Action) -> tuple:
+    return (_KIND_ORDER[action.kind], action.identity)
+
+
+def _attribute_changes(desired: Mapping[str, str | None], recorded: Mapping[str, str | None]
+                       ) -> tuple[AttributeChange, ...]:
+    changes = []
+    for name in sorted(desired):
+        old = recorded.get(name, _MISSING)
+        new = desired[name]
+        if old is _MISSING:
+            changes.append(AttributeChange(name=name, old=None, new=new, was_set=False))
+        elif old != new:
+            changes.append(AttributeChange(name=name, old=old, new=new, was_set=True))
+    return tuple(changes)
+
+
+def _key_changes(lead: Lead, recorded: StateLead) -> tuple[KeyChange, ...]:
+    """Keys declared in YAML that differ from what Marketo was last told.
+
+    Keys only ever added or changed, never removed: dropping `email:` from a lead known by its foreign
+    ID does not clear the email in Marketo, it just stops managing it.
+    """
+    changes = []
+    if lead.lead_id is not None and lead.lead_id != recorded.lead_id:
+        changes.append(KeyChange("leadId", recorded.lead_id, lead.lead_id))
+    if lead.foreign_sys_person_id is not None and (
+            lead.foreign_sys_person_id != recorded.foreign_sys_person_id
+            or lead.effective_foreign_sys_type != recorded.foreign_sys_type):
+        if lead.foreign_sys_person_id != recorded.foreign_sys_person_id:
+            changes.append(KeyChange("foreignSysPersonId", recorded.foreign_sys_person_id,
+                                     lead.foreign_sys_person_id))
+        if lead.effective_foreign_sys_type != recorded.foreign_sys_type:
+            changes.append(KeyChange("foreignSysType", recorded.foreign_sys_type, lead.effective_foreign_sys_type))
+    if lead.email is not None and (recorded.email is None or lead.email.lower() != recorded.email.lower()):
+        changes.append(KeyChange("email", recorded.email, lead.email))
+    return tuple(changes)
+
+
+def recorded_lead(action: Action, lead_id: int | None, synced_at: str) -> StateLead:
+    """The state record for a lead after Marketo accepted its record (CREATED or UPDATED)."""
+    lead = action.lead
+    assert lead is not None, "only declared leads are applied"
+    return StateLead(lead_id=lead_id if lead_id is not None else action.known_lead_id,
+                     email=lead.email, foreign_sys_person_id=lead.foreign_sys_person_id,
+                     foreign_sys_type=lead.effective_foreign_sys_type, attributes=dict(lead.attributes),
+                     synced_at=synced_at)
+
+
+def record_outcomes(leads: Mapping[str, StateLead], outcomes: Iterable[tuple[Action, StateLead]]
+                    ) -> dict[str, StateLead]:
+    """The state's leads after `outcomes` (applied actions and their new records) are recorded."""
+    result = dict(leads)
+    for action, new_record in outcomes:
+        if action.state_key is not None and action.state_key != action.identity:
+            result.pop(action.state_key, None)
+        result[action.identity] = new_record
+    return result
+
+
+def forget(leads: Mapping[str, StateLead], keys: Iterable[str]) -> dict[str, StateLead]:
+    result = dict(leads)
+    for key in keys:
+        result.pop(key, None)
+    return result

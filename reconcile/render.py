@@ -1,0 +1,149 @@
+"""Plan renderers: text (terraform style), JSON and Markdown. Pure functions of a Plan."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from reconcile.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
+
+PLAN_FORMAT_VERSION = 1
+
+_GREEN, _YELLOW, _RED, _BOLD, _DIM, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+
+
+def _quote(value: str | int | None) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary
+    calls = plan.calls
+    return (f"Plan: {s[CREATE]} to create, {s[UPDATE]} to update, {s[ORPHANED]} orphaned, "
+            f"{s[UNCHANGED]} unchanged; {calls} syncMultipleLeads call{'' if calls == 1 else 's'}.")
+
+
+def _lead_keys(action: Action) -> list[tuple[str, str | int | None]]:
+    lead = action.lead
+    assert lead is not None
+    keys: list[tuple[str, str | int | None]] = []
+    if lead.lead_id is not None:
+        keys.append(("leadId", lead.lead_id))
+    if lead.foreign_sys_person_id is not None:
+        keys.append(("foreignSysPersonId", lead.foreign_sys_person_id))
+        keys.append(("foreignSysType", lead.effective_foreign_sys_type))
+    if lead.email is not None:
+        keys.append(("email", lead.email))
+    return keys
+
+
+def _action_lines(action: Action, paint) -> list[str]:
+    """The body of one action in terraform's diff notation, without colour codes when paint is a no-op."""
+    lines: list[str] = []
+    source = f" ({action.lead.location})" if action.lead is not None else ""
+    if action.kind == CREATE:
+        lines.append(paint(_DIM, f"# {action.identity} will be created{source}"))
+        lines.append(paint(_GREEN, f"+ lead {_quote(action.identity)} {{"))
+        rows = _lead_keys(action) + [(c.name, c.new) for c in action.attribute_changes]
+        width = max((len(name) for name, _ in rows), default=0)
+        for name, value in rows:
+            lines.append(paint(_GREEN, f"    + {name.ljust(width)} = {_quote(value)}"))
+        lines.append("  }")
+    elif action.kind == UPDATE:
+        moved = (f", state key {action.state_key} → {action.identity}"
+                 if action.state_key not in (None, action.identity) else "")
+        lines.append(paint(_DIM, f"# {action.identity} will be updated in-place{source}{moved}"))
+        lines.append(paint(_YELLOW, f"~ lead {_quote(action.identity)} {{"))
+        if action.known_lead_id is not None:
+            lines.append(f"      leadId = {action.known_lead_id}")
+        rows = [(k.name, k.old, k.new, True) for k in action.key_changes]
+        rows += [(c.name, c.old, c.new, c.was_set) for c in action.attribute_changes]
+        width = max([len(r[0]) for r in rows] + [len(n) for n in action.unmanaged], default=0)
+        for name, old, new, was_set in rows:
+            before = _quote(old) if was_set else "(unset)"
+            lines.append(paint(_YELLOW, f"    ~ {name.ljust(width)} = {before} → {_quote(new)}"))
+        for name in action.unmanaged:
+            lines.append(paint(_DIM, f"    - {name.ljust(width)}   (no longer managed: left as is in Marketo)"))
+        lines.append("  }")
+    elif action.kind == ORPHANED:
+        lead_id = f" (leadId {action.known_lead_id})" if action.known_lead_id is not None else ""
+        lines.append(paint(_RED, f"# {action.identity}{lead_id} is no longer declared: Marketo keeps it; "
+                                 "apply --forget-orphans drops it from the state"))
+    return lines
+
+
+def render_text(plan: Plan, color: bool = False) -> str:
+    def paint(code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if color else text
+
+    changes = [a for a in plan.actions if a.kind != UNCHANGED]
+    out: list[str] = []
+    if not changes:
+        out.append("No changes. Marketo matches the lead files.")
+    else:
+        out.append("reconcile will perform the following actions:")
+        for action in changes:
+            out.append("")
+            out.extend("  " + line for line in _action_lines(action, paint))
+    out.append("")
+    out.append(paint(_BOLD, summary_line(plan)))
+    return "\n".join(out) + "\n"
+
+
+def action_to_json(action: Action) -> dict[str, Any]:
+    lead = action.lead
+    data: dict[str, Any] = {"action": action.kind, "identity": action.identity, "state_key": action.state_key,
+                            "lead_id": action.known_lead_id}
+    if lead is not None:
+        data["source"] = str(lead.location)
+        data["keys"] = {"leadId": lead.lead_id, "email": lead.email,
+                        "foreignSysPersonId": lead.foreign_sys_person_id,
+                        "foreignSysType": lead.effective_foreign_sys_type}
+        data["sends_record"] = action.sends_record
+    data["attribute_changes"] = [{"name": c.name, "old": c.old, "new": c.new, "was_set": c.was_set}
+                                 for c in action.attribute_changes]
+    data["key_changes"] = [{"name": k.name, "old": k.old, "new": k.new} for k in action.key_changes]
+    data["unmanaged"] = list(action.unmanaged)
+    return data
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The versioned JSON form. Unchanged leads are counted in `summary` but not listed."""
+    return {"format_version": PLAN_FORMAT_VERSION, "summary": plan.summary, "calls": plan.calls,
+            "records_to_send": plan.records_to_send, "batch_size": plan.batch_size,
+            "actions": [action_to_json(a) for a in plan.actions if a.kind != UNCHANGED]}
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def _fence(body: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def render_markdown(plan: Plan) -> str:
+    s = plan.summary
+    out = ["### reconcile plan", "",
+           "| Create | Update | Orphaned | Unchanged | syncMultipleLeads calls |",
+           "|---:|---:|---:|---:|---:|",
+           f"| {s[CREATE]} | {s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {plan.calls} |", ""]
+    if not plan.has_changes and not s[ORPHANED]:
+        out.append("No changes. Marketo matches the lead files.")
+    sections = ((CREATE, "to create"), (UPDATE, "to update"), (ORPHANED, "orphaned (kept in Marketo)"))
+    for kind, title in sections:
+        actions = [a for a in plan.actions if a.kind == kind]
+        if not actions:
+            continue
+        body = "\n\n".join("\n".join(_action_lines(a, lambda _code, text: text)) for a in actions)
+        fence = _fence(body)
+        out += [f"<details><summary>{len(actions)} {title}</summary>", "", f"{fence}diff", body, fence, "",
+                "</details>", ""]
+    out.append(f"_{summary_line(plan)}_")
+    return "\n".join(out) + "\n"
