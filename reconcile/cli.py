@@ -128,7 +128,7 @@ def plan_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="Save the plan for `apply PLAN_FILE`.")] = None,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
-                                                    help="Exit 2 when there are changes, 0 when none.")] = False,
+                                                    help="Exit 2 when apply has something to do, 0 when not.")] = False,
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo."""
@@ -142,7 +142,7 @@ def plan_command(
     env().out(_render(plan, format))
     if out is not None and format is OutputFormat.text:
         env().out(f"Saved the plan to {out}; apply it exactly with: reconcile apply {out}")
-    if detailed_exitcode and (plan.has_changes or plan.summary["orphaned"]):
+    if detailed_exitcode and plan.has_changes:
         return ExitStatus.CHANGES_PRESENT
     return ExitStatus.SUCCESS
 
@@ -213,7 +213,7 @@ def run(argv: list[str], environment: Environment | None = None) -> int:
     except _click_exceptions.ClickException as exc:
         environment.err(f"error: {exc.format_message()}")
         return ExitStatus.USAGE
-    except (_click_exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         environment.err("error: interrupted")
         return ExitStatus.INTERRUPTED
     except typer.Exit as exc:

@@ -20,6 +20,8 @@ _BOOLS = {"true": "true", "True": "true", "TRUE": "true", "false": "false", "Fal
 _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
+# Explicit scalar tags still give plain text; anything else (e.g. !!python/object) is refused.
+_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp"))
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class _Converter:
 
     def scalar(self, node, key: str | None) -> Any:
         text = node.value
-        if not node.tag.startswith("tag:yaml.org,2002:"):
+        if node.tag not in _SCALAR_TAGS:
             raise self.error(node, f"unsupported YAML tag {node.tag}")
         if node.style is not None:  # quoted or block scalars are always text
             return text

@@ -57,7 +57,8 @@ def match_state(desired: Sequence[Lead], state: State) -> dict[str, str]:
             matched[lead.identity] = lead.identity
             claimed.add(lead.identity)
     index: _StateIndex | None = None
-    for lead in desired:
+    # Identity order, not file order: moving a lead between files must not change the plan.
+    for lead in sorted(desired, key=lambda lead: lead.identity):
         if lead.identity in matched:
             continue
         if index is None:

@@ -69,6 +69,8 @@ def _action_lines(action: Action, paint) -> list[str]:
             lines.append(paint(_YELLOW, f"    ~ {name.ljust(width)} = {before} → {_quote(new)}"))
         for name in action.unmanaged:
             lines.append(paint(_DIM, f"    - {name.ljust(width)}   (no longer managed: left as is in Marketo)"))
+        if not action.sends_record:
+            lines.append(paint(_DIM, "      (recorded in the state only: nothing to send to Marketo)"))
         lines.append("  }")
     elif action.kind == ORPHANED:
         lead_id = f" (leadId {action.known_lead_id})" if action.known_lead_id is not None else ""

@@ -43,7 +43,7 @@ def parse_state(raw: bytes, name: str) -> State:
     except UnicodeDecodeError as exc:
         raise StateError("state file is not UTF-8 text", where) from exc
     except json.JSONDecodeError as exc:
-        raise StateError(f"state file is not valid JSON ({exc.msg} at line {exc.lineno}); "
+        raise StateError(f"state file is not valid JSON ({exc.msg}, column {exc.colno}); "
                          "it may be truncated — restore it from git", Location(name, exc.lineno)) from exc
     if not isinstance(data, dict):
         raise StateError("state file must hold a JSON object", where)

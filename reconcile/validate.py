@@ -95,7 +95,9 @@ def _schema_message(error) -> tuple[tuple, str]:
     if keyword == "additionalProperties":
         unexpected = sorted(set(value) - set(error.schema.get("properties", {})))
         allowed = ", ".join(error.schema.get("properties", {}))
-        return path, f"unknown field {unexpected[0]!r} (allowed: {allowed})" if unexpected else error.message
+        if not unexpected:
+            return path, error.message
+        return path + (unexpected[0],), f"unknown field {unexpected[0]!r} (allowed: {allowed})"
     if keyword == "required":
         return path, f"missing required field {error.message.split(' ')[0]}"
     if keyword == "type":
@@ -157,7 +159,7 @@ def check_file(lead_file: LeadFile, text: str) -> tuple[list[Lead], list[InputEr
         if reserved:
             name = reserved[0]
             errors.append(InputError(f"leads[{index}].attributes.{name}: use the lead's "
-                                     f"{_RESERVED_ATTRIBUTES[name]!r} field, not a {name!r} attribute",
+                                     f"{_RESERVED_ATTRIBUTES[name]!r} field, not an attribute named {name!r}",
                                      locate(("leads", index, "attributes", name))))
             continue
         if entry.get("foreignSysType") is not None and entry.get("foreignSysPersonId") is None:
