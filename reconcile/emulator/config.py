@@ -1,0 +1,101 @@
+"""Emulator configuration: credentials, lead fields, limits and the injectable clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+DEFAULT_USER_ID = "reconcile-emulator"
+# A fixed, publicly known key: the emulator listens on loopback and holds test data only. Pass another
+# one (`reconcile emulator --encryption-key`) when binding to a shared interface.
+DEFAULT_ENCRYPTION_KEY = "reconcile-emulator-secret-key-not-for-production"
+
+# The API names (case-sensitive) of Marketo's standard lead fields, as syncMultipleLeads accepts them
+# in `attrName`. `Email` is always accepted as an attribute as well (it updates the lead's email).
+DEFAULT_FIELDS: frozenset[str] = frozenset(
+    {
+        # person
+        "Salutation", "FirstName", "MiddleName", "LastName", "Email", "Title", "Department",
+        "DateofBirth", "Phone", "MobilePhone", "Fax", "Website", "LinkedInProfileURL",
+        # address
+        "Address", "City", "State", "PostalCode", "Country", "Region",
+        # company
+        "Company", "Industry", "AnnualRevenue", "NumberOfEmployees", "SICCode", "Site",
+        "BillingStreet", "BillingCity", "BillingState", "BillingPostalCode", "BillingCountry",
+        "MainPhone", "CompanyNotes",
+        # lead management
+        "LeadSource", "LeadStatus", "LeadScore", "LeadRole", "Rating", "Priority", "Urgency",
+        "RelativeScore", "PersonNotes", "PersonType", "AcquisitionProgramId",
+        # communication preferences
+        "Unsubscribed", "UnsubscribedReason", "DoNotCall", "DoNotCallReason", "EmailInvalid",
+        "EmailInvalidCause", "MarketingSuspended", "MarketingSuspendedReason", "BlackListed",
+        "BlackListedCause",
+        # attribution
+        "OriginalSourceType", "OriginalSourceInfo", "OriginalReferrer", "OriginalSearchEngine",
+        "OriginalSearchPhrase", "RegistrationSourceType", "RegistrationSourceInfo",
+        # inferred data
+        "InferredCompany", "InferredCountry", "InferredStateRegion", "InferredCity",
+        "InferredPostalCode", "InferredMetropolitanArea", "InferredPhoneAreaCode", "AnonymousIP",
+    }
+)
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # ample for 300 records with dozens of attributes each
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything that shapes one emulated Marketo instance. Defaults are Marketo's own limits."""
+
+    user_id: str = DEFAULT_USER_ID
+    encryption_key: str = DEFAULT_ENCRYPTION_KEY
+    db_path: Path | None = None  # None: in memory only
+    fields: frozenset[str] = DEFAULT_FIELDS
+    extra_fields: frozenset[str] = frozenset()  # custom fields of this "instance"
+    max_batch: int = 300  # records per call
+    rate_calls: int = 100  # calls ...
+    rate_window: float = 20.0  # ... per sliding window of this many seconds
+    max_concurrency: int = 10  # calls in flight at once
+    daily_quota: int = 10_000  # calls per day, reset at midnight America/Chicago
+    clock: Callable[[], datetime] = utc_now  # wall clock: timestamp freshness and the daily quota
+    max_clock_skew: timedelta = timedelta(minutes=15)  # allowed requestTimestamp age / lead
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    monotonic: Callable[[], float] = time.monotonic  # clock of the rate window and the call log
+    first_lead_id: int = 1_000_001
+
+    def __post_init__(self) -> None:
+        if self.db_path is not None and not isinstance(self.db_path, Path):
+            object.__setattr__(self, "db_path", Path(self.db_path))
+        object.__setattr__(self, "fields", frozenset(self.fields))
+        object.__setattr__(self, "extra_fields", frozenset(self.extra_fields))
+        if not self.user_id:
+            raise ValueError("user_id must not be empty")
+        if not self.encryption_key:
+            raise ValueError("encryption_key must not be empty")
+        for name in ("max_batch", "rate_calls", "max_concurrency", "daily_quota", "max_body_bytes",
+                     "first_lead_id"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not self.rate_window > 0:
+            raise ValueError(f"rate_window must be positive, not {self.rate_window!r}")
+        if self.max_clock_skew < timedelta(0):
+            raise ValueError("max_clock_skew must not be negative")
+
+    @property
+    def all_fields(self) -> frozenset[str]:
+        """Attribute names syncMultipleLeads accepts (case-sensitive)."""
+        return self.fields | self.extra_fields | {"Email"}
+
+    def now(self) -> datetime:
+        """The injected wall clock, always timezone-aware (a naive value is taken as UTC)."""
+        value = self.clock()
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
