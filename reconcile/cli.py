@@ -186,6 +186,52 @@ def _normalise_key(key: str) -> str:
 # --- commands that talk to Marketo: apply, emulator, force-unlock, state rm ---
 
 
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback unless you mean it).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")] = 8080,
+    user_id: Annotated[Optional[str], typer.Option("--user-id", help="The mktowsUserId it accepts.")] = None,
+    encryption_key: Annotated[Optional[str], typer.Option(
+        "--encryption-key", help="The key it checks signatures with (default: MARKETO_ENCRYPTION_KEY, "
+        "else a built-in demo key).", show_default=False)] = None,
+    db: Annotated[Optional[Path], typer.Option("--db", help="Persist the lead database to this JSON file.")]
+    = None,
+    field: Annotated[Optional[list[str]], typer.Option("--field", help="Accept this extra lead field "
+                                                                        "(repeatable).")] = None,
+    latency: Annotated[float, typer.Option("--latency", min=0.0, help="Seconds added to every call.")] = 0.0,
+    fail_rate: Annotated[float, typer.Option("--fail-rate", min=0.0, max=1.0,
+                                             help="Fraction of calls that fail.")] = 0.0,
+    fail_every: Annotated[int, typer.Option("--fail-every", min=0, help="Fail every Nth call.")] = 0,
+    fail_code: Annotated[str, typer.Option("--fail-code", help="mktows code of injected failures.")] = "20011",
+    fail_http_status: Annotated[Optional[int], typer.Option(
+        "--fail-http-status", min=500, max=599, help="Fail with this HTTP status instead of a SOAP fault.")]
+    = None,
+    drop_rate: Annotated[float, typer.Option("--drop-rate", min=0.0, max=1.0,
+                                             help="Fraction of calls applied, then dropped unanswered.")] = 0.0,
+    drop_every: Annotated[int, typer.Option("--drop-every", min=0,
+                                            help="Apply, then drop unanswered, every Nth call.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fault randomness.")] = 0,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Records per call.")] = 300,
+    rate_calls: Annotated[int, typer.Option("--rate-calls", min=1, help="Calls per rate window.")] = 100,
+    rate_window: Annotated[float, typer.Option("--rate-window", min=0.001, help="Rate window, seconds.")] = 20.0,
+    max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1, help="Calls at once.")] = 10,
+    daily_quota: Annotated[int, typer.Option("--daily-quota", min=1, help="Calls per day.")] = 10_000,
+    debug: DebugOption = False,
+) -> int:
+    """Run the built-in Marketo SOAP emulator until Ctrl-C."""
+    from reconcile.emulator import DEFAULT_ENCRYPTION_KEY, DEFAULT_USER_ID, EmulatorConfig, Faults
+    from reconcile.emulator import serve_forever_cli
+
+    key = encryption_key or env().environ.get("MARKETO_ENCRYPTION_KEY") or DEFAULT_ENCRYPTION_KEY
+    config = EmulatorConfig(user_id=user_id or DEFAULT_USER_ID, encryption_key=key, db_path=db,
+                            extra_fields=frozenset(field or ()), max_batch=max_batch, rate_calls=rate_calls,
+                            rate_window=rate_window, max_concurrency=max_concurrency, daily_quota=daily_quota)
+    faults = Faults(latency=latency, fail_rate=fail_rate, fail_every=fail_every, fail_code=fail_code,
+                    fail_http_status=fail_http_status, drop_rate=drop_rate, drop_every=drop_every, seed=seed)
+    return serve_forever_cli(config, host=host, port=port, faults=faults, out=env().out)
+
+
 def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
     """`--debug` is accepted anywhere on the command line, before or after the command."""
     if "--" in argv:

@@ -22,7 +22,7 @@ from reconcile.emulator.config import (
     EmulatorConfig,
 )
 from reconcile.emulator.faults import Faults
-from reconcile.emulator.store import StoreError
+from reconcile.emulator.store import DEMO_LEADS, StoreError, create_database
 from reconcile.emulator.server import (
     API_VERSION,
     CallRecord,
@@ -40,7 +40,9 @@ __all__ = [
     "Emulator",
     "EmulatorConfig",
     "Faults",
+    "DEMO_LEADS",
     "StoreError",
+    "create_database",
     "export_lines",
     "serve_forever_cli",
 ]

@@ -47,7 +47,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from reconcile import soap
-from reconcile.emulator.config import EmulatorConfig
+from reconcile.emulator.config import DEFAULT_ENCRYPTION_KEY, EmulatorConfig
 from reconcile.emulator.faults import Decision, Faults
 from reconcile.emulator.limits import Limits, Refused
 from reconcile.emulator.store import LeadStore, StoreError
@@ -538,14 +538,19 @@ class Emulator:
 
 
 def export_lines(emulator: Emulator) -> list[str]:
-    """Shell lines that point `reconcile` (or any client) at a running emulator."""
+    """Shell lines that point `reconcile` (or any client) at a running emulator.
+
+    Only the built-in demo key is ever shown; a key the user chose is a secret and stays unprinted.
+    """
     import shlex
 
     config = emulator.config
+    key = (shlex.quote(config.encryption_key) if config.encryption_key == DEFAULT_ENCRYPTION_KEY
+           else '"$MARKETO_ENCRYPTION_KEY"  # the key you gave the emulator (not shown)')
     return [
         f"export MARKETO_SOAP_ENDPOINT={shlex.quote(emulator.endpoint)}",
         f"export MARKETO_USER_ID={shlex.quote(config.user_id)}",
-        f"export MARKETO_ENCRYPTION_KEY={shlex.quote(config.encryption_key)}",
+        f"export MARKETO_ENCRYPTION_KEY={key}",
     ]
 
 

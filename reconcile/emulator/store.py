@@ -326,3 +326,24 @@ def _validated(raw: Any) -> dict[str, Any]:
         raise ValueError(f"lead {lead_id}: attributes must map names to strings or null")
     lead["attributes"] = dict(attributes)
     return lead
+
+
+# An instance as a new user meets it: one lead that already exists in "Marketo", so the example
+# lead files can show adopting a lead by its Marketo ID (leads/adopted.yaml).
+DEMO_LEADS: tuple[dict[str, Any], ...] = (
+    {"id": 1090238, "email": "legacy.lead@example.com", "foreignSysPersonId": None, "foreignSysType": None,
+     "attributes": {"FirstName": "Lee", "LastName": "Gacy", "Title": "Partnerships"},
+     "createdAt": "2013-08-01T18:22:30-07:00", "updatedAt": "2013-08-01T18:22:30-07:00"},
+)
+
+
+def create_database(path: Path, leads: Iterable[dict[str, Any]] = DEMO_LEADS,
+                    first_lead_id: int = 1_000_001) -> bool:
+    """Create an emulator database holding `leads`, unless one exists. True if it was created."""
+    if path.exists():
+        return False
+    store = LeadStore(fields=frozenset(), first_lead_id=first_lead_id)
+    store._leads = {lead["id"]: _validated(lead) for lead in leads}
+    store._next_id = max([first_lead_id, *(i + 1 for i in store._leads)])
+    store._save(path)
+    return True
