@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
@@ -33,11 +34,14 @@ class Environment:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     stdout_isatty: bool | None = None
     stdin_isatty: bool | None = None
+    stderr_isatty: bool | None = None
     debug: bool = False
 
     def __post_init__(self) -> None:
         if self.stdout_isatty is None:
             self.stdout_isatty = _isatty(self.stdout)
+        if self.stderr_isatty is None:
+            self.stderr_isatty = _isatty(self.stderr)
         if self.stdin_isatty is None:
             self.stdin_isatty = _isatty(self.stdin)
 
@@ -103,11 +107,12 @@ def validate(leads: LeadsOption = Path("leads"), debug: DebugOption = False) -> 
 
 
 def _load_inputs(leads: Path, state_path: Path):
-    from reconcile.state import load_state
+    from reconcile.cache import cache_dir_for, load_state
     from reconcile.validate import load_desired
 
-    desired = load_desired(leads)
-    state = load_state(state_path)
+    cache_dir = cache_dir_for(state_path)
+    desired = load_desired(leads, cache_dir=cache_dir)
+    state = load_state(state_path, cache_dir)
     return desired, state
 
 
@@ -184,6 +189,220 @@ def _normalise_key(key: str) -> str:
 
 
 # --- commands that talk to Marketo: apply, emulator, force-unlock, state rm ---
+
+
+@app.command()
+def apply(
+    plan_file: Annotated[Optional[Path], typer.Argument(help="A plan saved by `plan --out`: apply exactly it.",
+                                                        show_default=False)] = None,
+    leads: LeadsOption = Path("leads"),
+    state: StateOption = Path("reconcile.state.json"),
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking.")] = False,
+    use_emulator: Annotated[bool, typer.Option(
+        "--emulator", help="Apply to the built-in Marketo emulator (database under .reconcile/).")] = False,
+    endpoint: Annotated[Optional[str], typer.Option(
+        "--endpoint", help="SOAP endpoint URL (overrides MARKETO_SOAP_ENDPOINT).", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per call (1..300).")] = 300,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Calls in flight at once (1..10).")] = 4,
+    no_dedup: Annotated[bool, typer.Option("--no-dedup", help="Send dedupEnabled=false: Marketo creates a new "
+                                           "lead even when one with the email exists.")] = False,
+    forget_orphans: Annotated[bool, typer.Option("--forget-orphans", help="Drop leads no longer declared "
+                                                 "from the state (Marketo keeps them).")] = False,
+    debug: DebugOption = False,
+) -> int:
+    """Apply the plan: send syncMultipleLeads calls and record the lead IDs in the state."""
+    from reconcile import applier, lock, planfile
+    from reconcile.planner import plan as make_plan
+    from reconcile.validate import load_desired
+
+    options = applier.ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=not no_dedup,
+                                   forget_orphans=forget_orphans)
+    saved = planfile.load(plan_file) if plan_file is not None else None
+    if saved is not None:
+        leads, state = Path(saved.leads_dir), Path(saved.state_path)
+    if use_emulator and endpoint:
+        raise UsageError("--emulator and --endpoint are mutually exclusive")
+    with contextlib.ExitStack() as stack:
+        credentials = (stack.enter_context(_embedded_emulator(state)) if use_emulator
+                       else _credentials_from_env(endpoint))
+        held = lock.acquire(state, "apply", on_warning=lambda text: env().err(f"warning: {text}"))
+        stack.callback(held.release)
+        current, _ = applier.recover_state(state, on_event=_print_event)
+        desired = load_desired(leads)
+        if saved is not None:
+            planfile.check_fresh(saved, desired=desired, state=current, state_path=state)
+        plan = make_plan(desired.leads, current, batch_size=options.batch_size)
+        has_work = plan.has_changes or (forget_orphans and plan.summary["orphaned"])
+        env().out(_render(plan, OutputFormat.text))
+        if not has_work:
+            env().out("Nothing to apply.")
+            return ExitStatus.SUCCESS
+        if saved is None and not auto_approve:
+            _confirm(credentials.endpoint)
+        transport = _make_transport(credentials, options.concurrency)
+        stack.callback(transport.close)
+        report = _run_apply(plan, current, state, transport, options)
+        env().out(report.summary())
+        return ExitStatus.SUCCESS
+
+
+def _credentials_from_env(endpoint: str | None):
+    from reconcile.transport import Credentials
+
+    return Credentials.from_env(env().environ, endpoint_override=endpoint)
+
+
+@contextlib.contextmanager
+def _embedded_emulator(state_path: Path):
+    """The built-in emulator, in-process on a free loopback port, with a database that persists
+    beside the state so a second run sees what the first one created."""
+    import secrets
+
+    from reconcile.emulator import Emulator, EmulatorConfig, create_database
+    from reconcile.transport import Credentials
+
+    db_path = state_path.parent / ".reconcile" / "emulator-db.json"
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    _ignore_in_git(db_path.parent)
+    if create_database(db_path):
+        env().err(f"Created the emulator's demo database at {db_path}.")
+    key = secrets.token_hex(20)  # lives only in this process: nothing to leak
+    with Emulator(EmulatorConfig(encryption_key=key, db_path=db_path)) as running:
+        env().err(f"Applying to the built-in Marketo emulator at {running.endpoint}.")
+        yield Credentials(endpoint=running.endpoint, user_id=running.config.user_id, encryption_key=key)
+
+
+def _ignore_in_git(directory: Path) -> None:
+    marker = directory / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# reconcile's local cache and emulator database: never commit\n*\n")
+
+
+def _confirm(endpoint: str) -> None:
+    if not env().stdin_isatty:
+        raise UsageError("apply needs confirmation but stdin is not interactive; review the plan and pass "
+                         "--auto-approve, or apply a saved plan file")
+    env().stdout.write(f"\nApply these changes to {endpoint}?\n  Only 'yes' will be accepted: ")
+    env().stdout.flush()
+    answer = env().stdin.readline().strip()
+    if answer != "yes":
+        env().out("Apply cancelled; nothing was sent.")
+        raise typer.Exit(ExitStatus.SUCCESS)
+
+
+def _make_transport(credentials, concurrency: int):
+    from reconcile.transport import SoapTransport
+
+    log = (lambda text: env().err(f"debug: {text}")) if env().debug else None
+    return SoapTransport(credentials, max_concurrency=concurrency, log=log)
+
+
+def _print_event(event) -> None:
+    from reconcile import applier
+
+    if isinstance(event, applier.JournalRecovered):
+        env().err(f"warning: {event.report.summary()}")
+    elif isinstance(event, applier.ApplyWarning):
+        env().err(f"warning: {event.message}")
+    elif isinstance(event, applier.BatchRetrying):
+        env().err(f"call {event.batch}: retrying in {event.delay:.1f} s after {event.reason}")
+    elif isinstance(event, applier.BatchFailed):
+        env().err(f"call {event.batch}: {event.error}")
+
+
+def _run_apply(plan, current, state_path: Path, transport, options):
+    """Run the applier with a progress display and Ctrl-C / SIGTERM turned into a graceful stop."""
+    import signal
+    import threading
+
+    from reconcile import applier
+
+    stop = threading.Event()
+    progress = _Progress(total_records=plan.records_to_send, calls=plan.calls)
+    restore = []
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            restore.append((signum, signal.signal(signum, lambda *_: stop.set())))
+
+    def on_event(event) -> None:
+        _print_event(event)
+        progress.update(event)
+
+    try:
+        return applier.apply_plan(plan, current, state_path, transport, options=options, on_event=on_event,
+                                  stop=stop)
+    except ReconcileError as exc:
+        report = getattr(exc, "report", None)
+        if report is not None:
+            progress.close()
+            env().out(report.summary())
+        raise
+    finally:
+        progress.close()
+        for signum, handler in restore:
+            signal.signal(signum, handler)
+
+
+class _Progress:
+    """A progress bar on stderr when it is a terminal and there is more than one call; otherwise a
+    line per answered call, so CI logs show progress too."""
+
+    def __init__(self, total_records: int, calls: int):
+        self.calls = calls
+        self.bar = None
+        if calls > 1 and env().stderr_isatty:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
+                                TimeElapsedColumn(), console=Console(file=env().stderr), transient=True)
+            self.task = self.bar.add_task("apply", total=total_records)
+            self.bar.start()
+
+    def update(self, event) -> None:
+        from reconcile import applier
+
+        if not isinstance(event, applier.BatchAnswered):
+            return
+        if self.bar is not None:
+            self.bar.advance(self.task, event.records)
+        elif self.calls > 1:
+            env().err(f"call {event.batch}/{self.calls}: {event.created} created, {event.updated} updated, "
+                      f"{event.failed} failed")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+@app.command("force-unlock")
+def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock ID a locked run printed.")],
+                 state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
+    """Remove a lock left by a run on another machine (only if its ID matches)."""
+    from reconcile import lock
+
+    removed = lock.force_unlock(state, lock_id)
+    env().out(f"Removed lock {removed.id} on {state} (held by {removed.describe()}).")
+    return ExitStatus.SUCCESS
+
+
+@state_app.command("rm")
+def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (Marketo keeps the lead).")],
+             state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
+    """Forget a lead from the state. Nothing is sent to Marketo."""
+    from reconcile import lock
+    from reconcile.planner import forget
+    from reconcile.state import load_state, with_leads, write_state
+
+    with lock.acquire(state, "state rm", on_warning=lambda text: env().err(f"warning: {text}")):
+        current = load_state(state)
+        target = key if key in current.leads else _normalise_key(key)
+        if target not in current.leads:
+            raise UsageError(f"no lead {key!r} in {state} (see `reconcile state list`)")
+        write_state(state, with_leads(current, forget(current.leads, [target])))
+    env().out(f"Removed {target} from {state}; the lead stays in Marketo.")
+    return ExitStatus.SUCCESS
 
 
 @app.command()

@@ -47,7 +47,9 @@ def _action_lines(action: Action, paint) -> list[str]:
     lines: list[str] = []
     source = f" ({action.lead.location})" if action.lead is not None else ""
     if action.kind == CREATE:
-        lines.append(paint(_DIM, f"# {action.identity} will be created{source}"))
+        verb = ("will be adopted (an existing Marketo lead, updated by its ID)" if action.lead.lead_id is not None
+                else "will be created")
+        lines.append(paint(_DIM, f"# {action.identity} {verb}{source}"))
         lines.append(paint(_GREEN, f"+ lead {_quote(action.identity)} {{"))
         rows = _lead_keys(action) + [(c.name, c.new) for c in action.attribute_changes]
         width = max((len(name) for name, _ in rows), default=0)
