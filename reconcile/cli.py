@@ -293,7 +293,8 @@ def _confirm(endpoint: str) -> None:
 def _make_transport(credentials, concurrency: int):
     from reconcile.transport import SoapTransport
 
-    log = (lambda text: env().err(f"debug: {text}")) if env().debug else None
+    environment = env()  # the transport logs from its worker threads, outside this context
+    log = (lambda text: environment.err(f"debug: {text}")) if environment.debug else None
     return SoapTransport(credentials, max_concurrency=concurrency, log=log)
 
 

@@ -14,7 +14,7 @@ from reconcile import __version__
 from reconcile.errors import InputError, Location, StalePlanError
 from reconcile.model import Plan, State
 from reconcile.render import plan_to_json
-from reconcile.state import state_file_hash, write_atomic
+from reconcile.state import content_hash, state_file_hash, write_atomic
 
 PLAN_FILE_KIND = "reconcile-plan"
 PLAN_FILE_VERSION = 1
@@ -65,12 +65,17 @@ def load(path: Path) -> SavedPlan:
 def check_fresh(saved: SavedPlan, *, desired, state: State, state_path: Path) -> None:
     """Raise StalePlanError, saying what changed, if the inputs differ from when the plan was made."""
     changed = []
-    if state.lineage != saved.lineage:
-        changed.append(f"the state's lineage changed ({saved.lineage} → {state.lineage})")
-    elif state.serial != saved.serial:
-        changed.append(f"the state was written since (serial {saved.serial} → {state.serial})")
-    elif state_file_hash(state_path) != saved.state_hash:
-        changed.append("the state file's content changed")
+    # The file's hash decides; lineage and serial only explain. (A state file that did not exist
+    # then and does not now has a fresh random lineage on every load.)
+    if state_file_hash(state_path) != saved.state_hash:
+        if saved.state_hash == content_hash(b""):
+            changed.append(f"the state file was created since (now serial {state.serial})")
+        elif state.lineage != saved.lineage:
+            changed.append(f"the state's lineage changed ({saved.lineage} → {state.lineage})")
+        elif state.serial != saved.serial:
+            changed.append(f"the state was written since (serial {saved.serial} → {state.serial})")
+        else:
+            changed.append("the state file's content changed")
     if desired.files_hash != saved.files_hash:
         added = sorted(set(desired.files) - set(saved.files))
         removed = sorted(set(saved.files) - set(desired.files))
