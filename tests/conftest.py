@@ -49,3 +49,90 @@ def emulator_env(emulator, monkeypatch):
     monkeypatch.setenv("MARKETO_USER_ID", emulator.user_id)
     monkeypatch.setenv("MARKETO_ENCRYPTION_KEY", emulator.encryption_key)
     return emulator
+
+
+# --- transport / applier fixtures (reconcile/transport.py, reconcile/applier.py) ----------------
+
+
+@_emu_pytest.fixture
+def transport_for():
+    """Build a SoapTransport for an emulator: `transport_for(emu, key=..., **SoapTransport kwargs)`.
+
+    Backoff is instant by default (a no-op `sleep`, tiny delays) so retry tests stay fast; pass
+    `sleep=` or `retry=` to observe or change it. Every transport is closed after the test.
+    """
+    from reconcile.transport import Credentials, RetryPolicy, SoapTransport
+
+    made = []
+
+    def make(emulator, *, key=None, user_id=None, **kwargs):
+        credentials = Credentials(emulator.endpoint, user_id or emulator.user_id, key or emulator.encryption_key)
+        kwargs.setdefault("sleep", lambda seconds: None)
+        kwargs.setdefault("retry", RetryPolicy(max_attempts=6, max_elapsed=120.0, base_delay=0.01, max_delay=0.05))
+        transport = SoapTransport(credentials, **kwargs)
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        transport.close()
+
+
+@_emu_pytest.fixture
+def recording_session():
+    """A requests.Session class that keeps every request body it sends (`.bodies`)."""
+    import requests
+
+    class RecordingSession(requests.Session):
+        def __init__(self):
+            super().__init__()
+            self.bodies = []
+
+        def request(self, method, url, *args, **kwargs):
+            data = kwargs.get("data")
+            if data is not None:
+                self.bodies.append(bytes(data))
+            return super().request(method, url, *args, **kwargs)
+
+    return RecordingSession
+
+
+@_emu_pytest.fixture
+def lead_factory():
+    """`lead_factory(n, prefix="u", **attributes)`: n email-keyed Leads u0000@example.com, u0001@...
+
+    Numbers are zero-padded so that the plan's order (sorted by identity) is the numeric order.
+    """
+    from reconcile.errors import Location
+    from reconcile.model import Lead
+
+    def make(n, prefix="u", start=0, **attributes):
+        attributes = attributes or {"FirstName": "First", "Title": None}
+        return [Lead(location=Location("leads/test.yaml", i + 1), email=f"{prefix}{i:04d}@example.com",
+                     attributes=dict(attributes)) for i in range(start, start + n)]
+
+    return make
+
+
+def assert_state_matches_emulator(state, emulator):
+    """Every state lead exists in the emulator with the same keys and attributes, and vice versa."""
+    db = {lead["id"]: lead for lead in emulator.leads()}
+    ids = [lead.lead_id for lead in state.leads.values()]
+    assert len(ids) == len(set(ids)), "two state leads share a lead ID"
+    assert sorted(ids) == sorted(db), "state and emulator hold different leads"
+    for key, lead in state.leads.items():
+        remote = db[lead.lead_id]
+        if lead.email is not None:
+            assert (remote["email"] or "").lower() == lead.email.lower(), key
+        if lead.foreign_sys_person_id is not None:
+            assert remote["foreignSysPersonId"] == lead.foreign_sys_person_id, key
+            assert remote["foreignSysType"] == lead.foreign_sys_type, key
+        for name, value in lead.attributes.items():
+            assert remote["attributes"].get(name) == value, (key, name)
+    emails = [(lead["email"] or "").lower() for lead in db.values() if lead["email"]]
+    assert len(emails) == len(set(emails)), "duplicate leads (same email) in the emulator"
+
+
+@_emu_pytest.fixture
+def state_matches_emulator():
+    return assert_state_matches_emulator
