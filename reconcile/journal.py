@@ -257,7 +257,7 @@ class RecoveryReport:
     def summary(self) -> str:
         if not self.found:
             return "no interrupted apply to recover"
-        parts = [f"recovered the journal of an interrupted apply"
+        parts = ["recovered the journal of an interrupted apply"
                  + (f" (started {self.started})" if self.started else "")
                  + f": {len(self.recorded)} lead(s) recorded from {self.batches_answered} answered call(s)"]
         if self.failed:

@@ -128,3 +128,18 @@ def test_python_dash_m_runs_the_cli(workspace: Path) -> None:
                             cwd=workspace, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "6 leads in 4 files are valid." in result.stdout
+
+
+def test_state_rm_forgets_one_lead_and_bumps_the_serial(workspace: Path) -> None:
+    leads = {key: {"leadId": n, "email": key[6:], "foreignSysPersonId": None, "foreignSysType": None,
+                   "attributes": {}, "syncedAt": None}
+             for n, key in enumerate(["email:a@example.com", "email:b@example.com"], start=1)}
+    (workspace / "reconcile.state.json").write_text(json.dumps(
+        {"format_version": 1, "lineage": "abc", "serial": 2, "leads": leads}))
+    result = invoke("state", "rm", "email:A@example.com")
+    assert result.exit_code == 0, result.stderr
+    after = json.loads((workspace / "reconcile.state.json").read_text())
+    assert list(after["leads"]) == ["email:b@example.com"]
+    assert after["serial"] == 3 and after["lineage"] == "abc"
+    assert not (workspace / "reconcile.state.json.lock").exists(), "the lock is released"
+    assert invoke("state", "rm", "email:nobody@example.com").exit_code == 64

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconcile.errors import Location
-from reconcile.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Lead, State, StateLead
+from reconcile.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Lead, State
 from reconcile.planner import plan, record_outcomes, recorded_lead
 
 EMAILS = ["a@example.com", "A@example.com", "b@example.com", "c@example.com", "d@example.com"]

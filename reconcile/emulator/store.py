@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
+
+from reconcile.state import write_atomic
 
 CREATED = "CREATED"
 UPDATED = "UPDATED"
@@ -267,38 +267,9 @@ class LeadStore:
                     "leads": [self._leads[i] for i in sorted(self._leads)]}
         payload = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(payload)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-            _fsync_dir(path.parent)
+            write_atomic(path, payload.encode("utf-8"))
         except OSError as exc:
             raise StoreError(f"cannot write emulator database {path}: {exc}") from exc
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _copy(lead: dict[str, Any]) -> dict[str, Any]:
