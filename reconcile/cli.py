@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Mapping, Optional, TextIO
+from typing import Annotated, Mapping, Optional, TextIO
 
 import typer
 
@@ -137,6 +137,16 @@ def plan_command(
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo."""
+    from reconcile.cache import gc_paused
+
+    # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
+    # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
+    with gc_paused():
+        return _plan_and_render(leads, state, out, format, detailed_exitcode)
+
+
+def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
+                     detailed_exitcode: bool) -> int:
     from reconcile import planfile
     from reconcile.planner import plan as make_plan
 
@@ -392,12 +402,12 @@ def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock ID a lock
 def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (Marketo keeps the lead).")],
              state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
     """Forget a lead from the state. Nothing is sent to Marketo."""
-    from reconcile import lock
+    from reconcile import applier, lock
     from reconcile.planner import forget
-    from reconcile.state import load_state, with_leads, write_state
+    from reconcile.state import with_leads, write_state
 
     with lock.acquire(state, "state rm", on_warning=lambda text: env().err(f"warning: {text}")):
-        current = load_state(state)
+        current, _ = applier.recover_state(state, on_event=_print_event)
         target = key if key in current.leads else _normalise_key(key)
         if target not in current.leads:
             raise UsageError(f"no lead {key!r} in {state} (see `reconcile state list`)")

@@ -3,6 +3,15 @@
 Values are taken as written: `01234` stays "01234", `no` stays "no", dates stay text. Only plain
 (unquoted) `null`/`~`/empty become None (clear the field), plain `true`/`false` are normalised to
 "true"/"false", and a plain integer under `leadId` becomes an int. Duplicate keys are errors.
+
+Two ways to the same result:
+- the fast path builds plain values straight from libyaml's event stream (no node tree, no resolver).
+  It handles the plain YAML lead files are made of; the moment it meets anything else (an anchor, an
+  alias, a tag, a merge key, a duplicate key, a non-text key, a YAML error, a second document) it
+  gives up and
+- the reference path composes the node tree and converts it, checking everything and raising the
+  error messages users see. YAML syntax errors are reported by PyYAML's pure-Python parser, whose
+  messages are the documented ones (libyaml words them differently).
 """
 
 from __future__ import annotations
@@ -56,46 +65,82 @@ def decode(raw: bytes, path: str) -> str:
                          Location(path, line)) from exc
 
 
-def _loader_class():
+# --- parsers ---------------------------------------------------------------------------------------
+
+_PARSERS: dict[str, Any] = {}
+
+
+def _parsers() -> dict[str, Any]:
+    """The event parser (libyaml when PyYAML has it) and node loaders, built on first use."""
+    if _PARSERS:
+        return _PARSERS
     import yaml
+    from yaml.composer import Composer
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.resolver import BaseResolver
+    from yaml.scanner import Scanner
 
-    base_parser = getattr(yaml, "CParser", None)
-    if base_parser is None:  # PyYAML built without libyaml: same results, slower
-        from yaml.composer import Composer
-        from yaml.parser import Parser
-        from yaml.reader import Reader
-        from yaml.scanner import Scanner
+    class PurePythonParser(Reader, Scanner, Parser, Composer):
+        def __init__(self, stream):
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
 
-        class PurePythonParser(Reader, Scanner, Parser, Composer):
-            def __init__(self, stream):
-                Reader.__init__(self, stream)
-                Scanner.__init__(self)
-                Parser.__init__(self)
-                Composer.__init__(self)
-
-        base_parser = PurePythonParser
-
-    class NodeLoader(base_parser, yaml.resolver.BaseResolver):
+    class PureNodeLoader(PurePythonParser, BaseResolver):
         """Composes nodes without resolving any implicit type: every scalar keeps its text."""
 
         def __init__(self, stream):
-            base_parser.__init__(self, stream)
-            yaml.resolver.BaseResolver.__init__(self)
+            PurePythonParser.__init__(self, stream)
+            BaseResolver.__init__(self)
 
-    return NodeLoader
+    try:  # PyYAML does not export its libyaml binding at the top level (yaml.CParser does not exist)
+        from yaml._yaml import CParser
+    except ImportError:  # PyYAML built without libyaml: same results, slower
+        CParser = None
+
+    if CParser is not None:
+        class CNodeLoader(CParser, BaseResolver):
+            def __init__(self, stream):
+                CParser.__init__(self, stream)
+                BaseResolver.__init__(self)
+    else:
+        CNodeLoader = None
+
+    _PARSERS.update(yaml=yaml, events=CParser or PurePythonParser, pure_events=PurePythonParser,
+                    c_nodes=CNodeLoader, pure_nodes=PureNodeLoader)
+    return _PARSERS
 
 
-_LOADER = None
+def _libyaml_agrees(text: str) -> bool:
+    """Whether libyaml is known to read `text` exactly as PyYAML's pure-Python parser does.
+
+    They differ on tabs (libyaml accepts a tab after a value, PyYAML refuses it) and on a byte order
+    mark past the start. Such files are read by the pure-Python parser, so the result never depends
+    on how PyYAML was built.
+    """
+    return "\t" not in text and "\ufeff" not in text
 
 
 def compose(text: str, path: str):
     """The YAML node tree of `text` (a single document), or an InputError with the line."""
-    global _LOADER
-    import yaml
-
-    if _LOADER is None:
-        _LOADER = _loader_class()
-    loader = _LOADER(text)
+    parsers = _parsers()
+    yaml = parsers["yaml"]
+    if parsers["c_nodes"] is not None and _libyaml_agrees(text):
+        loader = parsers["c_nodes"](text)
+        try:
+            return loader.get_single_node()
+        except yaml.YAMLError:
+            pass  # the pure-Python parser below has the final word, and the documented messages
+        finally:
+            loader.dispose()
+    try:
+        loader = parsers["pure_nodes"](text)  # its reader refuses unprintable characters right here
+    except yaml.reader.ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
+        raise InputError(f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}",
+                         Location(path, line)) from exc
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -112,6 +157,121 @@ def compose(text: str, path: str):
     return node
 
 
+# --- the fast path: events -> plain values ---------------------------------------------------------
+
+class _GiveUp(Exception):
+    """The fast path met something only the reference path handles (or reports)."""
+
+
+def _fast_document(text: str) -> tuple[Any, tuple[int, ...]] | None:
+    """(document, lead lines) exactly as the reference path would give them, or None to use it."""
+    parsers = _parsers()
+    events = parsers["yaml"].events
+    try:
+        parser = (parsers["events"] if _libyaml_agrees(text) else parsers["pure_events"])(text)
+    except parsers["yaml"].YAMLError:  # the pure-Python reader checks every character up front
+        return None
+    counter = [0]
+    try:
+        next_event = parser.get_event
+        if type(next_event()) is not events.StreamStartEvent:
+            raise _GiveUp
+        if type(next_event()) is not events.DocumentStartEvent:
+            raise _GiveUp  # an empty file: the reference path reports it
+        first = next_event()
+        lines: list[int] = []
+        document = _fast_node(first, None, next_event, events, counter, lines)
+        if type(next_event()) is not events.DocumentEndEvent or type(next_event()) is not events.StreamEndEvent:
+            raise _GiveUp
+        # Without aliases a file cannot exceed the reference path's bound on values; count anyway.
+        if counter[0] + 1 > 2 * len(text) + 1000:
+            raise _GiveUp
+        return document, tuple(lines)
+    except (_GiveUp, parsers["yaml"].YAMLError, RecursionError, ValueError):
+        return None
+    finally:
+        parser.dispose()
+
+
+def _fast_node(event, key, next_event, events, counter, lines):
+    cls = type(event)
+    if event.anchor is not None or cls is events.AliasEvent:
+        raise _GiveUp
+    if cls is events.ScalarEvent:
+        if event.tag is not None:
+            raise _GiveUp
+        text = event.value
+        if not event.style:  # plain: None (pure-Python parser) or "" (libyaml)
+            if text in _NULLS:
+                return None
+            if text in _BOOLS:
+                return _BOOLS[text]
+            if key == "leadId" and text.isascii() and text.isdigit():
+                return int(text)
+        return text
+    if event.tag is not None:
+        raise _GiveUp
+    if cls is events.MappingStartEvent:
+        return _fast_mapping(next_event, events, counter, lines)
+    if cls is events.SequenceStartEvent:
+        return _fast_sequence(next_event, events, counter, None)
+    raise _GiveUp
+
+
+def _fast_mapping(next_event, events, counter, lines=None) -> dict:
+    """A block or flow mapping; `lines` (root only) receives the line of each item under `leads:`."""
+    ScalarEvent, MappingEndEvent = events.ScalarEvent, events.MappingEndEvent
+    result: dict[str, Any] = {}
+    while True:
+        event = next_event()
+        if type(event) is not ScalarEvent:
+            if type(event) is MappingEndEvent:
+                counter[0] += len(result)
+                return result
+            raise _GiveUp
+        key = event.value
+        if event.tag is not None or event.anchor is not None or key in result or (key == "<<" and not event.style):
+            raise _GiveUp
+        event = next_event()
+        if type(event) is ScalarEvent and event.tag is None and event.anchor is None:
+            value = event.value
+            if not event.style:
+                if value in _NULLS:
+                    value = None
+                elif value in _BOOLS:
+                    value = _BOOLS[value]
+                elif key == "leadId" and value.isascii() and value.isdigit():
+                    value = int(value)
+            result[key] = value
+        elif lines is not None and key == "leads" and type(event) is events.SequenceStartEvent:
+            if event.tag is not None or event.anchor is not None:
+                raise _GiveUp
+            result[key] = _fast_sequence(next_event, events, counter, lines)
+        else:
+            result[key] = _fast_node(event, key, next_event, events, counter, None)
+
+
+def _fast_sequence(next_event, events, counter, lines) -> list:
+    MappingStartEvent, SequenceEndEvent = events.MappingStartEvent, events.SequenceEndEvent
+    result: list[Any] = []
+    append = result.append
+    while True:
+        event = next_event()
+        if type(event) is MappingStartEvent and event.tag is None and event.anchor is None:
+            if lines is not None:
+                lines.append(event.start_mark.line + 1)
+            append(_fast_mapping(next_event, events, counter))
+        elif type(event) is SequenceEndEvent:
+            counter[0] += len(result)
+            return result
+        else:
+            if lines is not None:
+                lines.append(event.start_mark.line + 1)
+            append(_fast_node(event, None, next_event, events, counter, None))
+
+
+# --- the reference path: node tree -> plain values, with every check and message ---------------------
+
 class _Converter:
     """Turns a node tree into plain values, checking what PyYAML's constructor would let through."""
 
@@ -120,13 +280,13 @@ class _Converter:
         self.nodes = 0
         # Without aliases a file cannot hold more values than characters; the bound stops alias bombs.
         self.max_nodes = max_nodes
+        self.yaml = _parsers()["yaml"]
 
     def error(self, node, message: str) -> InputError:
         return InputError(message, Location(self.path, node.start_mark.line + 1))
 
     def value(self, node, key: str | None = None) -> Any:
-        import yaml
-
+        yaml = self.yaml
         self.nodes += 1
         if self.nodes > self.max_nodes:
             raise self.error(node, "file expands to too many values (aliases nested too deeply?)")
@@ -146,7 +306,7 @@ class _Converter:
         text = node.value
         if node.tag not in _SCALAR_TAGS:
             raise self.error(node, f"unsupported YAML tag {node.tag}")
-        if node.style is not None:  # quoted or block scalars are always text
+        if node.style:  # quoted or block scalars are always text (plain is None, or "" from libyaml)
             return text
         if text in _NULLS:
             return None
@@ -157,14 +317,12 @@ class _Converter:
         return text
 
     def mapping(self, node) -> dict[str, Any]:
-        import yaml
-
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
+            if not isinstance(key_node, self.yaml.ScalarNode):
                 raise self.error(key_node, "mapping keys must be plain text")
             key = key_node.value
-            if key == "<<" and key_node.style is None:
+            if key == "<<" and not key_node.style:
                 raise self.error(key_node, "YAML merge keys (<<) are not supported; write the fields out")
             if key in result:
                 raise self.error(key_node, f"duplicate key {key!r} in one mapping")
@@ -174,8 +332,15 @@ class _Converter:
 
 def parse_lead_file(text: str, path: str) -> LeadFile:
     """Parse one lead file's text. The line of each entry under `leads:` is kept for messages."""
-    import yaml
+    fast = _fast_document(text)
+    if fast is not None:
+        return LeadFile(path=path, document=fast[0], lead_lines=fast[1])
+    return parse_lead_file_reference(text, path)
 
+
+def parse_lead_file_reference(text: str, path: str) -> LeadFile:
+    """The reference path (see the module docstring): slower, and the one that explains errors."""
+    yaml = _parsers()["yaml"]
     node = compose(text, path)
     if node is None:
         raise InputError("file is empty; expected a mapping with a 'leads' list", Location(path, 1))
@@ -198,29 +363,54 @@ def load_lead_file(file: Path, display: str | None = None) -> LeadFile:
     return parse_lead_file(decode(raw, name), name)
 
 
-def line_of(text: str, path: str, json_path: tuple) -> int | None:
-    """The source line of the value at `json_path` (keys and indexes), for error messages.
+class SourceLines:
+    """Source lines of values by their JSON path, for error messages. Composes the file once, lazily.
 
-    Only called when there is an error to report, so the happy path keeps no per-value lines.
+    Only used when there is an error to report, so the happy path keeps no per-value lines.
     """
-    import yaml
 
-    try:
-        node = compose(text, path)
-    except InputError:
-        return None
-    line = node.start_mark.line + 1 if node is not None else None
-    for step in json_path:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == step:
-                    node, line = value_node, key_node.start_mark.line + 1
-                    break
+    def __init__(self, text: str, path: str):
+        self.text = text
+        self.path = path
+        self._root: Any = _UNSET
+        self._lines: dict[tuple, int | None] = {}
+
+    def line(self, json_path: tuple) -> int | None:
+        if json_path not in self._lines:
+            self._lines[json_path] = self._find(json_path)
+        return self._lines[json_path]
+
+    def _find(self, json_path: tuple) -> int | None:
+        if self._root is _UNSET:
+            try:
+                self._root = compose(self.text, self.path)
+            except InputError:
+                self._root = _UNPARSABLE
+        node = self._root
+        if node is _UNPARSABLE:
+            return None
+        yaml = _parsers()["yaml"]
+        line = node.start_mark.line + 1 if node is not None else None
+        for step in json_path:
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if key_node.value == step:
+                        node, line = value_node, key_node.start_mark.line + 1
+                        break
+                else:
+                    return line
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+                node = node.value[step]
+                line = node.start_mark.line + 1
             else:
                 return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            node = node.value[step]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+        return line
+
+
+_UNSET = object()
+_UNPARSABLE = object()
+
+
+def line_of(text: str, path: str, json_path: tuple) -> int | None:
+    """The source line of the value at `json_path` (keys and indexes), for error messages."""
+    return SourceLines(text, path).line(json_path)

@@ -6,7 +6,10 @@ planning again after an apply finds nothing to do (the property tests check exac
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+import gc
+from contextlib import contextmanager
+from operator import attrgetter, itemgetter
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from reconcile.model import (CREATE, MAX_BATCH_SIZE, ORPHANED, UNCHANGED, UPDATE, Action, AttributeChange,
                              KeyChange, Lead, Plan, State, StateLead)
@@ -44,28 +47,32 @@ class _StateIndex:
         return found
 
 
-def match_state(desired: Sequence[Lead], state: State) -> dict[str, str]:
+def match_state(desired: Sequence[Lead], state: State, identities: Sequence[str] | None = None) -> dict[str, str]:
     """Map each desired identity to the state key that holds the same lead, if any.
 
     Exact identity matches win; then leads are matched by their other keys (same leadId, same
     foreign ID, same email), each state record claimed by at most one desired lead.
+    `identities`, if given, are the leads' identities (computed once by the caller).
     """
-    matched: dict[str, str] = {}
-    claimed: set[str] = set()
-    for lead in desired:
-        if lead.identity in state.leads:
-            matched[lead.identity] = lead.identity
-            claimed.add(lead.identity)
+    if identities is None:
+        identities = [lead.identity for lead in desired]
+    state_leads = state.leads
+    matched: dict[str, str] = {identity: identity for identity in identities if identity in state_leads}
+    if len(matched) == len(identities):
+        return matched  # the common case: every lead is known by its identity; nothing left to match
+    claimed: set[str] = set(matched)
     index: _StateIndex | None = None
     # Identity order, not file order: moving a lead between files must not change the plan.
-    for lead in sorted(desired, key=lambda lead: lead.identity):
-        if lead.identity in matched:
+    pending = sorted(((identity, lead) for identity, lead in zip(identities, desired) if identity not in matched),
+                     key=itemgetter(0))
+    for identity, lead in pending:
+        if identity in matched:
             continue
         if index is None:
-            index = _StateIndex(state.leads)
+            index = _StateIndex(state_leads)
         for key in index.candidates(lead):
-            if key not in claimed and _compatible(lead, state.leads[key]):
-                matched[lead.identity] = key
+            if key not in claimed and _compatible(lead, state_leads[key]):
+                matched[identity] = key
                 claimed.add(key)
                 break
     return matched
@@ -84,39 +91,66 @@ def _compatible(lead: Lead, recorded: StateLead) -> bool:
 
 
 def plan(desired: Sequence[Lead], state: State, batch_size: int = MAX_BATCH_SIZE) -> Plan:
-    matched = match_state(desired, state)
-    actions: list[Action] = []
-    for lead in desired:
-        key = matched.get(lead.identity)
+    with _gc_paused():
+        return _plan(desired, state, batch_size)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many acyclic objects.
+
+    Each collection would walk every object alive (all leads, all state records): with 100k leads
+    that is a third of the planning time, for no garbage found. Reference counting still frees memory.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
+    identities = [lead.identity for lead in desired]
+    matched = match_state(desired, state, identities)
+    state_leads = state.leads
+    # Actions come out grouped by kind (create, update, orphaned, unchanged), each group by identity.
+    creates: list[Action] = []
+    updates: list[Action] = []
+    unchanged: list[Action] = []
+    for lead, identity in zip(desired, identities):
+        key = matched.get(identity)
         if key is None:
-            actions.append(Action(kind=CREATE, identity=lead.identity, state_key=None, lead=lead,
+            creates.append(Action(kind=CREATE, identity=identity, state_key=None, lead=lead,
                                   known_lead_id=lead.lead_id,
                                   attribute_changes=_attribute_changes(lead.attributes, {})))
             continue
-        recorded = state.leads[key]
-        attribute_changes = _attribute_changes(lead.attributes, recorded.attributes)
-        key_changes = _key_changes(lead, recorded)
-        unmanaged = tuple(sorted(set(recorded.attributes) - set(lead.attributes)))
-        changed = attribute_changes or key_changes or unmanaged or key != lead.identity
-        actions.append(Action(kind=UPDATE if changed else UNCHANGED, identity=lead.identity, state_key=key,
-                              lead=lead, known_lead_id=recorded.lead_id if recorded.lead_id is not None
-                              else lead.lead_id,
-                              attribute_changes=attribute_changes, key_changes=key_changes,
-                              unmanaged=unmanaged))
+        recorded = state_leads[key]
+        attributes, recorded_attributes = lead.attributes, recorded.attributes
+        if attributes == recorded_attributes and type(attributes) is dict and type(recorded_attributes) is dict:
+            attribute_changes: tuple[AttributeChange, ...] = ()
+            unmanaged: tuple[str, ...] = ()  # equal dicts: nothing changed, nothing dropped
+        else:
+            attribute_changes = _attribute_changes(attributes, recorded_attributes)
+            unmanaged = tuple(sorted(set(recorded_attributes) - set(attributes)))
+        if lead.lead_id is None and lead.foreign_sys_person_id is None and lead.email == recorded.email:
+            key_changes: tuple[KeyChange, ...] = ()  # the common case, without the call
+        else:
+            key_changes = _key_changes(lead, recorded)
+        changed = attribute_changes or key_changes or unmanaged or key != identity
+        (updates if changed else unchanged).append(
+            Action(kind=UPDATE if changed else UNCHANGED, identity=identity, state_key=key, lead=lead,
+                   known_lead_id=recorded.lead_id if recorded.lead_id is not None else lead.lead_id,
+                   attribute_changes=attribute_changes, key_changes=key_changes, unmanaged=unmanaged))
     claimed = set(matched.values())
-    for key in sorted(set(state.leads) - claimed):
-        recorded = state.leads[key]
-        actions.append(Action(kind=ORPHANED, identity=key, state_key=key, lead=None,
-                              known_lead_id=recorded.lead_id))
-    actions.sort(key=_action_order)
-    return Plan(actions=tuple(actions), batch_size=batch_size)
-
-
-_KIND_ORDER = {CREATE: 0, UPDATE: 1, ORPHANED: 2, UNCHANGED: 3}
-
-
-def _action_order(action: Action) -> tuple:
-    return (_KIND_ORDER[action.kind], action.identity)
+    orphans = [Action(kind=ORPHANED, identity=key, state_key=key, lead=None, known_lead_id=state_leads[key].lead_id)
+               for key in sorted(set(state_leads) - claimed)]
+    by_identity = attrgetter("identity")
+    creates.sort(key=by_identity)
+    updates.sort(key=by_identity)
+    unchanged.sort(key=by_identity)
+    return Plan(actions=(*creates, *updates, *orphans, *unchanged), batch_size=batch_size)
 
 
 def _attribute_changes(desired: Mapping[str, str | None], recorded: Mapping[str, str | None]
@@ -138,20 +172,21 @@ def _key_changes(lead: Lead, recorded: StateLead) -> tuple[KeyChange, ...]:
     Keys only ever added or changed, never removed: dropping `email:` from a lead known by its foreign
     ID does not clear the email in Marketo, it just stops managing it.
     """
+    lead_id, foreign_id, email = lead.lead_id, lead.foreign_sys_person_id, lead.email
     changes = []
-    if lead.lead_id is not None and lead.lead_id != recorded.lead_id:
-        changes.append(KeyChange("leadId", recorded.lead_id, lead.lead_id))
-    if lead.foreign_sys_person_id is not None and (
-            lead.foreign_sys_person_id != recorded.foreign_sys_person_id
-            or lead.effective_foreign_sys_type != recorded.foreign_sys_type):
-        if lead.foreign_sys_person_id != recorded.foreign_sys_person_id:
-            changes.append(KeyChange("foreignSysPersonId", recorded.foreign_sys_person_id,
-                                     lead.foreign_sys_person_id))
-        if lead.effective_foreign_sys_type != recorded.foreign_sys_type:
-            changes.append(KeyChange("foreignSysType", recorded.foreign_sys_type, lead.effective_foreign_sys_type))
-    if lead.email is not None and (recorded.email is None or lead.email.lower() != recorded.email.lower()):
-        changes.append(KeyChange("email", recorded.email, lead.email))
-    return tuple(changes)
+    if lead_id is not None and lead_id != recorded.lead_id:
+        changes.append(KeyChange("leadId", recorded.lead_id, lead_id))
+    if foreign_id is not None:
+        foreign_type = lead.effective_foreign_sys_type
+        if foreign_id != recorded.foreign_sys_person_id:
+            changes.append(KeyChange("foreignSysPersonId", recorded.foreign_sys_person_id, foreign_id))
+        if foreign_type != recorded.foreign_sys_type:
+            changes.append(KeyChange("foreignSysType", recorded.foreign_sys_type, foreign_type))
+    if email is not None:
+        recorded_email = recorded.email
+        if recorded_email is None or (email != recorded_email and email.lower() != recorded_email.lower()):
+            changes.append(KeyChange("email", recorded_email, email))
+    return tuple(changes) if changes else ()
 
 
 def recorded_lead(action: Action, lead_id: int | None, synced_at: str) -> StateLead:

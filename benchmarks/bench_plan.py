@@ -1,0 +1,176 @@
+"""Benchmark `reconcile plan` on generated data, against a floor measured in the same run.
+
+    python benchmarks/bench_plan.py [N] [M] [--repeat R] [--keep DIR]
+
+Generates N leads (7 attributes each) over M files and a state file "mostly in sync" with them
+(benchmarks/generate_leads.py), then runs each case as its own process of the real CLI,
+`python -m reconcile plan --leads leads --state reconcile.state.json`, R times:
+
+  floor  parsing the same files with PyYAML's C loader (yaml.CSafeLoader) and nothing else
+  (a)    plan, cold: no cache (.reconcile/ removed before each run)
+  (b)    plan again with nothing changed (warm cache)
+  (c)    plan with 1 of the M files changed (a different edit each run)
+
+and prints, for each, the best and median wall time, CPU time and peak RSS of the process
+(os.wait4's rusage of that child), with ratios against the floor and the targets:
+(a) <= 1.3 x floor, (b) <= 1 s, (c) <= 1 s + that one file's parse, RSS <= 1 GB.
+This is a script, not a test: timings on a shared machine are noisy, so it repeats and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+GENERATOR = Path(__file__).resolve().parent / "generate_leads.py"
+
+FLOOR = """
+import sys, time, yaml
+from pathlib import Path
+files = sorted(Path(sys.argv[1]).glob("*.yaml"))
+start = time.perf_counter()
+for path in files:
+    yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)
+print(time.perf_counter() - start)
+"""
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_mb: float
+    stdout: str
+
+
+def measure(argv: list[str], cwd: Path) -> Run:
+    """Run one process: its wall time, and its own CPU time and peak RSS (os.wait4's rusage)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)  # reaped here, not by Popen: rusage of this child
+        wall = time.perf_counter() - start
+        process.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if code not in (0, 2):
+            sys.exit(f"{' '.join(argv)} failed ({code}):\n{err.read().decode()}")
+        return Run(wall=wall, cpu=usage.ru_utime + usage.ru_stime, rss_mb=usage.ru_maxrss / 1024,
+                   stdout=out.read().decode())
+
+
+@dataclass
+class Case:
+    name: str
+    runs: list[Run]
+
+    @property
+    def best(self) -> float:
+        return min(r.wall for r in self.runs)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(r.wall for r in self.runs)
+
+    @property
+    def cpu(self) -> float:
+        return min(r.cpu for r in self.runs)
+
+    @property
+    def rss(self) -> float:
+        return max(r.rss_mb for r in self.runs)
+
+
+def edit_one_file(path: Path, serial: int) -> None:
+    """A valid edit that changes one lead's title: the file's content (and hash) differs every time."""
+    text = path.read_text(encoding="utf-8")
+    marker = "      Title: "
+    at = text.index(marker) + len(marker)
+    end = text.index("\n", at)
+    path.write_text(text[:at] + f"Edited Title {serial}" + text[end:], encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", nargs="?", type=int, default=100_000, help="leads (default 100000)")
+    parser.add_argument("files", nargs="?", type=int, default=20, help="files (default 20)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case (default 3)")
+    parser.add_argument("--keep", type=Path, help="generate into (and keep) this directory")
+    args = parser.parse_args(argv)
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
+    try:
+        return bench(work, args.count, args.files, args.repeat)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def bench(work: Path, count: int, files: int, repeat: int) -> int:
+    leads, state = work / "leads", work / "reconcile.state.json"
+    started = time.perf_counter()
+    shutil.rmtree(leads, ignore_errors=True)
+    # In a child process: a child's peak RSS counts the parent's pages it was forked from, so this
+    # process stays small for the measurements to be the children's own.
+    subprocess.run([sys.executable, str(GENERATOR), str(leads), str(count), str(files), "--state", str(state)],
+                   check=True, stdout=subprocess.DEVNULL)
+    paths = sorted(leads.glob("*.yaml"))
+    size = sum(p.stat().st_size for p in paths)
+    print(f"{count} leads over {files} files ({size / 1e6:.1f} MB), state {state.stat().st_size / 1e6:.1f} MB, "
+          f"generated in {time.perf_counter() - started:.1f} s; {repeat} runs per case; "
+          f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+
+    python = sys.executable
+    plan = [python, "-m", "reconcile", "plan", "--leads", "leads", "--state", "reconcile.state.json"]
+    cache = work / ".reconcile"
+
+    floor_runs = [measure([python, "-c", FLOOR, str(leads)], work) for _ in range(repeat)]
+    parse_only = min(float(r.stdout) for r in floor_runs)
+    one_file = [python, "-c", FLOOR.replace('glob("*.yaml")', 'glob("leads-000.yaml")'), str(leads)]
+    one_file_parse = min(float(measure(one_file, work).stdout) for _ in range(repeat))
+
+    cold = []
+    for _ in range(repeat):
+        shutil.rmtree(cache, ignore_errors=True)
+        cold.append(measure(plan, work))
+    measure(plan, work)  # warm the cache
+    warm = [measure(plan, work) for _ in range(repeat)]
+    changed = []
+    for serial in range(repeat):
+        edit_one_file(paths[0], serial)
+        changed.append(measure(plan, work))
+    summary = [line for line in warm[-1].stdout.splitlines() if line.startswith("Plan:")]
+
+    cases = [Case("floor: C-loader parse only", floor_runs), Case("(a) plan, cold", cold),
+             Case("(b) plan, nothing changed", warm), Case(f"(c) plan, 1 of {files} files changed", changed)]
+    floor = cases[0].best
+    targets = {"(a)": (1.3 * floor, "<= 1.3x floor"), "(b)": (1.0, "<= 1 s"),
+               "(c)": (1.0 + one_file_parse, f"<= 1 s + {one_file_parse:.2f} s (one file's parse)")}
+    print(f"\nfloor: {parse_only:.2f} s of parsing inside a {floor:.2f} s process; "
+          f"one file alone parses in {one_file_parse:.2f} s. {summary[0] if summary else ''}\n")
+    header = f"{'case':36s} {'best':>8s} {'median':>8s} {'cpu':>8s} {'peak RSS':>9s} {'x floor':>8s}  target"
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for case in cases:
+        key = case.name[:3]
+        target, wording = targets.get(key, (None, ""))
+        ok = target is None or case.best <= target
+        rss_ok = case.rss <= 1024
+        failures += (not ok) + (not rss_ok)
+        verdict = "" if target is None else ("ok" if ok else "MISSED")
+        print(f"{case.name:36s} {case.best:7.2f}s {case.median:7.2f}s {case.cpu:7.2f}s {case.rss:7.0f}MB "
+              f"{case.best / floor:7.2f}x  {wording} {verdict}{'' if rss_ok else ' (RSS over 1 GB)'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
