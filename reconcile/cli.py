@@ -512,4 +512,12 @@ def run(argv: list[str], environment: Environment | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    status = run(sys.argv[1:])
+    # Everything durable is already written and fsync'd; skipping the interpreter's teardown saves
+    # freeing a few hundred thousand objects one by one (~0.1 s on a 100k-lead plan).
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(int(status))

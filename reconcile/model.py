@@ -27,7 +27,7 @@ def identity_of(lead_id: int | None, foreign_sys_person_id: str | None, foreign_
     raise ValueError("a lead needs a leadId, a foreignSysPersonId or an email")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lead:
     """One lead as declared in a lead file."""
 
@@ -37,10 +37,12 @@ class Lead:
     foreign_sys_person_id: str | None = None
     foreign_sys_type: str | None = None
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    # Computed once: the planner and the duplicate check look it up for every lead.
+    identity: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def identity(self) -> str:
-        return identity_of(self.lead_id, self.foreign_sys_person_id, self.effective_foreign_sys_type, self.email)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identity", identity_of(
+            self.lead_id, self.foreign_sys_person_id, self.effective_foreign_sys_type, self.email))
 
     @property
     def effective_foreign_sys_type(self) -> str | None:
@@ -49,7 +51,7 @@ class Lead:
         return self.foreign_sys_type or DEFAULT_FOREIGN_SYS_TYPE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StateLead:
     """What was last applied to Marketo for one lead."""
 
@@ -61,7 +63,7 @@ class StateLead:
     synced_at: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class State:
     lineage: str
     serial: int
@@ -69,7 +71,7 @@ class State:
     format_version: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttributeChange:
     name: str
     old: AttributeValue
@@ -77,7 +79,7 @@ class AttributeChange:
     was_set: bool  # False: the attribute was not managed before (shown as "(unset)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeyChange:
     """A change of a lead's email, foreign ID or lead ID as recorded in the state."""
 
@@ -93,7 +95,7 @@ ORPHANED = "orphaned"
 ACTION_KINDS = (CREATE, UPDATE, UNCHANGED, ORPHANED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """What apply will do for one lead.
 
@@ -120,21 +122,30 @@ class Action:
         return False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     actions: tuple[Action, ...]
     batch_size: int = MAX_BATCH_SIZE
+    # Tallied once: renderers and the CLI ask for them several times over 100k actions.
+    counts: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    records_to_send: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        counts = dict.fromkeys(ACTION_KINDS, 0)
+        records = 0
+        for action in self.actions:
+            counts[action.kind] += 1
+            if action.kind != UNCHANGED and action.sends_record:
+                records += 1
+        object.__setattr__(self, "counts", counts)
+        object.__setattr__(self, "records_to_send", records)
 
     def count(self, kind: str) -> int:
-        return sum(1 for a in self.actions if a.kind == kind)
+        return self.counts[kind]
 
     @property
     def summary(self) -> dict[str, int]:
-        return {kind: self.count(kind) for kind in ACTION_KINDS}
-
-    @property
-    def records_to_send(self) -> int:
-        return sum(1 for a in self.actions if a.sends_record)
+        return dict(self.counts)
 
     @property
     def calls(self) -> int:
@@ -142,4 +153,4 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(a.kind in (CREATE, UPDATE) for a in self.actions)
+        return bool(self.counts[CREATE] or self.counts[UPDATE])
