@@ -19,17 +19,15 @@ never stops a plan: an unreadable or unwritable directory only means no caching.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import marshal
 import os
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 CACHE_FORMAT = 1
 _MAGIC = b"reconcile lead cache\n"
@@ -197,6 +195,7 @@ def load_state(path: Path, cache_dir: Path | None):
     except OSError:  # missing (a new state) or unreadable: reconcile.state says what to do
         return state_module.load_state(path)
     from reconcile.model import State, StateLead
+    from reconcile.planner import gc_paused
 
     with gc_paused():
         cached = cache.get(digest)
@@ -243,18 +242,6 @@ def _state_entry(parsed) -> tuple:
 
 
 _STATE_ENTRY = b"a state file, not lead file"
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many acyclic objects (see reconcile.planner)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _decode(data: bytes, key: bytes) -> Sequence[Any] | None:

@@ -137,7 +137,7 @@ def plan_command(
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo."""
-    from reconcile.cache import gc_paused
+    from reconcile.planner import gc_paused
 
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.

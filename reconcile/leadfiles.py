@@ -159,6 +159,17 @@ def compose(text: str, path: str):
 
 # --- the fast path: events -> plain values ---------------------------------------------------------
 
+def plain_scalar(text: str, key: str | None) -> Any:
+    """An unquoted scalar as reconcile reads it: only null and true/false are special, and a plain
+    integer under `leadId`; everything else stays the text as written."""
+    if text in _NULLS:
+        return None
+    if text in _BOOLS:
+        return _BOOLS[text]
+    if key == "leadId" and text.isascii() and text.isdigit():
+        return int(text)
+    return text
+
 class _GiveUp(Exception):
     """The fast path met something only the reference path handles (or reports)."""
 
@@ -202,12 +213,7 @@ def _fast_node(event, key, next_event, events, counter, lines):
             raise _GiveUp
         text = event.value
         if not event.style:  # plain: None (pure-Python parser) or "" (libyaml)
-            if text in _NULLS:
-                return None
-            if text in _BOOLS:
-                return _BOOLS[text]
-            if key == "leadId" and text.isascii() and text.isdigit():
-                return int(text)
+            return plain_scalar(text, key)
         return text
     if event.tag is not None:
         raise _GiveUp
@@ -308,13 +314,7 @@ class _Converter:
             raise self.error(node, f"unsupported YAML tag {node.tag}")
         if node.style:  # quoted or block scalars are always text (plain is None, or "" from libyaml)
             return text
-        if text in _NULLS:
-            return None
-        if text in _BOOLS:
-            return _BOOLS[text]
-        if key == "leadId" and text.isascii() and text.isdigit():
-            return int(text)
-        return text
+        return plain_scalar(text, key)
 
     def mapping(self, node) -> dict[str, Any]:
         result: dict[str, Any] = {}

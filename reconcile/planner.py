@@ -91,12 +91,12 @@ def _compatible(lead: Lead, recorded: StateLead) -> bool:
 
 
 def plan(desired: Sequence[Lead], state: State, batch_size: int = MAX_BATCH_SIZE) -> Plan:
-    with _gc_paused():
+    with gc_paused():
         return _plan(desired, state, batch_size)
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building many acyclic objects.
 
     Each collection would walk every object alive (all leads, all state records): with 100k leads

@@ -336,7 +336,8 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None) -> Desired:
     With `cache_dir`, files already seen (same bytes, schema and reconcile) are not parsed again; their
     bytes are only hashed (the hash the stale-plan check needs, and the cache key).
     """
-    from reconcile.cache import InputCache, gc_paused
+    from reconcile.cache import InputCache
+    from reconcile.planner import gc_paused
 
     cache = InputCache(cache_dir, schema_bytes()) if cache_dir is not None else None
     files = discover(leads_dir)
