@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from operator import attrgetter, itemgetter
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from reconcile.model import (CREATE, MAX_BATCH_SIZE, ORPHANED, UNCHANGED, UPDATE, Action, AttributeChange,
+from reconcile.model import (CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
                              KeyChange, Lead, Plan, State, StateLead)
 
 _MISSING = object()
@@ -118,7 +118,7 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
     # Actions come out grouped by kind (create, update, orphaned, unchanged), each group by identity.
     creates: list[Action] = []
     updates: list[Action] = []
-    unchanged: list[Action] = []
+    unchanged: list[str] = []
     for lead, identity in zip(desired, identities):
         key = matched.get(identity)
         if key is None:
@@ -138,9 +138,11 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
             key_changes: tuple[KeyChange, ...] = ()  # the common case, without the call
         else:
             key_changes = _key_changes(lead, recorded)
-        changed = attribute_changes or key_changes or unmanaged or key != identity
-        (updates if changed else unchanged).append(
-            Action(kind=UPDATE if changed else UNCHANGED, identity=identity, state_key=key, lead=lead,
+        if not (attribute_changes or key_changes or unmanaged or key != identity):
+            unchanged.append(identity)
+            continue
+        updates.append(
+            Action(kind=UPDATE, identity=identity, state_key=key, lead=lead,
                    known_lead_id=recorded.lead_id if recorded.lead_id is not None else lead.lead_id,
                    attribute_changes=attribute_changes, key_changes=key_changes, unmanaged=unmanaged))
     claimed = set(matched.values())
@@ -149,8 +151,8 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
     by_identity = attrgetter("identity")
     creates.sort(key=by_identity)
     updates.sort(key=by_identity)
-    unchanged.sort(key=by_identity)
-    return Plan(actions=(*creates, *updates, *orphans, *unchanged), batch_size=batch_size)
+    unchanged.sort()
+    return Plan(actions=(*creates, *updates, *orphans), batch_size=batch_size, unchanged=tuple(unchanged))
 
 
 def _attribute_changes(desired: Mapping[str, str | None], recorded: Mapping[str, str | None]

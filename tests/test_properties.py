@@ -83,8 +83,10 @@ def test_plan_is_deterministic_and_order_independent(desired, state, seed) -> No
 @given(desired=desired_sets, state=states())
 def test_every_desired_lead_has_exactly_one_action_and_no_state_record_is_claimed_twice(desired, state) -> None:
     result = plan(desired, state)
-    declared = [a for a in result.actions if a.kind != ORPHANED]
-    assert sorted(a.identity for a in declared) == sorted(lead.identity for lead in desired)
-    claimed = [a.state_key for a in result.actions if a.state_key is not None]
+    declared = [a.identity for a in result.actions if a.kind != ORPHANED] + list(result.unchanged)
+    assert sorted(declared) == sorted(lead.identity for lead in desired)
+    assert not set(result.unchanged) & {a.identity for a in result.actions}
+    # an unchanged lead sits in the state under its own identity
+    claimed = [a.state_key for a in result.actions if a.state_key is not None] + list(result.unchanged)
     assert len(claimed) == len(set(claimed))
     assert set(claimed) == set(state.leads), "every state record is either matched or orphaned"
