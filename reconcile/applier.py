@@ -18,10 +18,11 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from reconcile.clock import iso_utc, utc_now
 from reconcile import journal as journal_mod
 from reconcile.errors import (Interrupted, Location, PartialApplyError, ReconcileError, RemoteError,
                               ResponseError, StalePlanError, StateError, UsageError)
@@ -294,16 +295,6 @@ def recover_state(state_path: Path | str,
 # The apply
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 class _DaemonPool:
     """A minimal thread pool of daemon threads: an interrupted apply never waits at exit for a call."""
 
@@ -389,7 +380,7 @@ class _Apply:
         self.first_error: BaseException | None = None
         self.interrupted = False
         self.state_written = False
-        self.started_at = _iso(clock())
+        self.started_at = iso_utc(clock())
         self.recovered: RecoveryReport | None = None
         stats = getattr(transport, "stats", None)
         self._stats_start = (getattr(stats, "attempts", 0), getattr(stats, "retries", 0))
@@ -504,7 +495,7 @@ class _Apply:
         self.current = self.state
         options = self.options
         batches = plan_batches(self.plan, options.batch_size, options.dedup_enabled)
-        synced_now = _iso(self.clock())
+        synced_now = iso_utc(self.clock())
         for index, action in enumerate(self.plan.actions):
             if action.kind == UPDATE and not action.sends_record:
                 previous = self.state.leads.get(action.state_key or action.identity)
@@ -646,7 +637,7 @@ class _Apply:
         if len(statuses) != len(batch.records):
             raise ResponseError(f"Marketo answered call {batch.number} with {len(statuses)} status(es) for "
                                 f"{len(batch.records)} record(s); the answers cannot be matched to the leads")
-        synced_at = _iso(self.clock())
+        synced_at = iso_utc(self.clock())
         results: list[ResultEntry] = []
         new: list[tuple[int, Action, LeadRecord, StateLead, str]] = []
         failed: list[tuple[str, str]] = []
@@ -815,7 +806,7 @@ def _unknown_message(unknown: Sequence[UnknownOutcome], *, earlier: bool, cause:
 def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any, *,
                batch_size: int = MAX_BATCH_SIZE, concurrency: int = 4, dedup_enabled: bool = True,
                forget_orphans: bool = False, options: ApplyOptions | None = None,
-               clock: Callable[[], datetime] = _utc_now, monotonic: Callable[[], float] = time.monotonic,
+               clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic,
                on_event: Callable[[ApplyEvent], None] | None = None,
                stop: threading.Event | None = None) -> ApplyReport:
     """Apply `plan` (made from `state`, the state at `state_path`) through `transport`.

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from reconcile.clock import utc_now
 from reconcile import soap
 from reconcile.errors import ConfigError, RemoteError, ResponseError, SoapFault, TransportError
 
@@ -360,10 +361,6 @@ class _Attempt(Exception):
         self.throttled = throttled
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class SoapTransport:
     """Sends syncMultipleLeads batches to one endpoint. Thread-safe: call `send` from several threads.
 
@@ -375,7 +372,7 @@ class SoapTransport:
     def __init__(self, credentials: Credentials, *, timeout: tuple[float, float] = (10.0, 120.0),
                  session: "requests.Session | None" = None, retry: RetryPolicy | None = None,
                  rate_limiter: RateLimiter | None = None, max_concurrency: int = 10,
-                 clock: Callable[[], datetime] = _utc_now, monotonic: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
                  log: Callable[[str], None] | None = None):
         if not 1 <= max_concurrency <= 10:

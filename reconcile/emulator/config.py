@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
+from reconcile.clock import utc_now
+
 DEFAULT_USER_ID = "reconcile-emulator"
 # A fixed, publicly known key: the emulator listens on loopback and holds test data only. Pass another
 # one (`reconcile emulator --encryption-key`) when binding to a shared interface.
@@ -43,10 +45,6 @@ DEFAULT_FIELDS: frozenset[str] = frozenset(
 )
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # ample for 300 records with dozens of attributes each
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True)

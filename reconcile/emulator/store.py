@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
+from reconcile.clock import iso_utc
 from reconcile.state import write_atomic
 
 CREATED = "CREATED"
@@ -69,12 +70,6 @@ def _blank_to_none(value: str | None) -> str | None:
     if value is None:
         return None
     return value if value.strip() else None
-
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Undo:
@@ -122,7 +117,7 @@ class LeadStore:
         """
         with self._lock:
             undo = _Undo(self._next_id)
-            stamp = _iso(self._now())
+            stamp = iso_utc(self._now())
             try:
                 outcomes = [self._sync_one(r, dedup_enabled, stamp, undo) for r in records]
                 if undo.changed and self._path is not None:
