@@ -99,7 +99,7 @@ def _root(debug: DebugOption = False,
 @app.command()
 def validate(leads: LeadsOption = Path("leads"), debug: DebugOption = False) -> int:
     """Check the lead files against the schema and the key rules."""
-    from reconcile.validate import load_desired
+    from reconcile.inputs.validate import load_desired
 
     desired = load_desired(leads)
     env().out(f"{len(desired.leads)} leads in {len(desired.files)} files are valid.")
@@ -107,8 +107,8 @@ def validate(leads: LeadsOption = Path("leads"), debug: DebugOption = False) -> 
 
 
 def _load_inputs(leads: Path, state_path: Path):
-    from reconcile.cache import cache_dir_for, load_state
-    from reconcile.validate import load_desired
+    from reconcile.inputs.cache import cache_dir_for, load_state
+    from reconcile.inputs.validate import load_desired
 
     cache_dir = cache_dir_for(state_path)
     desired = load_desired(leads, cache_dir=cache_dir)
@@ -117,7 +117,7 @@ def _load_inputs(leads: Path, state_path: Path):
 
 
 def _render(plan, fmt: OutputFormat) -> str:
-    from reconcile import render
+    from reconcile.core import render
 
     if fmt is OutputFormat.json:
         return render.render_json(plan)
@@ -137,7 +137,7 @@ def plan_command(
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo."""
-    from reconcile.planner import gc_paused
+    from reconcile.core.gcpause import gc_paused
 
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
@@ -147,8 +147,8 @@ def plan_command(
 
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
                      detailed_exitcode: bool) -> int:
-    from reconcile import planfile
-    from reconcile.planner import plan as make_plan
+    from reconcile.store import planfile
+    from reconcile.core.planner import plan as make_plan
 
     desired, current = _load_inputs(leads, state)
     plan = make_plan(desired.leads, current)
@@ -167,7 +167,7 @@ def state_list(state: StateOption = Path("reconcile.state.json"),
                as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
                debug: DebugOption = False) -> int:
     """List the leads recorded in the state."""
-    from reconcile.state import lead_to_json, load_state
+    from reconcile.store.state import lead_to_json, load_state
 
     current = load_state(state)
     if as_json:
@@ -184,7 +184,7 @@ def state_list(state: StateOption = Path("reconcile.state.json"),
 def state_show(key: Annotated[str, typer.Argument(help="A state key, e.g. email:jane@example.com or id:1090240.")],
                state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
     """Show one lead recorded in the state."""
-    from reconcile.state import lead_to_json, load_state
+    from reconcile.store.state import lead_to_json, load_state
 
     current = load_state(state)
     record = current.leads.get(key) or current.leads.get(_normalise_key(key))
@@ -221,9 +221,11 @@ def apply(
     debug: DebugOption = False,
 ) -> int:
     """Apply the plan: send syncMultipleLeads calls and record the lead IDs in the state."""
-    from reconcile import applier, lock, planfile
-    from reconcile.planner import plan as make_plan
-    from reconcile.validate import load_desired
+    from reconcile.apply import engine as applier
+    from reconcile.store import lock
+    from reconcile.store import planfile
+    from reconcile.core.planner import plan as make_plan
+    from reconcile.inputs.validate import load_desired
 
     options = applier.ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=not no_dedup,
                                    forget_orphans=forget_orphans)
@@ -257,7 +259,7 @@ def apply(
 
 
 def _credentials_from_env(endpoint: str | None):
-    from reconcile.transport import Credentials
+    from reconcile.remote.soap.transport import Credentials
 
     return Credentials.from_env(env().environ, endpoint_override=endpoint)
 
@@ -269,7 +271,7 @@ def _embedded_emulator(state_path: Path):
     import secrets
 
     from reconcile.emulator import Emulator, EmulatorConfig, create_database
-    from reconcile.transport import Credentials
+    from reconcile.remote.soap.transport import Credentials
 
     db_path = state_path.parent / ".reconcile" / "emulator-db.json"
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -301,7 +303,7 @@ def _confirm(endpoint: str) -> None:
 
 
 def _make_transport(credentials, concurrency: int):
-    from reconcile.transport import SoapTransport
+    from reconcile.remote.soap.transport import SoapTransport
 
     environment = env()  # the transport logs from its worker threads, outside this context
     log = (lambda text: environment.err(f"debug: {text}")) if environment.debug else None
@@ -309,7 +311,7 @@ def _make_transport(credentials, concurrency: int):
 
 
 def _print_event(event) -> None:
-    from reconcile import applier
+    from reconcile.apply import engine as applier
 
     if isinstance(event, applier.JournalRecovered):
         env().err(f"warning: {event.report.summary()}")
@@ -326,7 +328,7 @@ def _run_apply(plan, current, state_path: Path, transport, options):
     import signal
     import threading
 
-    from reconcile import applier
+    from reconcile.apply import engine as applier
 
     stop = threading.Event()
     progress = _Progress(total_records=plan.records_to_send, calls=plan.calls)
@@ -371,7 +373,7 @@ class _Progress:
             self.bar.start()
 
     def update(self, event) -> None:
-        from reconcile import applier
+        from reconcile.apply import engine as applier
 
         if not isinstance(event, applier.BatchAnswered):
             return
@@ -391,7 +393,7 @@ class _Progress:
 def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock ID a locked run printed.")],
                  state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
     """Remove a lock left by a run on another machine (only if its ID matches)."""
-    from reconcile import lock
+    from reconcile.store import lock
 
     removed = lock.force_unlock(state, lock_id)
     env().out(f"Removed lock {removed.id} on {state} (held by {removed.describe()}).")
@@ -402,9 +404,10 @@ def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock ID a lock
 def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (Marketo keeps the lead).")],
              state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
     """Forget a lead from the state. Nothing is sent to Marketo."""
-    from reconcile import applier, lock
-    from reconcile.planner import forget
-    from reconcile.state import with_leads, write_state
+    from reconcile.apply import engine as applier
+    from reconcile.store import lock
+    from reconcile.core.planner import forget
+    from reconcile.store.state import with_leads, write_state
 
     with lock.acquire(state, "state rm", on_warning=lambda text: env().err(f"warning: {text}")):
         current, _ = applier.recover_state(state, on_event=_print_event)

@@ -61,7 +61,7 @@ def transport_for():
     Backoff is instant by default (a no-op `sleep`, tiny delays) so retry tests stay fast; pass
     `sleep=` or `retry=` to observe or change it. Every transport is closed after the test.
     """
-    from reconcile.transport import Credentials, RetryPolicy, SoapTransport
+    from reconcile.remote.soap.transport import Credentials, RetryPolicy, SoapTransport
 
     made = []
 
@@ -104,7 +104,7 @@ def lead_factory():
     Numbers are zero-padded so that the plan's order (sorted by identity) is the numeric order.
     """
     from reconcile.errors import Location
-    from reconcile.model import Lead
+    from reconcile.core.model import Lead
 
     def make(n, prefix="u", start=0, **attributes):
         attributes = attributes or {"FirstName": "First", "Title": None}

@@ -8,17 +8,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from reconcile import soap
-from reconcile.applier import (ApplyOptions, BatchAnswered, BatchSent, JournalRecovered, RecordsFailed,
+from reconcile.remote.soap import envelope as soap
+from reconcile.apply.engine import (ApplyOptions, BatchAnswered, BatchSent, JournalRecovered, RecordsFailed,
                                StateWritten, apply_plan, plan_batches, record_for, recover_state)
 from reconcile.errors import (ExitStatus, Interrupted, Location, PartialApplyError, RemoteError, ResponseError,
                               SoapFault, StalePlanError, UsageError)
-from reconcile.journal import journal_path
-from reconcile.model import CREATE, UPDATE, Lead, State, StateLead
-from reconcile.planner import plan as make_plan
-from reconcile.soap import LeadRecord, SyncStatus
-from reconcile.state import load_state, serialize_state, write_state
-from reconcile.transport import QuotaExhausted, RetryPolicy
+from reconcile.store.journal import journal_path
+from reconcile.core.model import CREATE, UPDATE, Lead, State, StateLead
+from reconcile.core.planner import plan as make_plan
+from reconcile.remote.soap.envelope import LeadRecord, SyncStatus
+from reconcile.store.state import load_state, serialize_state, write_state
+from reconcile.remote.soap.transport import QuotaExhausted, RetryPolicy
 
 
 def lead(n=1, **fields):

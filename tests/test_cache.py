@@ -1,4 +1,4 @@
-"""The parse cache (reconcile.cache) is safe, and the fast paths behind a cold plan agree with the
+"""The parse cache (reconcile.inputs.cache) is safe, and the fast paths behind a cold plan agree with the
 reference paths that word every error.
 
 Cache: a plan with the cache gives exactly the plan without it; any edit, schema change or version
@@ -22,11 +22,13 @@ from hypothesis import strategies as st
 
 import reconcile
 from clirunner import invoke
-from reconcile import cache, leadfiles, validate
+from reconcile.inputs import cache
+from reconcile.inputs import leadfiles
+from reconcile.inputs import validate
 from reconcile.errors import InputError
-from reconcile.planner import plan
-from reconcile.render import render_json, render_text
-from reconcile.state import parse_state
+from reconcile.core.planner import plan
+from reconcile.core.render import render_json, render_text
+from reconcile.store.state import parse_state
 
 CASES = Path(__file__).parent / "cases"
 BAD_INPUTS = Path(__file__).parent / "bad_inputs"

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from reconcile import soap
+from reconcile.remote.soap import envelope as soap
 from reconcile.emulator import DEFAULT_FIELDS, Emulator, EmulatorConfig, Faults, serve_forever_cli
 from reconcile.emulator.limits import quota_day
 from reconcile.emulator.server import parse_w3c_timestamp
@@ -23,7 +23,7 @@ R = soap.LeadRecord
 
 
 # --------------------------------------------------------------------------------------------------
-# A minimal client, built on reconcile.soap (the same code the real client uses)
+# A minimal client, built on reconcile.remote.soap.envelope (the same code the real client uses)
 
 
 def envelope(emu, records, *, dedup=True, user_id=None, key=None, timestamp=None, now=None):

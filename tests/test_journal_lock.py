@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import lock
+from reconcile.store import lock
 from reconcile.errors import ExitStatus, LockedError, StateError, UsageError
-from reconcile.journal import (Journal, JournalEntry, ResultEntry, UnknownOutcome, commit_recovery, journal_path,
+from reconcile.store.journal import (Journal, JournalEntry, ResultEntry, UnknownOutcome, commit_recovery, journal_path,
                                recover)
-from reconcile.model import State, StateLead
-from reconcile.state import load_state, write_state
+from reconcile.core.model import State, StateLead
+from reconcile.store.state import load_state, write_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,7 +132,7 @@ def test_force_unlock_needs_the_matching_lock_id(tmp_path):
 _RACER = """
 import sys, time
 from pathlib import Path
-from reconcile import lock
+from reconcile.store import lock
 from reconcile.errors import LockedError
 go = Path(sys.argv[2])
 while not go.exists():

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconcile.errors import Location
-from reconcile.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Lead, State
-from reconcile.planner import plan, record_outcomes, recorded_lead
+from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Lead, State
+from reconcile.core.planner import plan, record_outcomes, recorded_lead
 
 EMAILS = ["a@example.com", "A@example.com", "b@example.com", "c@example.com", "d@example.com"]
 FOREIGN_IDS = ["1", "2", "01"]

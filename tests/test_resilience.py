@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.state import load_state
+from reconcile.store.state import load_state
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""reconcile.soap: envelopes, signatures, responses, faults, hostile XML, the WSDL.
+"""reconcile.remote.soap.envelope: envelopes, signatures, responses, faults, hostile XML, the WSDL.
 
 Golden envelopes live in tests/envelopes/. After a deliberate change to the envelope format,
 regenerate them with ``RECONCILE_UPDATE_GOLDEN=1 pytest tests/test_soap.py`` and review the diff.
@@ -25,9 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from reconcile import soap
+from reconcile.remote.soap import envelope as soap
 from reconcile.errors import ExitStatus, ReconcileError, ResponseError, SoapFault
-from reconcile.soap import LeadRecord, SyncStatus
+from reconcile.remote.soap.envelope import LeadRecord, SyncStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVELOPES = Path(__file__).resolve().parent / "envelopes"
@@ -791,7 +791,7 @@ def _big_batch() -> list[LeadRecord]:
 
 
 def test_importing_soap_does_not_import_lxml_or_xmlschema():
-    code = ("import sys, reconcile.soap; "
+    code = ("import sys, reconcile.remote.soap.envelope; "
             "bad = [m for m in ('lxml', 'lxml.etree', 'xmlschema', 'zeep') if m in sys.modules]; "
             "sys.exit(', '.join(bad) or 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reconcile import soap
+from reconcile.remote.soap import envelope as soap
 from reconcile.errors import ConfigError, ExitStatus, ResponseError, SoapFault
-from reconcile.transport import (Credentials, NotDelivered, OutcomeUnknown, QuotaExhausted, RateLimiter,
+from reconcile.remote.soap.transport import (Credentials, NotDelivered, OutcomeUnknown, QuotaExhausted, RateLimiter,
                                  RetryPolicy, TransportError, is_resend_safe, outcome_unknown,
                                  quota_reset_after)
 
@@ -287,7 +287,7 @@ def test_quota_reset_follows_us_central_daylight_saving():
     assert quota_reset_after(summer) == datetime(2026, 7, 1, 5, 0, tzinfo=timezone.utc)
     winter = datetime(2026, 12, 31, 23, 0, tzinfo=timezone.utc)
     assert quota_reset_after(winter) == datetime(2027, 1, 1, 6, 0, tzinfo=timezone.utc)
-    from reconcile import transport as module
+    from reconcile.remote.soap import transport as module
 
     zone = module._central
     try:
@@ -310,7 +310,7 @@ def _free_port():
 
 
 def test_connection_refused_is_not_delivered_and_retried():
-    from reconcile.transport import SoapTransport
+    from reconcile.remote.soap.transport import SoapTransport
 
     creds = Credentials(f"http://127.0.0.1:{_free_port()}/soap/mktows/2_1", "u", "k")
     sleep = FakeSleep()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconcile import github as gh_helpers
+from reconcile.ci import github as gh_helpers
 from workflow_runner import WorkflowRunner, condition_holds, evaluate, interpolate, parse_output_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -449,7 +449,7 @@ def test_pre_commit_hook_runs_reconcile_validate(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# reconcile.github helpers
+# reconcile.ci.github helpers
 
 
 def test_annotate_escapes_like_github():

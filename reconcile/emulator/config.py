@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from reconcile.clock import utc_now
+from reconcile.core.clock import utc_now
 
 DEFAULT_USER_ID = "reconcile-emulator"
 # A fixed, publicly known key: the emulator listens on loopback and holds test data only. Pass another

@@ -46,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
-from reconcile import soap
+from reconcile.remote.soap import envelope as soap
 from reconcile.emulator.config import DEFAULT_ENCRYPTION_KEY, EmulatorConfig
 from reconcile.emulator.faults import Decision, Faults
 from reconcile.emulator.limits import Limits, Refused

@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
-from reconcile.clock import iso_utc
-from reconcile.state import write_atomic
+from reconcile.core.clock import iso_utc
+from reconcile.store.fs import write_atomic
 
 CREATED = "CREATED"
 UPDATED = "UPDATED"

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from reconcile.errors import Location, StateError
-from reconcile.model import State, StateLead
-from reconcile.state import (_fsync_directory, lead_to_json, load_state, write_atomic, write_state,
+from reconcile.core.model import State, StateLead
+from reconcile.store.fs import fsync_directory, write_atomic
+from reconcile.store.state import (lead_to_json, load_state, write_state,
                              with_leads)
 
 __all__ = ["JOURNAL_VERSION", "Journal", "JournalEntry", "ResultEntry", "UnknownOutcome", "RecoveryReport",
@@ -204,7 +205,7 @@ class Journal:
             self.path.unlink()
         except FileNotFoundError:
             return
-        _fsync_directory(self.path.parent if str(self.path.parent) else Path("."))
+        fsync_directory(self.path.parent if str(self.path.parent) else Path("."))
 
     def __enter__(self) -> "Journal":
         return self
@@ -223,7 +224,7 @@ def remove_journal(state_path: Path | str) -> None:
         path.unlink()
     except FileNotFoundError:
         return
-    _fsync_directory(path.parent if str(path.parent) else Path("."))
+    fsync_directory(path.parent if str(path.parent) else Path("."))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
 from reconcile.errors import Location, StateError
-from reconcile.model import FOREIGN_SYS_TYPES, State, StateLead
+from reconcile.store.fs import write_atomic
+from reconcile.core.model import FOREIGN_SYS_TYPES, State, StateLead
 
 FORMAT_VERSION = 1
 _LEAD_FIELDS = {"leadId", "email", "foreignSysPersonId", "foreignSysType", "attributes", "syncedAt"}
@@ -126,52 +126,6 @@ def state_file_hash(path: Path) -> str:
         return content_hash(path.read_bytes())
     except FileNotFoundError:
         return content_hash(b"")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old or the new content, never a mix."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, _mode_for(path))
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _mode_for(path: Path) -> int:
-    """Keep an existing file's permissions; a new one gets the usual 0666 less the umask (mkstemp's
-    0600 would make a file committed to git unreadable to the rest of the team)."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_state(path: Path, state: State) -> None:

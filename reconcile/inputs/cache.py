@@ -47,7 +47,11 @@ def cache_dir_for(state_path: Path) -> Path:
 def _code_fingerprint() -> bytes:
     """The version, formats and source that decide what a cached entry contains."""
     import reconcile
-    from reconcile import errors, leadfiles, model, state, validate
+    from reconcile import errors
+    from reconcile.inputs import leadfiles
+    from reconcile.core import model
+    from reconcile.store import state
+    from reconcile.inputs import validate
 
     digest = hashlib.sha256()
     for part in (f"format {CACHE_FORMAT}", f"reconcile {reconcile.__version__}",
@@ -177,11 +181,11 @@ class InputCache:
 
 
 def load_state(path: Path, cache_dir: Path | None):
-    """reconcile.state.load_state through the cache: a big state file unchanged since the last run is
+    """reconcile.store.state.load_state through the cache: a big state file unchanged since the last run is
     not parsed again. Only a state that parsed without error is stored; every error, and every
-    missing or unreadable file, is reconcile.state's own.
+    missing or unreadable file, is reconcile.store.state's own.
     """
-    from reconcile import state as state_module
+    from reconcile.store import state as state_module
 
     path = Path(path)
     if cache_dir is None:
@@ -192,10 +196,10 @@ def load_state(path: Path, cache_dir: Path | None):
             if not cache.wants(os.fstat(handle.fileno()).st_size):
                 return state_module.parse_state(handle.read(), str(path))
             digest = hashlib.file_digest(handle, "sha256").digest()  # the bytes are not needed on a hit
-    except OSError:  # missing (a new state) or unreadable: reconcile.state says what to do
+    except OSError:  # missing (a new state) or unreadable: reconcile.store.state says what to do
         return state_module.load_state(path)
-    from reconcile.model import State, StateLead
-    from reconcile.planner import gc_paused
+    from reconcile.core.model import State, StateLead
+    from reconcile.core.gcpause import gc_paused
 
     with gc_paused():
         cached = cache.get(digest)
@@ -221,7 +225,7 @@ def _state_entry(parsed) -> tuple:
     from dataclasses import fields
     from operator import attrgetter
 
-    from reconcile.model import State, StateLead
+    from reconcile.core.model import State, StateLead
 
     head = {f.name: getattr(parsed, f.name) for f in fields(State) if f.name != "leads"}
     names = [f.name for f in fields(StateLead)]

@@ -1,6 +1,6 @@
 """GitHub Actions glue: the logic behind `action.yml` and `.github/workflows/`, kept out of YAML.
 
-Run as ``python -m reconcile.github COMMAND``::
+Run as ``python -m reconcile.ci.github COMMAND``::
 
     annotate          stdin → stdout: `error: FILE:LINE: message` lines become
                       `::error file=FILE,line=LINE::message` workflow commands; other lines pass through
@@ -632,7 +632,7 @@ def _cmd_commit_state(args: argparse.Namespace, environ: Mapping[str, str]) -> i
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m reconcile.github", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m reconcile.ci.github", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("annotate", help="turn `error: FILE:LINE: ...` lines on stdin into ::error annotations")

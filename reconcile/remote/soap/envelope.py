@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
+from reconcile.core.records import LeadRecord, SyncStatus
 from reconcile.errors import ExitStatus, ReconcileError, ResponseError, SoapFault
 
 __all__ = [
@@ -103,45 +104,12 @@ class RequestRejected(Exception):
 
 
 @dataclass(frozen=True)
-class LeadRecord:
-    """One ``<leadRecord>``. ``None`` fields are omitted; a ``None`` attribute value is sent as an
-    empty ``<attrValue/>``, which clears the field in Marketo (an empty string is the same on the
-    wire, and :func:`parse_request` returns it as ``None``).
-
-    ``attributes`` may be given as a mapping or a list of pairs; it is stored as a tuple of pairs.
-    """
-
-    lead_id: int | None = None
-    email: str | None = None
-    foreign_sys_person_id: str | None = None
-    foreign_sys_type: str | None = None
-    attributes: tuple[tuple[str, str | None], ...] = ()
-
-    def __post_init__(self) -> None:
-        attrs: Any = self.attributes
-        if isinstance(attrs, Mapping):
-            attrs = attrs.items()
-        if not isinstance(attrs, tuple) or not all(isinstance(p, tuple) for p in attrs):
-            attrs = tuple(tuple(pair) for pair in attrs)
-            object.__setattr__(self, "attributes", attrs)
-        if any(len(pair) != 2 for pair in attrs):
-            raise ValueError("LeadRecord.attributes must be (name, value) pairs")
-
-
-@dataclass(frozen=True)
 class AuthHeader:
     """The ``ns1:AuthenticationHeader``. The signature is kept out of ``repr`` (logs)."""
 
     user_id: str
     signature: str = field(repr=False)
     timestamp: str
-
-
-@dataclass(frozen=True)
-class SyncStatus:
-    lead_id: int
-    status: str  # CREATED | UPDATED | FAILED
-    error: str | None = None
 
 
 @dataclass(frozen=True)

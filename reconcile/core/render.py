@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from reconcile.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
+from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
 
 PLAN_FORMAT_VERSION = 1
 

@@ -3,7 +3,7 @@
 jsonschema is the authority on what a valid lead file is and words every schema error, but it costs
 ~100 µs a lead, so it only runs on files that need it: a precompiled check of the same rules
 (`_schema_clean`, no more permissive than schemas/leads.schema.json) clears the files jsonschema
-would find nothing in. Validated files are cached by content (reconcile.cache), so a plan with
+would find nothing in. Validated files are cached by content (reconcile.inputs.cache), so a plan with
 nothing changed parses nothing.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from reconcile.errors import InputError, InputErrors, Location
-from reconcile.leadfiles import LeadFile, SourceLines, decode, discover, parse_lead_file
-from reconcile.model import Lead
+from reconcile.inputs.leadfiles import LeadFile, SourceLines, decode, discover, parse_lead_file
+from reconcile.core.model import Lead
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _RESERVED_ATTRIBUTES = {"Email": "email", "Id": "leadId", "ForeignSysPersonId": "foreignSysPersonId",
@@ -336,8 +336,8 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None) -> Desired:
     With `cache_dir`, files already seen (same bytes, schema and reconcile) are not parsed again; their
     bytes are only hashed (the hash the stale-plan check needs, and the cache key).
     """
-    from reconcile.cache import InputCache
-    from reconcile.planner import gc_paused
+    from reconcile.inputs.cache import InputCache
+    from reconcile.core.gcpause import gc_paused
 
     cache = InputCache(cache_dir, schema_bytes()) if cache_dir is not None else None
     files = discover(leads_dir)

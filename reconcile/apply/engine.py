@@ -3,7 +3,7 @@
 One :class:`soap.LeadRecord` per action that sends (:func:`record_for`, pure), at most `batch_size`
 per call and a lead never twice in one call; up to `concurrency` calls in flight while the next
 envelopes are built, so XML work overlaps the network. Every batch is journaled before it is sent
-and its answer before the state moves on (see :mod:`reconcile.journal`); the state file is rewritten
+and its answer before the state moves on (see :mod:`reconcile.store.journal`); the state file is rewritten
 atomically at the end and every few seconds during long applies.
 
 The applier never prints or exits: it reports through `on_event` and returns an :class:`ApplyReport`
@@ -22,15 +22,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from reconcile.clock import iso_utc, utc_now
-from reconcile import journal as journal_mod
+from reconcile.core.clock import iso_utc, utc_now
+from reconcile.store import journal as journal_mod
 from reconcile.errors import (Interrupted, Location, PartialApplyError, ReconcileError, RemoteError,
                               ResponseError, StalePlanError, StateError, UsageError)
-from reconcile.journal import Journal, JournalEntry, RecoveryReport, ResultEntry, UnknownOutcome
-from reconcile.model import CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Action, Plan, State, StateLead
-from reconcile.planner import forget, record_outcomes, recorded_lead
-from reconcile.soap import LeadRecord, SyncStatus
-from reconcile.state import with_leads, write_state
+from reconcile.store.journal import Journal, JournalEntry, RecoveryReport, ResultEntry, UnknownOutcome
+from reconcile.core.model import CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Action, Plan, State, StateLead
+from reconcile.core.planner import forget, record_outcomes, recorded_lead
+from reconcile.core.records import LeadRecord, SyncStatus
+from reconcile.store.state import with_leads, write_state
 
 __all__ = [
     "ApplyOptions", "ApplyReport", "ApplyEvent", "JournalRecovered", "ApplyStarted", "BatchSent",
@@ -332,13 +332,13 @@ class _DaemonPool:
 
 
 def _is_outcome_unknown(error: BaseException) -> bool:
-    from reconcile.transport import outcome_unknown
+    from reconcile.remote.base import outcome_unknown
 
     return outcome_unknown(error)
 
 
 def _not_delivered(error: BaseException) -> bool:
-    from reconcile.transport import NotDelivered
+    from reconcile.remote.base import NotDelivered
 
     return isinstance(error, NotDelivered)
 

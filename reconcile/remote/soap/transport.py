@@ -27,8 +27,10 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from reconcile.clock import utc_now
-from reconcile import soap
+from reconcile.core.clock import utc_now
+from reconcile.remote.soap import envelope as soap
+from reconcile.remote.base import (NotDelivered, OutcomeUnknown, QuotaExhausted, RetryInfo, TransportStats,
+                                    mark_outcome, outcome_unknown)
 from reconcile.errors import ConfigError, RemoteError, ResponseError, SoapFault, TransportError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,41 +61,6 @@ _LOG_BODY_LIMIT = 256 * 1024
 
 # --------------------------------------------------------------------------------------------------
 # Errors
-
-
-class NotDelivered(TransportError):
-    """The request certainly did not reach Marketo (connection refused, connect timeout, DNS...)."""
-
-    outcome_unknown = False
-
-
-class OutcomeUnknown(TransportError):
-    """The request was sent and no usable answer came back: Marketo may or may not have applied it."""
-
-    outcome_unknown = True
-
-
-class QuotaExhausted(RemoteError):
-    """Marketo's daily call quota is used up (20015); `resets_at` is the next midnight US Central."""
-
-    outcome_unknown = False
-
-    def __init__(self, message: str, resets_at: datetime):
-        super().__init__(message, code=QUOTA_EXCEEDED)
-        self.resets_at = resets_at
-
-
-def outcome_unknown(error: BaseException) -> bool:
-    """Whether the batch whose send raised `error` may have been applied by Marketo."""
-    return bool(getattr(error, "outcome_unknown", False))
-
-
-def _mark(error: BaseException, unknown: bool) -> BaseException:
-    try:
-        error.outcome_unknown = bool(unknown or getattr(error, "outcome_unknown", False))  # type: ignore[attr-defined]
-    except AttributeError:  # pragma: no cover - exceptions without a __dict__
-        pass
-    return error
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,23 +215,6 @@ class RetryPolicy:
         if self.max_attempts < 1 or self.max_elapsed < 0 or self.base_delay < 0 or self.max_delay < 0 \
                 or self.max_throttled_attempts < 1:
             raise ValueError("invalid retry policy")
-
-
-@dataclass(frozen=True)
-class RetryInfo:
-    """Reported to `on_retry` before each backoff pause."""
-
-    attempt: int  # the attempt that failed (1-based)
-    delay: float  # seconds until the next attempt
-    reason: str  # e.g. "20023 Rate Limit Exceeded", "connection reset", "HTTP 503"
-    outcome_unknown: bool  # whether the failed attempt may have been applied
-
-
-@dataclass
-class TransportStats:
-    attempts: int = 0  # HTTP requests sent
-    retries: int = 0  # attempts beyond the first of each batch (backoff and re-signing)
-    waited: float = 0.0  # seconds spent in backoff and rate limiting
 
 
 @dataclass(frozen=True)
@@ -496,16 +446,16 @@ class SoapTransport:
                 if isinstance(error, SoapFault) and error.code == QUOTA_EXCEEDED:
                     now = self._now()
                     resets = quota_reset_after(now)
-                    raise _mark(QuotaExhausted(_quota_message(now, resets), resets), ambiguous) from error
+                    raise mark_outcome(QuotaExhausted(_quota_message(now, resets), resets, code=QUOTA_EXCEEDED), ambiguous) from error
                 if isinstance(error, SoapFault) and error.code == REQUEST_EXPIRED:
                     expired = SoapFault(error.code, f"{error.fault_message} (still after re-signing: check that "
                                                     "this machine's clock is correct)", error.faultcode,
                                         error.http_status)
-                    raise _mark(expired, ambiguous) from None
+                    raise mark_outcome(expired, ambiguous) from None
                 if not failure.retry:
-                    raise _mark(error, ambiguous) from None
+                    raise mark_outcome(error, ambiguous) from None
                 if failure.unknown and not resend_safe:
-                    raise _mark(OutcomeUnknown(
+                    raise mark_outcome(OutcomeUnknown(
                         f"{failure.reason}: the batch may have been applied, and with dedup off resending "
                         "it could create duplicate leads, so it is not resent"), True) from error
                 elapsed = self._monotonic() - started
@@ -522,8 +472,8 @@ class SoapTransport:
 
     def _stopped(self, ambiguous: bool) -> BaseException:
         if ambiguous:
-            return _mark(OutcomeUnknown("interrupted while retrying a batch whose outcome is unknown"), True)
-        return _mark(NotDelivered("interrupted before the batch was sent"), False)
+            return mark_outcome(OutcomeUnknown("interrupted while retrying a batch whose outcome is unknown"), True)
+        return mark_outcome(NotDelivered("interrupted before the batch was sent"), False)
 
     def _exhausted(self, error: BaseException, failure: _Attempt, attempts: int, ambiguous: bool) -> BaseException:
         text = getattr(error, "message", None) or str(error)
@@ -538,7 +488,7 @@ class SoapTransport:
         else:
             final = TransportError(text + suffix, code=getattr(error, "code", None))
         final.__cause__ = error
-        return _mark(final, ambiguous)
+        return mark_outcome(final, ambiguous)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         policy = self.retry
@@ -578,7 +528,7 @@ class SoapTransport:
                 # an HTTP error without a SOAP fault (a proxy, a load balancer): transient.
                 # 429/503 mean "not now"; other 5xx may come after Marketo processed the call.
                 unknown = status not in (429, 503)
-                error = _mark(TransportError(f"HTTP {status} {reason} from {self.credentials.endpoint} "
+                error = mark_outcome(TransportError(f"HTTP {status} {reason} from {self.credentials.endpoint} "
                                              f"without a SOAP fault"), unknown)
                 raise _Attempt(error, retry=True, unknown=unknown, reason=f"HTTP {status}",
                                retry_after=_retry_after(headers), throttled=status == 429) from None
@@ -586,13 +536,13 @@ class SoapTransport:
                 where = headers.get("Location", "elsewhere")
                 error = TransportError(f"HTTP {status}: the endpoint redirects to {where}; set "
                                        f"{ENV_ENDPOINT} to the SOAP endpoint itself")
-                raise _Attempt(_mark(error, False), retry=False, unknown=False, reason=f"HTTP {status}") from None
+                raise _Attempt(mark_outcome(error, False), retry=False, unknown=False, reason=f"HTTP {status}") from None
             if 400 <= status < 500:
                 error = TransportError(f"HTTP {status} {reason} from {self.credentials.endpoint}: "
                                        f"{exc.message}; check {ENV_ENDPOINT}")
-                raise _Attempt(_mark(error, False), retry=False, unknown=False, reason=f"HTTP {status}") from None
+                raise _Attempt(mark_outcome(error, False), retry=False, unknown=False, reason=f"HTTP {status}") from None
             # a 2xx we cannot use: Marketo most likely applied the batch
-            raise _Attempt(_mark(exc, True), retry=False, unknown=True, reason="unusable response") from None
+            raise _Attempt(mark_outcome(exc, True), retry=False, unknown=True, reason="unusable response") from None
 
     def _post(self, body: bytes, attempt: int) -> tuple[int, str, bytes, Mapping[str, str]]:
         import requests
@@ -610,7 +560,7 @@ class SoapTransport:
                                          stream=True, verify=True, allow_redirects=False)
         except requests.exceptions.SSLError as exc:
             error = TransportError(f"TLS error talking to {endpoint}: {_short(exc)}")
-            raise _Attempt(_mark(error, False), retry=False, unknown=False, reason="TLS error") from None
+            raise _Attempt(mark_outcome(error, False), retry=False, unknown=False, reason="TLS error") from None
         except requests.exceptions.ConnectTimeout as exc:
             error = NotDelivered(f"connection to {endpoint} timed out: {_short(exc)}")
             raise _Attempt(error, retry=True, unknown=False, reason="connect timeout") from None
@@ -625,11 +575,11 @@ class SoapTransport:
             raise _Attempt(error, retry=True, unknown=True, reason="connection lost") from None
         except requests.exceptions.RequestException as exc:
             error = TransportError(f"cannot send to {endpoint}: {_short(exc)}")
-            raise _Attempt(_mark(error, False), retry=False, unknown=False, reason="request error") from None
+            raise _Attempt(mark_outcome(error, False), retry=False, unknown=False, reason="request error") from None
         try:
             content = self._read_bounded(response, began)
         except ResponseError as exc:
-            raise _Attempt(_mark(exc, True), retry=False, unknown=True, reason="response refused") from None
+            raise _Attempt(mark_outcome(exc, True), retry=False, unknown=True, reason="response refused") from None
         except (requests.exceptions.RequestException, OSError) as exc:
             error = OutcomeUnknown(f"connection to {endpoint} lost while reading the answer: {_short(exc)}")
             raise _Attempt(error, retry=True, unknown=True, reason="connection lost") from None

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from reconcile import __version__
 from reconcile.errors import InputError, Location, StalePlanError
-from reconcile.model import Plan, State
-from reconcile.render import plan_to_json
-from reconcile.state import content_hash, state_file_hash, write_atomic
+from reconcile.core.model import Plan, State
+from reconcile.core.render import plan_to_json
+from reconcile.store.fs import write_atomic
+from reconcile.store.state import content_hash, state_file_hash
 
 PLAN_FILE_KIND = "reconcile-plan"
 PLAN_FILE_VERSION = 1

@@ -1,0 +1,1 @@
+"""GitHub Actions glue behind action.yml and the workflows."""

@@ -1,0 +1,23 @@
+"""A pause of the cyclic garbage collector for code that builds many acyclic objects at once."""
+
+from __future__ import annotations
+
+import gc
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many acyclic objects.
+
+    Each collection would walk every object alive (all leads, all state records): with 100k leads
+    that is a third of the planning time, for no garbage found. Reference counting still frees memory.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -1,0 +1,1 @@
+"""Marketo APIs, one folder each, behind the transport interface in `base`."""

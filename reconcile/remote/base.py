@@ -1,0 +1,92 @@
+"""The one seam between the apply engine and Marketo.
+
+A transport takes wire-neutral `LeadRecord`s and answers one `SyncStatus` per record, in order.
+Whatever its wire format, it reports failures with the types below, so that the engine can decide
+what is safe to resend and what to tell the user without knowing SOAP or REST.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from reconcile.core.records import LeadRecord, SyncStatus
+from reconcile.errors import RemoteError, TransportError
+
+
+class NotDelivered(TransportError):
+    """The request certainly did not reach Marketo (connection refused, connect timeout, DNS...)."""
+
+    outcome_unknown = False
+
+
+class OutcomeUnknown(TransportError):
+    """The request was sent and no usable answer came back: Marketo may or may not have applied it."""
+
+    outcome_unknown = True
+
+
+class QuotaExhausted(RemoteError):
+    """Marketo's daily call quota is used up; `resets_at` is the next midnight US Central."""
+
+    outcome_unknown = False
+
+    def __init__(self, message: str, resets_at: datetime, code: str | None = None):
+        super().__init__(message, code=code)
+        self.resets_at = resets_at
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """Whether the batch whose send raised `error` may have been applied by Marketo."""
+    return bool(getattr(error, "outcome_unknown", False))
+
+
+def not_delivered(error: BaseException) -> bool:
+    """Whether the batch whose send raised `error` certainly never reached Marketo."""
+    return isinstance(error, NotDelivered)
+
+
+def mark_outcome(error: BaseException, unknown: bool) -> BaseException:
+    """Tag `error` with whether its batch may have been applied (sticky: once unknown, unknown)."""
+    try:
+        error.outcome_unknown = bool(unknown or getattr(error, "outcome_unknown", False))  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover - exceptions without a __dict__
+        pass
+    return error
+
+
+@dataclass(frozen=True)
+class RetryInfo:
+    """Reported to `on_retry` before each backoff pause."""
+
+    attempt: int  # the attempt that failed (1-based)
+    delay: float  # seconds until the next attempt
+    reason: str  # e.g. "20023 Rate Limit Exceeded", "connection reset", "HTTP 503"
+    outcome_unknown: bool  # whether the failed attempt may have been applied
+
+
+@dataclass
+class TransportStats:
+    attempts: int = 0  # HTTP requests sent
+    retries: int = 0  # attempts beyond the first of each batch (backoff and re-signing)
+    waited: float = 0.0  # seconds spent in backoff and rate limiting
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What the apply engine needs from a Marketo API."""
+
+    #: the call's name as users know it, for plan and apply output ("syncMultipleLeads", "Sync Leads")
+    call_name: str
+
+    def prepare(self, records: Sequence[LeadRecord], dedup_enabled: bool = True) -> Any:
+        """Build (and validate) the call for one batch ahead of time; handed back to `send`."""
+
+    def send(self, records: Any, dedup_enabled: bool = True, *, stop: threading.Event | None = None,
+             on_retry: Callable[[RetryInfo], None] | None = None) -> list[SyncStatus]:
+        """Send one batch (records or a prepared call); one status per record, in order."""
+
+    def close(self) -> None:
+        """Release connections."""

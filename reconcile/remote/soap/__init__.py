@@ -1,0 +1,1 @@
+"""Marketo SOAP: syncMultipleLeads envelopes, fault codes and the transport."""

@@ -1,0 +1,59 @@
+"""Durable file writes shared by everything that persists: the state, the journal, plan files, the
+emulator's database. Readers see the old content or the new, never a mix, and a crash at any point
+leaves one of the two on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def write_atomic(path: Path | str, data: bytes) -> None:
+    """Replace `path` with `data`: write a temporary file beside it, fsync it, rename it over `path`,
+    then fsync the directory so the rename itself survives a power cut."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # os.open applies the umask to a new file by itself; no process-wide umask juggling, which would
+    # race with other threads creating files.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        existing_mode = _existing_mode(path)
+        if existing_mode is not None:
+            os.fchmod(fd, existing_mode)  # a 0644 state stays 0644 whatever the umask of this run
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_directory(directory)
+
+
+def _existing_mode(path: Path) -> int | None:
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return None
+
+
+def fsync_directory(directory: Path | str) -> None:
+    """Make a rename or a new file in `directory` durable. Best effort: some filesystems refuse."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
