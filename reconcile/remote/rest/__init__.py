@@ -1,0 +1,1 @@
+"""Marketo REST: OAuth, Sync Leads, Get Leads and Describe."""
