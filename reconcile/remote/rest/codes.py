@@ -1,7 +1,7 @@
 """Marketo REST error codes: the one table of what each means and what a client does.
 
 Source: ../shared/marketo-rest-facts.md, "Error codes". Call-level codes come with `success: false`
-(the whole call was not executed); record-level codes come in a skipped record's `reasons`. The
+(the whole call was not executed, so a retry is always safe); record-level codes come in a skipped record's `reasons`. The
 emulator's REST face answers with these same entries.
 """
 
@@ -37,16 +37,16 @@ CODES = table(
     Code(TOKEN_INVALID, "Access token invalid", Handling.RESIGN),
     Code(TOKEN_EXPIRED, "Access token expired", Handling.RESIGN),
     Code(ACCESS_DENIED, "Access denied", Handling.STOP),
-    Code(REQUEST_TIMED_OUT, "Request time-out", Handling.UNKNOWN),
+    Code(REQUEST_TIMED_OUT, "Request time-out", Handling.RETRY),
     Code(RATE_LIMIT, "Max rate limit exceeded", Handling.THROTTLED),
     Code(QUOTA_EXCEEDED, "Daily quota reached", Handling.QUOTA),
     Code(TEMPORARILY_UNAVAILABLE, "API temporarily unavailable", Handling.RETRY),
     Code(INVALID_JSON, "Invalid JSON", Handling.STOP),
     Code(NOT_FOUND, "Requested resource not found", Handling.STOP),
-    Code(SYSTEM_ERROR, "System error", Handling.UNKNOWN),
+    Code(SYSTEM_ERROR, "System error", Handling.RETRY),
     Code(INVALID_CONTENT_TYPE, "Invalid Content Type", Handling.STOP),
     Code(CONCURRENCY_LIMIT, "Concurrent access limit reached", Handling.THROTTLED),
-    Code(TRANSIENT, "Transient error", Handling.UNKNOWN),
+    Code(TRANSIENT, "Transient error", Handling.RETRY),
     Code(INVALID_VALUE, "Invalid value", Handling.RECORD),
     Code(MISSING_VALUE, "Missing value for required parameter", Handling.RECORD),
     Code(INVALID_DATA, "Invalid data", Handling.RECORD),
