@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
+from reconcile.core.safetext import visible
 
 PLAN_FORMAT_VERSION = 1
 
@@ -18,7 +19,8 @@ def _quote(value: str | int | None) -> str:
         return "null"
     if isinstance(value, int):
         return str(value)
-    return json.dumps(value, ensure_ascii=False)
+    # JSON escapes the C0 controls; visible() the rest (DEL, C1, line separators, bidi overrides)
+    return visible(json.dumps(value, ensure_ascii=False))
 
 
 def summary_line(plan: Plan) -> str:
@@ -45,38 +47,40 @@ def _lead_keys(action: Action) -> list[tuple[str, str | int | None]]:
 def _action_lines(action: Action, paint) -> list[str]:
     """The body of one action in terraform's diff notation, without colour codes when paint is a no-op."""
     lines: list[str] = []
-    source = f" ({action.lead.location})" if action.lead is not None else ""
+    source = f" ({visible(action.lead.location)})" if action.lead is not None else ""
+    identity = visible(action.identity)
     if action.kind == CREATE:
         verb = ("will be adopted (an existing Marketo lead, updated by its ID)" if action.lead.lead_id is not None
                 else "will be created")
-        lines.append(paint(_DIM, f"# {action.identity} {verb}{source}"))
+        lines.append(paint(_DIM, f"# {identity} {verb}{source}"))
         lines.append(paint(_GREEN, f"+ lead {_quote(action.identity)} {{"))
-        rows = _lead_keys(action) + [(c.name, c.new) for c in action.attribute_changes]
+        rows = _lead_keys(action) + [(visible(c.name), c.new) for c in action.attribute_changes]
         width = max((len(name) for name, _ in rows), default=0)
         for name, value in rows:
             lines.append(paint(_GREEN, f"    + {name.ljust(width)} = {_quote(value)}"))
         lines.append("  }")
     elif action.kind == UPDATE:
-        moved = (f", state key {action.state_key} → {action.identity}"
+        moved = (f", state key {visible(action.state_key)} → {identity}"
                  if action.state_key not in (None, action.identity) else "")
-        lines.append(paint(_DIM, f"# {action.identity} will be updated in-place{source}{moved}"))
+        lines.append(paint(_DIM, f"# {identity} will be updated in-place{source}{moved}"))
         lines.append(paint(_YELLOW, f"~ lead {_quote(action.identity)} {{"))
         if action.known_lead_id is not None:
             lines.append(f"      leadId = {action.known_lead_id}")
         rows = [(k.name, k.old, k.new, True) for k in action.key_changes]
-        rows += [(c.name, c.old, c.new, c.was_set) for c in action.attribute_changes]
-        width = max([len(r[0]) for r in rows] + [len(n) for n in action.unmanaged], default=0)
+        rows += [(visible(c.name), c.old, c.new, c.was_set) for c in action.attribute_changes]
+        unmanaged = [visible(name) for name in action.unmanaged]
+        width = max([len(r[0]) for r in rows] + [len(n) for n in unmanaged], default=0)
         for name, old, new, was_set in rows:
             before = _quote(old) if was_set else "(unset)"
             lines.append(paint(_YELLOW, f"    ~ {name.ljust(width)} = {before} → {_quote(new)}"))
-        for name in action.unmanaged:
+        for name in unmanaged:
             lines.append(paint(_DIM, f"    - {name.ljust(width)}   (no longer managed: left as is in Marketo)"))
         if not action.sends_record:
             lines.append(paint(_DIM, "      (recorded in the state only: nothing to send to Marketo)"))
         lines.append("  }")
     elif action.kind == ORPHANED:
         lead_id = f" (leadId {action.known_lead_id})" if action.known_lead_id is not None else ""
-        lines.append(paint(_RED, f"# {action.identity}{lead_id} is no longer declared: Marketo keeps it; "
+        lines.append(paint(_RED, f"# {identity}{lead_id} is no longer declared: Marketo keeps it; "
                                  "apply --forget-orphans drops it from the state"))
     return lines
 
