@@ -44,7 +44,17 @@ def _lead_keys(action: Action) -> list[tuple[str, str | int | None]]:
     return keys
 
 
-def _action_lines(action: Action, paint) -> list[str]:
+def _is_new_email_lead(action: Action) -> bool:
+    return action.kind == CREATE and action.identity.startswith("email:")
+
+
+def _email_change_hint(plan: Plan) -> bool:
+    """Whether an email-keyed orphan may be a lead whose email was edited: a create keyed by email
+    alongside it. Keyed by email, that is a new Marketo lead, and the old one stays."""
+    return any(_is_new_email_lead(a) for a in plan.actions)
+
+
+def _action_lines(action: Action, paint, email_hint: bool = False) -> list[str]:
     """The body of one action in terraform's diff notation, without colour codes when paint is a no-op."""
     lines: list[str] = []
     source = f" ({visible(action.lead.location)})" if action.lead is not None else ""
@@ -82,6 +92,9 @@ def _action_lines(action: Action, paint) -> list[str]:
         lead_id = f" (leadId {action.known_lead_id})" if action.known_lead_id is not None else ""
         lines.append(paint(_RED, f"# {identity}{lead_id} is no longer declared: Marketo keeps it; "
                                  "apply --forget-orphans drops it from the state"))
+        if email_hint and action.identity.startswith("email:") and action.known_lead_id is not None:
+            lines.append(paint(_DIM, f"#   if its email changed, the new email creates a new lead: to keep the "
+                                     f"same Marketo lead, add its leadId: {action.known_lead_id}"))
     return lines
 
 
@@ -95,9 +108,10 @@ def render_text(plan: Plan, color: bool = False) -> str:
         out.append("No changes. Marketo matches the lead files.")
     else:
         out.append("reconcile will perform the following actions:")
+        email_hint = _email_change_hint(plan)
         for action in changes:
             out.append("")
-            out.extend("  " + line for line in _action_lines(action, paint))
+            out.extend("  " + line for line in _action_lines(action, paint, email_hint))
     out.append("")
     out.append(paint(_BOLD, summary_line(plan)))
     return "\n".join(out) + "\n"
@@ -145,11 +159,12 @@ def render_markdown(plan: Plan) -> str:
     if not plan.has_changes and not s[ORPHANED]:
         out.append("No changes. Marketo matches the lead files.")
     sections = ((CREATE, "to create"), (UPDATE, "to update"), (ORPHANED, "orphaned (kept in Marketo)"))
+    email_hint = _email_change_hint(plan)
     for kind, title in sections:
         actions = [a for a in plan.actions if a.kind == kind]
         if not actions:
             continue
-        body = "\n\n".join("\n".join(_action_lines(a, lambda _code, text: text)) for a in actions)
+        body = "\n\n".join("\n".join(_action_lines(a, lambda _code, text: text, email_hint)) for a in actions)
         fence = _fence(body)
         out += [f"<details><summary>{len(actions)} {title}</summary>", "", f"{fence}diff", body, fence, "",
                 "</details>", ""]
