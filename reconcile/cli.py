@@ -122,15 +122,20 @@ StateOption = Annotated[Path, typer.Option("--state", help="State file.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and a redacted HTTP log.")]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        env().out(f"reconcile {__version__}")
+        raise typer.Exit(ExitStatus.SUCCESS)
+
+
 @app.callback()
 def _root(debug: DebugOption = False,
           error_format: Annotated[ErrorFormat, typer.Option(
               "--error-format", help="Errors and warnings on stderr as text, or as one JSON object per line "
               "(file, line, path, message, exit_code).")] = ErrorFormat.text,
-          version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False) -> None:
-    if version:
-        env().out(f"reconcile {__version__}")
-        raise typer.Exit(0)
+          version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
+                                                help="Show the version and exit.")] = False) -> None:
+    """Options accepted anywhere on the command line (--debug, --error-format) are read by `run`."""
 
 
 @app.command()
@@ -519,9 +524,14 @@ def _confirm(endpoint: str) -> None:
                          "--auto-approve, or apply a saved plan file")
     env().stdout.write(not_a_command(f"\nApply these changes to {visible(endpoint)}?\n  Only 'yes' will be accepted: "))
     env().stdout.flush()
-    answer = env().stdin.readline().strip()
-    if answer != "yes":
-        env().out("Apply cancelled; nothing was sent.")
+    try:
+        answer = env().stdin.readline()
+    except KeyboardInterrupt:
+        env().out("\nApply cancelled; nothing was sent.")
+        raise typer.Exit(ExitStatus.INTERRUPTED) from None
+    if answer.strip() != "yes":
+        # Declining is a decision, not a failure (exit 1 means a bug here): nothing was sent, exit 0.
+        env().out(("" if answer.endswith("\n") else "\n") + "Apply cancelled; nothing was sent.")
         raise typer.Exit(ExitStatus.SUCCESS)
 
 
@@ -711,6 +721,17 @@ def _split_global_options(argv: list[str]) -> tuple[list[str], bool, bool]:
     return rest + tail, debug, json_errors
 
 
+def _without_value_placeholders(command) -> None:
+    """Typer shows `<bool>` after every flag, as if it took a value: show nothing instead."""
+    params = list(command.params)
+    help_option = command.get_help_option(typer.Context(command))
+    for param in params + ([help_option] if help_option is not None else []):
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _without_value_placeholders(sub)
+
+
 def _usage_error(environment: Environment, message: str) -> None:
     if environment.json_errors:
         environment.error(UsageError(message))
@@ -728,8 +749,13 @@ def run(argv: list[str], environment: Environment | None = None) -> int:
     token = _current_env.set(environment)
     try:
         command = typer.main.get_command(app)
-        result = command.main(args=argv, prog_name="reconcile", standalone_mode=False)
+        _without_value_placeholders(command)
+        result = command.main(args=argv or ["--help"], prog_name="reconcile", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitStatus.SUCCESS
+    except _click_exceptions.NoArgsIsHelpError as exc:  # `reconcile state`: its help, like --help
+        if exc.format_message().strip():
+            environment.out(exc.format_message())
+        return ExitStatus.SUCCESS
     except _click_exceptions.UsageError as exc:
         _usage_error(environment, exc.format_message())
         return ExitStatus.USAGE
