@@ -16,7 +16,7 @@ from typing import Annotated, Mapping, Optional, TextIO
 import typer
 
 from reconcile import __version__
-from reconcile.core.safetext import not_a_command, safe_block, visible
+from reconcile.core.safetext import json_text, not_a_command, safe_block, visible
 from reconcile.errors import ExitStatus, Interrupted, ReconcileError, UsageError
 
 try:  # typer >= 0.29 vendors click
@@ -210,7 +210,7 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads)
     env().out(_render(plan, format))
     if out is not None and format is OutputFormat.text:
-        env().out(f"Saved the plan to {out}; apply it exactly with: reconcile apply {out}")
+        env().out(f"Saved the plan to {visible(out)}; apply it exactly with: reconcile apply {visible(out)}")
     if detailed_exitcode and plan.has_changes:
         return ExitStatus.CHANGES_PRESENT
     return ExitStatus.SUCCESS
@@ -225,12 +225,12 @@ def state_list(state: StateOption = Path("reconcile.state.json"),
 
     current = load_state(state)
     if as_json:
-        env().out(json.dumps({key: lead_to_json(current.leads[key]) for key in sorted(current.leads)},
-                             indent=2, ensure_ascii=False, sort_keys=True))
+        env().out(json_text(json.dumps({key: lead_to_json(current.leads[key]) for key in sorted(current.leads)},
+                                       indent=2, ensure_ascii=False, sort_keys=True)))
         return ExitStatus.SUCCESS
     for key in sorted(current.leads):
         lead_id = current.leads[key].lead_id
-        env().out(f"{key}\t{lead_id if lead_id is not None else '-'}")
+        env().out(f"{visible(key)}\t{lead_id if lead_id is not None else '-'}")
     return ExitStatus.SUCCESS
 
 
@@ -244,7 +244,7 @@ def state_show(key: Annotated[str, typer.Argument(help="A state key, e.g. email:
     record = current.leads.get(key) or current.leads.get(_normalise_key(key))
     if record is None:
         raise UsageError(f"no lead {key!r} in {state} (see `reconcile state list`)")
-    env().out(json.dumps(lead_to_json(record), indent=2, ensure_ascii=False, sort_keys=True))
+    env().out(json_text(json.dumps(lead_to_json(record), indent=2, ensure_ascii=False, sort_keys=True)))
     return ExitStatus.SUCCESS
 
 
@@ -629,7 +629,7 @@ def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock ID a lock
     from reconcile.store import lock
 
     removed = lock.force_unlock(state, lock_id)
-    env().out(f"Removed lock {removed.id} on {state} (held by {removed.describe()}).")
+    env().out(visible(f"Removed lock {removed.id} on {state} (held by {removed.describe()})."))
     return ExitStatus.SUCCESS
 
 
@@ -648,7 +648,7 @@ def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (M
         if target not in current.leads:
             raise UsageError(f"no lead {key!r} in {state} (see `reconcile state list`)")
         write_state(state, with_leads(current, forget(current.leads, [target])))
-    env().out(f"Removed {target} from {state}; the lead stays in Marketo.")
+    env().out(visible(f"Removed {target} from {state}; the lead stays in Marketo."))
     return ExitStatus.SUCCESS
 
 

@@ -110,9 +110,37 @@ def test_a_hostile_plan_header_keys_and_values_are_escaped(fmt: str):
     assert "email:old\\r::add-mask::@example.com (leadId 7) is no longer declared" in text
 
 
-def test_plan_json_keeps_the_values_exact():
+def test_plan_json_keeps_the_values_exact_and_valid(workspace: Path):
     data = json.loads(render.render_json(_hostile_plan()))
     assert {a["identity"] for a in data["actions"]} >= {"fsp:CUSTOM:x" + INJECTED}
+    # through the CLI's output guard too: invisible characters stay JSON escapes, not broken JSON
+    value = "Acme\x85\u2028\u202e\x7f"
+    (workspace / "leads" / "a.yaml").write_text(f"leads:\n  - email: a@example.com\n    attributes:\n"
+                                                f"      Company: {json.dumps(value)}\n")
+    result = invoke("plan", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    [action] = json.loads(result.stdout)["actions"]
+    assert action["attribute_changes"][0]["new"] == value
+    assert "\x85" not in result.stdout and "\u202e" not in result.stdout
+
+
+def test_plan_markdown_keeps_hostile_text_inside_its_code_block():
+    # each value tries to close the fence on a line of its own; the newlines are escaped and the fence
+    # is longer than any run of backticks, so either defence alone keeps the block shut
+    lead = Lead(location=Location("leads/a.yaml", 2), foreign_sys_person_id="x` | y\n```\n# Pwned <img src=x>",
+                attributes={"Company": "\n````\n[click](https://evil.example)\n"})
+    text = render.render_markdown(make_plan([lead], State(lineage="l", serial=0, leads={})))
+    outside, fence = [], None
+    for line in text.splitlines():
+        opener = re.match(r"(`{3,})", line)
+        if fence is None and opener:
+            fence = opener[1]
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is None:
+            outside.append(line)
+    assert fence is None
+    assert not any("Pwned" in line or "click" in line for line in outside), outside
 
 
 class _TamperingProxy(http.server.BaseHTTPRequestHandler):
@@ -179,3 +207,15 @@ def test_apply_summary_table_cells_cannot_break_out():
     assert "<img" not in text and "](" not in text and not re.search(r"(?<!\\)`", row)
     assert not any(line.startswith("#") and "Pwned" in line for line in text.splitlines())
     assert "&lt;img src=https://evil.example/i.png&gt;" in row and "\\[click\\]\\(https://evil.example\\)" in row
+
+
+def test_a_hostile_state_key_is_listed_on_one_line(workspace: Path):
+    key = "email:a@example.com\n::add-mask::x"
+    (workspace / "reconcile.state.json").write_text(json.dumps({"format_version": 1, "lineage": "l", "serial": 1,
+        "leads": {key: {"leadId": 7, "email": "a@example.com", "foreignSysPersonId": None,
+                        "foreignSysType": None, "attributes": {}, "syncedAt": None}}}))
+    listed = invoke("state", "list")
+    assert listed.exit_code == 0, listed.stderr
+    assert listed.stdout == "email:a@example.com\\n::add-mask::x\t7\n"
+    shown = invoke("state", "list", "--json")
+    assert list(json.loads(shown.stdout)) == [key] and commands_in(shown.stdout) == []

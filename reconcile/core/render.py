@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
-from reconcile.core.safetext import visible
+from reconcile.core.safetext import json_text, visible
 
 PLAN_FORMAT_VERSION = 1
 
@@ -142,7 +142,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    return json_text(json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False, sort_keys=False)) + "\n"
 
 
 def _fence(body: str) -> str:

@@ -37,6 +37,14 @@ def visible(value: object) -> str:
     return _UNSAFE.sub(_escape_char, text).replace(_OLD_COMMAND, _OLD_COMMAND_ESCAPED)
 
 
+def json_text(text: str) -> str:
+    """JSON from `json.dumps(..., ensure_ascii=False)` with the invisible characters JSON leaves raw
+    (DEL, C1 controls, line separators, bidi overrides) written as `\\uNNNN` escapes: the same data."""
+    if text.isprintable() or not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: m.group() if m.group() in "\n\t" else f"\\u{ord(m.group()):04x}", text)
+
+
 def not_a_command(line: str) -> str:
     """`line`, changed only if the runner would take it for a workflow command."""
     if line.lstrip().startswith("::"):
