@@ -62,6 +62,11 @@ class Environment:
         self.stderr.write(not_a_command(visible(text)) + "\n")
         self.stderr.flush()
 
+    def debug_log(self, text: str) -> None:
+        """A multi-line debug record (an HTTP exchange): each line prefixed, each shown safely."""
+        for line in text.split("\n"):
+            self.err(f"debug: {line}")
+
     def err_block(self, text: str) -> None:
         self.stderr.write(safe_block(text) + "\n")
         self.stderr.flush()
@@ -539,7 +544,7 @@ def _make_transport(credentials, concurrency: int):
     from reconcile.remote.soap.transport import SoapTransport
 
     environment = env()  # the transport logs from its worker threads, outside this context
-    log = (lambda text: environment.err(f"debug: {text}")) if environment.debug else None
+    log = environment.debug_log if environment.debug else None
     return SoapTransport(credentials, max_concurrency=concurrency, log=log)
 
 

@@ -155,8 +155,8 @@ class _TamperingProxy(http.server.BaseHTTPRequestHandler):
                                                   "SOAPAction": self.headers.get("SOAPAction", "")})
         with urllib.request.urlopen(request, timeout=30) as answer:
             data = answer.read()
-        data = re.sub(rb"<error>[^<]*</error>", b"<error>bad field&#10;::add-mask::hunter2&#13;::warning::x</error>",
-                      data)
+        data = re.sub(rb"<error>[^<]*</error>",
+                      b"<error>bad field&#10;::add-mask::hunter2&#13;::warning::x\n::stop-commands::pwn</error>", data)
         self.send_response(200)
         self.send_header("Content-Type", "text/xml; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -177,7 +177,7 @@ def test_server_error_text_with_newlines_cannot_become_a_command(workspace: Path
         path = emulator.endpoint.split("/", 3)[3]
         environ = {"MARKETO_SOAP_ENDPOINT": f"http://127.0.0.1:{server.server_port}/{path}",
                    "MARKETO_USER_ID": EMULATOR_TEST_USER_ID, "MARKETO_ENCRYPTION_KEY": EMULATOR_TEST_ENCRYPTION_KEY}
-        result = invoke("apply", "--auto-approve", environ=environ)
+        result = invoke("apply", "--auto-approve", "--debug", environ=environ)
         as_json = invoke("--error-format", "json", "apply", "--auto-approve", environ=environ)
     finally:
         server.shutdown()
@@ -185,6 +185,8 @@ def test_server_error_text_with_newlines_cannot_become_a_command(workspace: Path
     assert result.exit_code == 5, result.stderr
     assert "odd@example.com" in result.stderr and "add-mask" in result.stderr
     assert commands_in(result.stdout + result.stderr) == []
+    # the debug log of the exchange keeps its lines, each prefixed
+    assert "debug: ::stop-commands::pwn</error>" in result.stderr.splitlines()
     assert as_json.exit_code == 5
     annotated = invoke("ci", "annotate", stdin=as_json.stdout + as_json.stderr)
     print(annotated.stdout)
