@@ -463,6 +463,18 @@ def test_least_privilege_permissions_and_no_expressions_in_scripts():
     assert "secrets." not in PLAN_WORKFLOW.read_text()
 
 
+def test_steps_read_errors_as_json_and_run_the_ci_glue_through_the_cli():
+    runs = [step["run"] for _, steps in _all_steps() for step in steps if "run" in step]
+    script = "\n".join(runs)
+    # every reconcile command whose errors a later step reads prints them as JSON lines
+    for command in ("validate", "plan", "apply", "ci check-tracked"):
+        calls = re.findall(rf"reconcile (?:--[\w-]+ \w+ )*{command}\b[^\n]*", script)
+        assert calls, command
+        assert all("--error-format json" in call for call in calls), calls
+    assert "reconcile.ci.github" not in script and "python -m reconcile" not in script
+    assert script.count("reconcile ci annotate") == 4  # check, validate, plan, apply
+
+
 def test_triggers_concurrency_and_loop_protection():
     plan, apply = _load(PLAN_WORKFLOW), _load(APPLY_WORKFLOW)
     # PyYAML reads the key `on` as True
