@@ -106,7 +106,7 @@ def env() -> Environment:
     return _current_env.get()
 
 
-class ErrorFormat(str, Enum):
+class TextOrJson(str, Enum):
     text = "text"
     json = "json"
 
@@ -135,9 +135,9 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(debug: DebugOption = False,
-          error_format: Annotated[ErrorFormat, typer.Option(
+          error_format: Annotated[TextOrJson, typer.Option(
               "--error-format", help="Errors and warnings on stderr as text, or as one JSON object per line "
-              "(file, line, path, message, exit_code).")] = ErrorFormat.text,
+              "(file, line, path, message, exit_code).")] = TextOrJson.text,
           version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
                                                 help="Show the version and exit.")] = False) -> None:
     """Options accepted anywhere on the command line (--debug, --error-format) are read by `run`."""
@@ -145,17 +145,17 @@ def _root(debug: DebugOption = False,
 
 @app.command()
 def validate(leads: LeadsOption = Path("leads"),
-             format: Annotated[ErrorFormat, typer.Option(
+             format: Annotated[TextOrJson, typer.Option(
                  "--format", help="text, or json: a JSON summary on stdout and each error as a JSON object "
-                 "on its own line on stderr.")] = ErrorFormat.text,
+                 "on its own line on stderr.")] = TextOrJson.text,
              debug: DebugOption = False) -> int:
     """Check the lead files against the schema and the key rules."""
     from reconcile.inputs.validate import load_desired
 
-    if format is ErrorFormat.json:
+    if format is TextOrJson.json:
         env().json_errors = True
     desired = load_desired(leads)
-    if format is ErrorFormat.json:
+    if format is TextOrJson.json:
         env().out(json.dumps({"valid": True, "leads": len(desired.leads), "files": len(desired.files)}))
     else:
         env().out(f"{len(desired.leads)} leads in {len(desired.files)} files are valid.")
