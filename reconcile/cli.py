@@ -16,7 +16,8 @@ from typing import Annotated, Mapping, Optional, TextIO
 import typer
 
 from reconcile import __version__
-from reconcile.errors import ExitStatus, ReconcileError, UsageError
+from reconcile.core.safetext import json_text, not_a_command, safe_block, visible
+from reconcile.errors import ExitStatus, Interrupted, ReconcileError, UsageError
 
 try:  # typer >= 0.29 vendors click
     from typer._click import exceptions as _click_exceptions
@@ -36,6 +37,7 @@ class Environment:
     stdin_isatty: bool | None = None
     stderr_isatty: bool | None = None
     debug: bool = False
+    json_errors: bool = False  # errors and warnings as one JSON object per line (--error-format json)
 
     def __post_init__(self) -> None:
         if self.stdout_isatty is None:
@@ -50,12 +52,44 @@ class Environment:
         return bool(self.stdout_isatty) and "NO_COLOR" not in self.environ and self.environ.get("TERM") != "dumb"
 
     def out(self, text: str = "") -> None:
+        """Text assembled by reconcile (values in it already escaped): no line of it can be a command."""
+        text = safe_block(text, keep_ansi=self.color)
         self.stdout.write(text if text.endswith("\n") or not text else text + "\n")
         self.stdout.flush()
 
     def err(self, text: str) -> None:
-        self.stderr.write(text + "\n")
+        """One line on stderr, whatever the text holds."""
+        self.stderr.write(not_a_command(visible(text)) + "\n")
         self.stderr.flush()
+
+    def debug_log(self, text: str) -> None:
+        """A multi-line debug record (an HTTP exchange): each line prefixed, each shown safely."""
+        for line in text.split("\n"):
+            self.err(f"debug: {line}")
+
+    def err_block(self, text: str) -> None:
+        self.stderr.write(safe_block(text) + "\n")
+        self.stderr.flush()
+
+    def warn(self, text: str) -> None:
+        if self.json_errors:
+            self.err(json.dumps({"severity": "warning", "file": None, "line": None, "path": None,
+                                 "message": text, "exit_code": None}))
+        else:
+            self.err(f"warning: {text}")
+
+    def error(self, exc: ReconcileError) -> None:
+        if self.json_errors:
+            for diagnostic in exc.diagnostics():
+                self.err(json.dumps(diagnostic))
+        else:
+            for line in exc.lines():
+                self.err(f"error: {line}")
+
+    def workflow_command(self, line: str) -> None:
+        """A GitHub Actions workflow command that reconcile means (its data escaped by the caller)."""
+        self.stdout.write(line + "\n")
+        self.stdout.flush()
 
 
 def _isatty(stream) -> bool:
@@ -70,6 +104,11 @@ _current_env: contextvars.ContextVar[Environment] = contextvars.ContextVar("reco
 
 def env() -> Environment:
     return _current_env.get()
+
+
+class TextOrJson(str, Enum):
+    text = "text"
+    json = "json"
 
 
 class OutputFormat(str, Enum):
@@ -88,21 +127,38 @@ StateOption = Annotated[Path, typer.Option("--state", help="State file.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and a redacted HTTP log.")]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        env().out(f"reconcile {__version__}")
+        raise typer.Exit(ExitStatus.SUCCESS)
+
+
 @app.callback()
 def _root(debug: DebugOption = False,
-          version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False) -> None:
-    if version:
-        env().out(f"reconcile {__version__}")
-        raise typer.Exit(0)
+          error_format: Annotated[TextOrJson, typer.Option(
+              "--error-format", help="Errors and warnings on stderr as text, or as one JSON object per line "
+              "(file, line, path, message, exit_code).")] = TextOrJson.text,
+          version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
+                                                help="Show the version and exit.")] = False) -> None:
+    """Options accepted anywhere on the command line (--debug, --error-format) are read by `run`."""
 
 
 @app.command()
-def validate(leads: LeadsOption = Path("leads"), debug: DebugOption = False) -> int:
+def validate(leads: LeadsOption = Path("leads"),
+             format: Annotated[TextOrJson, typer.Option(
+                 "--format", help="text, or json: a JSON summary on stdout and each error as a JSON object "
+                 "on its own line on stderr.")] = TextOrJson.text,
+             debug: DebugOption = False) -> int:
     """Check the lead files against the schema and the key rules."""
     from reconcile.inputs.validate import load_desired
 
+    if format is TextOrJson.json:
+        env().json_errors = True
     desired = load_desired(leads)
-    env().out(f"{len(desired.leads)} leads in {len(desired.files)} files are valid.")
+    if format is TextOrJson.json:
+        env().out(json.dumps({"valid": True, "leads": len(desired.leads), "files": len(desired.files)}))
+    else:
+        env().out(f"{len(desired.leads)} leads in {len(desired.files)} files are valid.")
     return ExitStatus.SUCCESS
 
 
@@ -139,6 +195,9 @@ def plan_command(
     """Show what apply would change in Marketo."""
     from reconcile.core.gcpause import gc_paused
 
+    if format is OutputFormat.json:
+        env().json_errors = True
+
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     with gc_paused():
@@ -158,7 +217,7 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
                       state_hash=state_hash)
     env().out(_with_recovery(_render(plan, format), recovery, format))
     if out is not None and format is OutputFormat.text:
-        env().out(f"Saved the plan to {out}; apply it exactly with: reconcile apply {out}")
+        env().out(f"Saved the plan to {visible(out)}; apply it exactly with: reconcile apply {visible(out)}")
     if detailed_exitcode and plan.has_changes:
         return ExitStatus.CHANGES_PRESENT
     return ExitStatus.SUCCESS
@@ -205,12 +264,12 @@ def state_list(state: StateOption = Path("reconcile.state.json"),
 
     current = load_state(state)
     if as_json:
-        env().out(json.dumps({key: lead_to_json(current.leads[key]) for key in sorted(current.leads)},
-                             indent=2, ensure_ascii=False, sort_keys=True))
+        env().out(json_text(json.dumps({key: lead_to_json(current.leads[key]) for key in sorted(current.leads)},
+                                       indent=2, ensure_ascii=False, sort_keys=True)))
         return ExitStatus.SUCCESS
     for key in sorted(current.leads):
         lead_id = current.leads[key].lead_id
-        env().out(f"{key}\t{lead_id if lead_id is not None else '-'}")
+        env().out(f"{visible(key)}\t{lead_id if lead_id is not None else '-'}")
     return ExitStatus.SUCCESS
 
 
@@ -224,12 +283,186 @@ def state_show(key: Annotated[str, typer.Argument(help="A state key, e.g. email:
     record = current.leads.get(key) or current.leads.get(_normalise_key(key))
     if record is None:
         raise UsageError(f"no lead {key!r} in {state} (see `reconcile state list`)")
-    env().out(json.dumps(lead_to_json(record), indent=2, ensure_ascii=False, sort_keys=True))
+    env().out(json_text(json.dumps(lead_to_json(record), indent=2, ensure_ascii=False, sort_keys=True)))
     return ExitStatus.SUCCESS
 
 
 def _normalise_key(key: str) -> str:
     return "email:" + key[len("email:"):].lower() if key.startswith("email:") else key
+
+
+# --- `reconcile ci ...`: the steps of action.yml (hidden; see reconcile/ci) ---
+
+ci_app = typer.Typer(help="GitHub Actions steps (used by action.yml).", no_args_is_help=True)
+app.add_typer(ci_app, name="ci", hidden=True)
+
+
+def _read_text(path: Optional[Path]) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _exitcode(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+@ci_app.command("annotate")
+def ci_annotate(workspace: Annotated[Optional[str], typer.Option(
+        "--workspace", help="Repository root for relative paths (default: $GITHUB_WORKSPACE).")] = None) -> int:
+    """Copy stdin to stdout, turning reconcile's JSON diagnostics into ::error/::warning annotations."""
+    from reconcile.ci.annotations import Annotation, annotate
+
+    root = workspace or env().environ.get("GITHUB_WORKSPACE")
+    for item in annotate(env().stdin, root, os.getcwd()):
+        if isinstance(item, Annotation):
+            env().workflow_command(item.command())
+        else:
+            env().out(item + "\n")
+    return ExitStatus.SUCCESS
+
+
+@ci_app.command("check-tracked")
+def ci_check_tracked(state: StateOption = Path("reconcile.state.json")) -> int:
+    """Fail when git tracks a journal or lock file: apply must do exactly what the reviewed plan showed."""
+    from reconcile.ci.commit import refuse_tracked_runtime_files
+
+    refuse_tracked_runtime_files(str(state), env().environ)
+    env().out("No apply journal or state lock is committed.")
+    return ExitStatus.SUCCESS
+
+
+@ci_app.command("comment-body")
+def ci_comment_body(
+    plan: Annotated[Optional[Path], typer.Option("--plan", help="The plan's Markdown.")] = None,
+    exitcode: Annotated[str, typer.Option("--exitcode", help="plan's exit status (empty: it did not run).")] = "",
+    log: Annotated[Optional[list[Path]], typer.Option("--log", help="Output with JSON diagnostics (repeatable).")]
+    = None,
+    artifact_url: Annotated[str, typer.Option("--artifact-url")] = "",
+    artifact_name: Annotated[str, typer.Option("--artifact-name")] = "reconcile-plan",
+    run_url: Annotated[str, typer.Option("--run-url")] = "",
+    sha: Annotated[str, typer.Option("--sha")] = "",
+    summary: Annotated[bool, typer.Option("--summary", help="For the job summary: no marker, 1 MB limit.")]
+    = False,
+    max_chars: Annotated[int, typer.Option("--max-chars", min=0)] = 0,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write here instead of stdout.")] = None,
+) -> int:
+    """The Markdown of the sticky plan comment, or of the plan job's summary."""
+    from reconcile.ci import context
+    from reconcile.ci.annotations import diagnostics_in
+    from reconcile.ci.comment import CommentContext, comment_body
+
+    environ = env().environ
+    where = CommentContext(artifact_url=artifact_url or None, artifact_name=artifact_name,
+                           run_url=run_url or context.run_url(environ), sha=sha or context.head_sha(environ))
+    body = comment_body(plan_markdown=_read_text(plan), exitcode=_exitcode(exitcode),
+                        diagnostics=[d for path in log or () for d in diagnostics_in(_read_text(path) or "")],
+                        context=where, for_comment=not summary, limit=max_chars or None)
+    if output is not None:
+        output.write_text(body, encoding="utf-8")
+    else:
+        env().out(body)
+    return ExitStatus.SUCCESS
+
+
+@ci_app.command("sticky-comment")
+def ci_sticky_comment(
+    body_file: Annotated[Path, typer.Option("--body-file")],
+    repo: Annotated[Optional[str], typer.Option("--repo", help="owner/name (default: $GITHUB_REPOSITORY).")]
+    = None,
+    pr: Annotated[Optional[int], typer.Option("--pr", help="Pull request (default: from the event).")] = None,
+    gh: Annotated[str, typer.Option("--gh", help="The GitHub CLI executable.")] = "gh",
+) -> int:
+    """Create or update (never duplicate, never someone else's) the plan comment on the pull request."""
+    from reconcile.ci import context
+    from reconcile.ci.comment import GitHubCLI, upsert_comment
+
+    environ = env().environ
+    repo = repo or environ.get("GITHUB_REPOSITORY")
+    number = pr or context.pull_request_number(environ)
+    if not repo or not number:
+        raise UsageError("sticky-comment needs a repository and a pull request number "
+                         "(GITHUB_REPOSITORY and a pull_request event, or --repo and --pr)")
+    client = GitHubCLI(executable=gh, environ=environ, tmpdir=environ.get("RUNNER_TEMP"))
+    action, comment = upsert_comment(client, repo, number, body_file.read_text(encoding="utf-8"))
+    url = str(comment.get("html_url") or "")
+    env().out(f"{action.capitalize()} the plan comment on pull request #{number}" + (f": {visible(url)}" if url
+                                                                                     else "."))
+    context.append_to(environ.get("GITHUB_OUTPUT"), context.output_text(
+        {"comment-action": action, "comment-id": str(comment.get("id", "")), "comment-url": url}))
+    return ExitStatus.SUCCESS
+
+
+@ci_app.command("summarize-apply")
+def ci_summarize_apply(
+    exitcode: Annotated[str, typer.Option("--exitcode", help="apply's exit status (empty: it did not run).")] = "",
+    log: Annotated[Optional[Path], typer.Option("--log", help="apply's output (with --error-format json).")]
+    = None,
+    state: StateOption = Path("reconcile.state.json"),
+    before: Annotated[Optional[Path], typer.Option("--before", help="The state before apply "
+                                                   "(default: the committed version).")] = None,
+    artifact_name: Annotated[str, typer.Option("--artifact-name")] = "",
+    collect: Annotated[Optional[Path], typer.Option("--collect", help="Copy the state, the journal and the log "
+                                                    "into this folder.")] = None,
+) -> int:
+    """Apply's exit status and output → the job summary (stdout when there is no GITHUB_STEP_SUMMARY)."""
+    from reconcile.ci import context
+    from reconcile.ci.annotations import diagnostics_in
+    from reconcile.ci.commit import committed_text
+    from reconcile.ci.summary import ApplyOutcome, apply_summary, collect_evidence, complete_line
+    from reconcile.store.journal import journal_path
+
+    environ = env().environ
+    journal = journal_path(state)
+    log_text = _read_text(log) or ""
+    evidence = (collect_evidence([str(state), str(journal), str(log) if log else None], str(collect))
+                if collect is not None else [])
+    text = apply_summary(ApplyOutcome(
+        exitcode=_exitcode(exitcode), complete_line=complete_line(log_text), diagnostics=diagnostics_in(log_text),
+        state_before=_read_text(before) if before is not None else committed_text(str(state), environ),
+        state_after=_read_text(state), journal_present=journal.exists(), evidence=evidence,
+        artifact_name=artifact_name or None, run_url=context.run_url(environ)))
+    if environ.get("GITHUB_STEP_SUMMARY"):
+        context.append_to(environ["GITHUB_STEP_SUMMARY"], text)
+    else:
+        env().out(text)
+    return ExitStatus.SUCCESS
+
+
+@ci_app.command("commit-state")
+def ci_commit_state(
+    state: StateOption = Path("reconcile.state.json"),
+    branch: Annotated[Optional[str], typer.Option("--branch", help="Default: $GITHUB_REF_NAME.")] = None,
+    remote: Annotated[str, typer.Option("--remote")] = "origin",
+    attempts: Annotated[int, typer.Option("--attempts", min=1)] = 4,
+    log: Annotated[Optional[Path], typer.Option("--log", help="apply's output, for the commit message.")] = None,
+) -> int:
+    """Commit the state file and push it, rebasing over a concurrent push."""
+    from reconcile.ci import context
+    from reconcile.ci.commit import CommitError, commit_message, commit_state
+    from reconcile.ci.summary import complete_line
+
+    environ = env().environ
+    branch = branch or environ.get("GITHUB_REF_NAME") or "main"
+    message = commit_message(sha=environ.get("GITHUB_SHA"), summary_line=complete_line(_read_text(log) or ""),
+                             run_url=context.run_url(environ), state=str(state))
+    try:
+        sha = commit_state(str(state), branch=branch, message=message, remote=remote, attempts=attempts,
+                           environ=environ, log=lambda text: env().out(visible(text)))
+    except CommitError as exc:
+        context.append_to(environ.get("GITHUB_STEP_SUMMARY"), f"\n**The state was not committed:** {exc}.\n")
+        context.append_to(environ.get("GITHUB_OUTPUT"), context.output_text({"committed": "false"}))
+        raise
+    context.append_to(environ.get("GITHUB_OUTPUT"),
+                      context.output_text({"committed": "true" if sha else "false", "commit": sha or ""}))
+    if sha:
+        context.append_to(environ.get("GITHUB_STEP_SUMMARY"),
+                          f"\nCommitted the updated `{state}` to `{branch}` as `{sha[:12]}`.\n")
+    return ExitStatus.SUCCESS
 
 
 # --- commands that talk to Marketo: apply, emulator, force-unlock, state rm ---
@@ -271,7 +504,7 @@ def apply(
     with contextlib.ExitStack() as stack:
         credentials = (stack.enter_context(_embedded_emulator(state)) if use_emulator
                        else _credentials_from_env(endpoint))
-        held = lock.acquire(state, "apply", on_warning=lambda text: env().err(f"warning: {text}"))
+        held = lock.acquire(state, "apply", on_warning=lambda text: env().warn(text))
         stack.callback(held.release)
         current, _ = applier.recover_state(state, on_event=_print_event)
         desired = load_desired(leads)
@@ -328,11 +561,16 @@ def _confirm(endpoint: str) -> None:
     if not env().stdin_isatty:
         raise UsageError("apply needs confirmation but stdin is not interactive; review the plan and pass "
                          "--auto-approve, or apply a saved plan file")
-    env().stdout.write(f"\nApply these changes to {endpoint}?\n  Only 'yes' will be accepted: ")
+    env().stdout.write(not_a_command(f"\nApply these changes to {visible(endpoint)}?\n  Only 'yes' will be accepted: "))
     env().stdout.flush()
-    answer = env().stdin.readline().strip()
-    if answer != "yes":
-        env().out("Apply cancelled; nothing was sent.")
+    try:
+        answer = env().stdin.readline()
+    except KeyboardInterrupt:
+        env().out("\nApply cancelled; nothing was sent.")
+        raise typer.Exit(ExitStatus.INTERRUPTED) from None
+    if answer.strip() != "yes":
+        # Declining is a decision, not a failure (exit 1 means a bug here): nothing was sent, exit 0.
+        env().out(("" if answer.endswith("\n") else "\n") + "Apply cancelled; nothing was sent.")
         raise typer.Exit(ExitStatus.SUCCESS)
 
 
@@ -340,7 +578,7 @@ def _make_transport(credentials, concurrency: int):
     from reconcile.remote.soap.transport import SoapTransport
 
     environment = env()  # the transport logs from its worker threads, outside this context
-    log = (lambda text: environment.err(f"debug: {text}")) if environment.debug else None
+    log = environment.debug_log if environment.debug else None
     return SoapTransport(credentials, max_concurrency=concurrency, log=log)
 
 
@@ -348,9 +586,9 @@ def _print_event(event) -> None:
     from reconcile import apply as applier
 
     if isinstance(event, applier.JournalRecovered):
-        env().err(f"warning: {event.report.summary()}")
+        env().warn(event.report.summary())
     elif isinstance(event, applier.ApplyWarning):
-        env().err(f"warning: {event.message}")
+        env().warn(event.message)
     elif isinstance(event, applier.BatchRetrying):
         env().err(f"call {event.batch}: retrying in {event.delay:.1f} s after {event.reason}")
     elif isinstance(event, applier.BatchFailed):
@@ -432,7 +670,7 @@ def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock ID a lock
     from reconcile.store import lock
 
     removed = lock.force_unlock(state, lock_id)
-    env().out(f"Removed lock {removed.id} on {state} (held by {removed.describe()}).")
+    env().out(visible(f"Removed lock {removed.id} on {state} (held by {removed.describe()})."))
     return ExitStatus.SUCCESS
 
 
@@ -445,13 +683,13 @@ def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (M
     from reconcile.core.planner import forget
     from reconcile.store.state import with_leads, write_state
 
-    with lock.acquire(state, "state rm", on_warning=lambda text: env().err(f"warning: {text}")):
+    with lock.acquire(state, "state rm", on_warning=lambda text: env().warn(text)):
         current, _ = applier.recover_state(state, on_event=_print_event)
         target = key if key in current.leads else _normalise_key(key)
         if target not in current.leads:
             raise UsageError(f"no lead {key!r} in {state} (see `reconcile state list`)")
         write_state(state, with_leads(current, forget(current.leads, [target])))
-    env().out(f"Removed {target} from {state}; the lead stays in Marketo.")
+    env().out(visible(f"Removed {target} from {state}; the lead stays in Marketo."))
     return ExitStatus.SUCCESS
 
 
@@ -501,49 +739,85 @@ def emulator(
     return serve_forever_cli(config, host=host, port=port, faults=faults, out=env().out)
 
 
-def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
-    """`--debug` is accepted anywhere on the command line, before or after the command."""
-    if "--" in argv:
-        cut = argv.index("--")
-        head, tail = argv[:cut], argv[cut:]
-    else:
-        head, tail = argv, []
-    return [a for a in head if a != "--debug"] + tail, "--debug" in head
+def _split_global_options(argv: list[str]) -> tuple[list[str], bool, bool]:
+    """`--debug` and `--error-format FORMAT` are accepted anywhere, before or after the command.
+    Returns the other arguments, debug, and whether errors are JSON."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    head, tail = argv[:cut], argv[cut:]
+    rest: list[str] = []
+    debug = json_errors = False
+    index = 0
+    while index < len(head):
+        arg = head[index]
+        index += 1
+        if arg == "--debug":
+            debug = True
+        elif arg == "--error-format" and index < len(head) and head[index] in ("text", "json"):
+            json_errors = head[index] == "json"
+            index += 1
+        elif arg in ("--error-format=text", "--error-format=json"):
+            json_errors = arg.endswith("json")
+        else:
+            rest.append(arg)
+    return rest + tail, debug, json_errors
+
+
+def _without_value_placeholders(command) -> None:
+    """Typer shows `<bool>` after every flag, as if it took a value: show nothing instead."""
+    params = list(command.params)
+    help_option = command.get_help_option(typer.Context(command))
+    for param in params + ([help_option] if help_option is not None else []):
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _without_value_placeholders(sub)
+
+
+def _usage_error(environment: Environment, message: str) -> None:
+    if environment.json_errors:
+        environment.error(UsageError(message))
+        return
+    environment.err(f"error: {message}")
+    environment.err("Run 'reconcile --help' (or 'reconcile COMMAND --help') for usage.")
 
 
 def run(argv: list[str], environment: Environment | None = None) -> int:
     """Run the CLI with `argv` (without the program name); return the exit status. Never raises."""
-    argv, debug = _split_debug(list(argv))
+    argv, debug, json_errors = _split_global_options(list(argv))
     environment = environment or Environment()
     environment.debug = environment.debug or debug
+    environment.json_errors = environment.json_errors or json_errors
     token = _current_env.set(environment)
     try:
         command = typer.main.get_command(app)
-        result = command.main(args=argv, prog_name="reconcile", standalone_mode=False)
+        _without_value_placeholders(command)
+        result = command.main(args=argv or ["--help"], prog_name="reconcile", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitStatus.SUCCESS
+    except _click_exceptions.NoArgsIsHelpError as exc:  # `reconcile state`: its help, like --help
+        if exc.format_message().strip():
+            environment.out(exc.format_message())
+        return ExitStatus.SUCCESS
     except _click_exceptions.UsageError as exc:
-        environment.err(f"error: {exc.format_message()}")
-        environment.err("Run 'reconcile --help' (or 'reconcile COMMAND --help') for usage.")
+        _usage_error(environment, exc.format_message())
         return ExitStatus.USAGE
     except _click_exceptions.ClickException as exc:
-        environment.err(f"error: {exc.format_message()}")
+        environment.error(UsageError(exc.format_message()))
         return ExitStatus.USAGE
     except (typer.Abort, KeyboardInterrupt):
-        environment.err("error: interrupted")
+        environment.error(Interrupted("interrupted"))
         return ExitStatus.INTERRUPTED
     except typer.Exit as exc:
         return exc.exit_code
     except ReconcileError as exc:
         if environment.debug:
-            environment.err(traceback.format_exc().rstrip())
-        for line in exc.lines():
-            environment.err(f"error: {line}")
+            environment.err_block(traceback.format_exc().rstrip())
+        environment.error(exc)
         return exc.exit_status
     except Exception as exc:  # a bug: say so, and how to get the details
         if environment.debug:
-            environment.err(traceback.format_exc().rstrip())
+            environment.err_block(traceback.format_exc().rstrip())
         else:
-            environment.err(f"error: unexpected {type(exc).__name__}: {exc}")
+            environment.error(ReconcileError(f"unexpected {type(exc).__name__}: {exc}"))
             environment.err("This is a bug in reconcile; please report it. Run again with --debug for the traceback.")
         return ExitStatus.ERROR
     finally:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
+from typing import Any
 
 
 class ExitStatus(enum.IntEnum):
@@ -17,6 +19,35 @@ class ExitStatus(enum.IntEnum):
     LOCKED = 7
     INTERRUPTED = 130
     USAGE = 64
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+    @classmethod
+    def describe(cls, code: int) -> str:
+        """What an exit status means, for any integer a process may have returned."""
+        try:
+            return cls(code).meaning
+        except ValueError:
+            return "failure"
+
+
+_MEANINGS = {
+    ExitStatus.SUCCESS: "success",
+    ExitStatus.ERROR: "unexpected error (a bug in reconcile)",
+    ExitStatus.CHANGES_PRESENT: "changes present",
+    ExitStatus.INVALID_INPUT: "invalid input",
+    ExitStatus.REMOTE_FAILURE: "remote failure",
+    ExitStatus.PARTIAL_APPLY: "partial apply",
+    ExitStatus.STALE_PLAN: "stale plan",
+    ExitStatus.LOCKED: "state locked",
+    ExitStatus.INTERRUPTED: "interrupted",
+    ExitStatus.USAGE: "usage error",
+}
+
+# Messages about one place in a lead file start with its path in the document, e.g. `leads[3].email: `.
+_DOCUMENT_PATH = re.compile(r"(leads(?:\[\d+\]|\.[^\s.:\[]+)*): ")
 
 
 @dataclass(frozen=True, order=True)
@@ -42,6 +73,20 @@ class ReconcileError(Exception):
         prefix = f"{self.location}: " if self.location else ""
         return [f"{prefix}{self.message}"]
 
+    def diagnostics(self) -> list[dict[str, Any]]:
+        """The machine-readable form: one object per error, with file, line, path, message, exit code."""
+        path, message = None, self.message
+        found = _DOCUMENT_PATH.match(message)
+        if found is not None:
+            path, message = found[1], message[found.end():]
+        main = {"severity": "error", "file": self.location.file if self.location else None,
+                "line": self.location.line if self.location else None, "path": path, "message": message,
+                "exit_code": int(self.exit_status)}
+        # an error that lists details (e.g. each lead that FAILED) prints them as its further lines
+        details = [{**main, "file": None, "line": None, "path": None, "message": line.strip()}
+                   for line in self.lines()[1:]]
+        return [main, *details]
+
 
 class UsageError(ReconcileError):
     exit_status = ExitStatus.USAGE
@@ -62,6 +107,9 @@ class InputErrors(InputError):
 
     def lines(self) -> list[str]:
         return [line for error in self.errors for line in error.lines()]
+
+    def diagnostics(self) -> list[dict[str, Any]]:
+        return [item for error in self.errors for item in error.diagnostics()]
 
 
 def _error_sort_key(error: ReconcileError) -> tuple:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from clirunner import invoke
+from reconcile.cli import Environment, run
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_LEADS = ROOT / "leads"
@@ -144,3 +148,96 @@ def test_state_rm_forgets_one_lead_and_bumps_the_serial(workspace: Path) -> None
     assert after["serial"] == 3 and after["lineage"] == "abc"
     assert not (workspace / "reconcile.state.json.lock").exists(), "the lock is released"
     assert invoke("state", "rm", "email:nobody@example.com").exit_code == 64
+
+
+# --- first impressions: version, help, the apply prompt, machine-readable errors ---
+
+
+def test_version_prints_the_version(workspace: Path) -> None:
+    from reconcile import __version__
+
+    for args in (["--version"], ["--version", "plan"]):
+        result = invoke(*args)
+        assert (result.exit_code, result.stdout, result.stderr) == (0, f"reconcile {__version__}\n", "")
+
+
+def test_bare_reconcile_prints_help_and_no_empty_error(workspace: Path) -> None:
+    for args in ([], ["state"]):
+        result = subprocess.run([sys.executable, "-m", "reconcile", *args], capture_output=True, text=True,
+                                cwd=workspace, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "Usage: reconcile" in result.stdout and "Commands" in result.stdout
+        assert result.stderr == ""
+
+
+def test_flags_show_no_value_placeholder_in_help(workspace: Path) -> None:
+    for args in (["--help"], ["apply", "--help"], ["plan", "--help"]):
+        result = subprocess.run([sys.executable, "-m", "reconcile", *args], capture_output=True, text=True,
+                                cwd=workspace, timeout=60, env={**os.environ, "COLUMNS": "120"})
+        assert result.returncode == 0, result.stderr
+        assert "<bool>" not in result.stdout, args
+        assert re.search(r"--help\s+Show this message", result.stdout)
+    assert re.search(r"--batch-size\s+<int>", result_of("apply", "--help"))  # options with a value keep theirs
+
+
+def result_of(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "reconcile", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "120"}).stdout
+
+
+def test_answering_no_at_the_prompt_sends_nothing_and_exits_0(workspace: Path) -> None:
+    result = invoke("apply", "--emulator", stdin="no\n", tty=True, environ={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.endswith("Only 'yes' will be accepted: Apply cancelled; nothing was sent.\n")
+    assert not (workspace / "reconcile.state.json").exists()
+
+
+class _CtrlC(io.StringIO):
+    def readline(self, *args):
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_at_the_prompt_says_apply_cancelled(workspace: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    environment = Environment(stdout=out, stderr=err, stdin=_CtrlC(), environ={"NO_COLOR": "1"},
+                              stdout_isatty=True, stdin_isatty=True)
+    assert run(["apply", "--emulator"], environment) == 130
+    assert out.getvalue().endswith("Only 'yes' will be accepted: \nApply cancelled; nothing was sent.\n")
+    assert "error" not in err.getvalue()
+    assert not (workspace / "reconcile.state.json").exists()
+
+
+def test_errors_as_json_lines(workspace: Path) -> None:
+    (workspace / "leads" / "broken.yaml").write_text("leads:\n  - email: nope\n  - leadId: 0\n")
+    result = invoke("validate", "--format", "json")
+    assert result.exit_code == 3 and result.stdout == ""
+    assert [json.loads(line) for line in result.stderr.splitlines()] == [
+        {"severity": "error", "file": "leads/broken.yaml", "line": 2, "path": "leads[0].email",
+         "message": "'nope' is not an email address", "exit_code": 3},
+        {"severity": "error", "file": "leads/broken.yaml", "line": 3, "path": "leads[1].leadId",
+         "message": "leadId must be a positive integer below 2^31, not 0", "exit_code": 3}]
+    (workspace / "leads" / "broken.yaml").unlink()
+    assert json.loads(invoke("validate", "--format", "json").stdout) == {"valid": True, "leads": 6, "files": 4}
+    usage = invoke("plan", "--nope", "--error-format", "json")
+    assert usage.exit_code == 64
+    assert json.loads(usage.stderr) == {"severity": "error", "file": None, "line": None, "path": None,
+                                        "message": "No such option: --nope", "exit_code": 64}
+
+
+def test_example_lead_ids_are_ids_the_emulator_never_hands_out() -> None:
+    """Pasting an example must never update a lead the emulator created for someone else."""
+    import yaml
+
+    from reconcile.emulator import EmulatorConfig
+    from reconcile.emulator.store import DEMO_LEADS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    examples = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL)]
+    examples += [yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(EXAMPLE_LEADS.rglob("*.yaml"))]
+    ids = [lead["leadId"] for doc in examples if isinstance(doc, dict) for lead in doc.get("leads") or []
+           if "leadId" in lead]
+    assert ids, "the examples show adopting a lead by its ID"
+    demo = {lead["id"] for lead in DEMO_LEADS}
+    first_new = EmulatorConfig(encryption_key="k").first_lead_id
+    for lead_id in ids:
+        assert lead_id in demo or lead_id < first_new, lead_id

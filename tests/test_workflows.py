@@ -8,6 +8,7 @@ for apply, the built-in Marketo emulator. A broken step fails here, not on GitHu
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -21,7 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconcile.ci import github as gh_helpers
+from clirunner import invoke
+from reconcile.ci import annotations, comment as comment_helpers, commit as commit_helpers
 from workflow_runner import WorkflowRunner, condition_holds, evaluate, interpolate, parse_output_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +139,12 @@ while rest:
     else:
         path = arg
 entry.update(method=method, path=path, paginate=paginate, body=(payload or {}).get("body"))
+if path == "user" and method == "GET":
+    # GITHUB_TOKEN (an installation token) may not ask who it is; a personal token may
+    login = os.environ.get("FAKE_GH_USER")
+    if not login:
+        finish(1, err="gh: Resource not accessible by integration (HTTP 403)\n")
+    finish(0, json.dumps({"login": login, "type": "User"}))
 listing = re.fullmatch(r"repos/([^/]+/[^/]+)/issues/(\d+)/comments(?:\?per_page=\d+)?", path or "")
 single = re.fullmatch(r"repos/([^/]+/[^/]+)/issues/comments/(\d+)", path or "")
 
@@ -258,9 +266,10 @@ def test_pull_request_plan_goes_to_the_summary_and_one_sticky_comment(tmp_path, 
     # one new comment, through the API, with the marker and the same plan
     calls = fake_gh.calls()
     assert [(c["method"], c["path"]) for c in calls] == [
+        ("GET", "user"),  # who the workflow comments as
         ("GET", f"repos/{REPO}/issues/{PR_NUMBER}/comments?per_page=100"),
         ("POST", f"repos/{REPO}/issues/{PR_NUMBER}/comments")]
-    assert calls[0]["paginate"] and all(c["gh_token_set"] for c in calls)
+    assert calls[1]["paginate"] and all(c["gh_token_set"] for c in calls)
     [comment] = fake_gh.plan_comments()
     assert comment["body"].startswith(MARKER + "\n### reconcile plan")
     assert "| 4 | 0 | 0 | 0 | 1 |" in comment["body"]
@@ -274,14 +283,15 @@ def test_pull_request_plan_goes_to_the_summary_and_one_sticky_comment(tmp_path, 
     head2 = git("rev-parse", "HEAD", cwd=origin.clone).strip()
     _, job2 = run_plan(tmp_path / "run2", origin, fake_gh, head2)
     assert job2.status == "success", job2.output
-    calls = fake_gh.calls()[2:]
+    calls = fake_gh.calls()[3:]
     assert [(c["method"], c["path"]) for c in calls] == [
+        ("GET", "user"),
         ("GET", f"repos/{REPO}/issues/{PR_NUMBER}/comments?per_page=100"),
         ("PATCH", f"repos/{REPO}/issues/comments/{comment['id']}")]
     [updated] = fake_gh.plan_comments()
     assert updated["id"] == comment["id"] and len(fake_gh.comments()) == 4  # three people's + ours
     body = updated["body"]
-    assert len(body) <= gh_helpers.COMMENT_LIMIT
+    assert len(body) <= comment_helpers.COMMENT_LIMIT
     assert "| 454 | 0 | 0 | 0 | 2 |" in body
     assert "was cut short here. The full plan is in the artifact [`reconcile-plan`]" \
            f"(https://github.com/{REPO}/actions/runs/4242/artifacts/1000)" in body
@@ -289,7 +299,7 @@ def test_pull_request_plan_goes_to_the_summary_and_one_sticky_comment(tmp_path, 
     assert f"Commit `{head2[:12]}`" in body
     # the summary and the artifact have all of it
     plan_md = (job2.artifacts["reconcile-plan"]["dir"] / "plan.md").read_text()
-    assert len(plan_md) > gh_helpers.COMMENT_LIMIT
+    assert len(plan_md) > comment_helpers.COMMENT_LIMIT
     assert plan_md.rstrip("\n") in job2.summary
     assert "person0449@example.com" in job2.summary and "person0449@example.com" not in body
 
@@ -320,7 +330,7 @@ def test_invalid_leads_fail_the_check_with_annotations_on_their_lines(tmp_path, 
                         annotations[1])
     # the summary and the comment say why there is no plan, with the same errors
     assert "### reconcile plan: failed" in job.summary
-    assert "`reconcile validate` failed, so there is no plan. 2 error(s)" in job.summary
+    assert "reconcile found errors before it could plan, so there is no plan. 2 error(s)" in job.summary
     assert "leads/x.yaml:4: leads[1].email" in job.summary
     [comment] = fake_gh.plan_comments()
     assert "### reconcile plan: failed" in comment["body"] and "leads/x.yaml:7:" in comment["body"]
@@ -340,6 +350,46 @@ def test_a_corrupt_state_file_fails_the_plan_step_with_an_annotation(tmp_path, f
     [comment] = fake_gh.plan_comments()
     assert "The lead files or the state file are invalid (exit 3)" in comment["body"]
     assert "reconcile.state.json:1: state file is not valid JSON" in comment["body"]
+
+
+def test_a_committed_journal_or_lock_fails_the_plan_job_before_anything_else(tmp_path, fake_gh):
+    origin = Origin(tmp_path, {"leads/customers.yaml": LEADS})
+    # a journal that would map a new lead to someone else's lead ID when apply "recovers" it
+    journal = '{"type": "begin", "state_lineage": "x", "state_serial": 0}\n'
+    head = origin.commit({"leads/new.yaml": "leads:\n  - email: new@example.com\n",
+                          "reconcile.state.json.journal": journal}, "Add a lead", branch="add-leads")
+    _, job = run_plan(tmp_path / "run", origin, fake_gh, head)
+    assert job.status == "failure"
+    check = job.step("Refuse a committed journal or lock")
+    assert check.outcome == "failure" and check.returncode == 3
+    assert job.step("Validate the lead files").outcome == "skipped"
+    assert job.step("Plan").outcome == "skipped"
+    [annotation] = job.annotations()
+    assert annotation.startswith("::error file=reconcile.state.json.journal::an apply journal is committed to git")
+    assert "git rm --cached -- reconcile.state.json.journal" in annotation
+    [comment] = fake_gh.plan_comments()
+    assert "### reconcile plan: failed" in comment["body"]
+    assert "reconcile.state.json.journal: an apply journal is committed to git" in comment["body"]
+    assert "reconcile.state.json.journal: an apply journal" in job.summary
+
+    # a lock, in a sub-directory the action is pointed at, is refused the same way
+    head = origin.commit({"reconcile.state.json.journal": None, "team/reconcile.state.json.lock": "{}\n"},
+                         "Swap the journal for a lock", branch="add-leads")
+    runner, job = run_plan(tmp_path / "run2", origin, fake_gh, head)
+    assert job.step("Refuse a committed journal or lock").returncode == 3
+    assert [a.split("::")[1] for a in job.annotations()] == ["error file=team/reconcile.state.json.lock"]
+
+
+def test_the_repository_ignores_journals_and_locks(tmp_path):
+    git("init", "--quiet", str(tmp_path), cwd=tmp_path)
+    shutil.copy(ROOT / ".gitignore", tmp_path / ".gitignore")
+    names = ["reconcile.state.json.journal", "reconcile.state.json.lock", "team/prod.state.json.lock"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=tmp_path, capture_output=True,
+                             text=True).stdout.split()
+    assert ignored == names
+    kept = subprocess.run(["git", "check-ignore", "--no-index", "poetry.lock", "reconcile.state.json"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert kept.stdout == ""
 
 
 def test_a_pull_request_from_a_fork_gets_the_summary_but_no_comment(tmp_path, fake_gh):
@@ -413,10 +463,25 @@ def test_least_privilege_permissions_and_no_expressions_in_scripts():
     assert "secrets." not in PLAN_WORKFLOW.read_text()
 
 
+def test_steps_read_errors_as_json_and_run_the_ci_glue_through_the_cli():
+    runs = [step["run"] for _, steps in _all_steps() for step in steps if "run" in step]
+    script = "\n".join(runs)
+    # every reconcile command whose errors a later step reads prints them as JSON lines
+    for command in ("validate", "plan", "apply", "ci check-tracked"):
+        calls = re.findall(rf"reconcile (?:--[\w-]+ \w+ )*{command}\b[^\n]*", script)
+        assert calls, command
+        assert all("--error-format json" in call for call in calls), calls
+    assert "reconcile.ci.github" not in script and "python -m reconcile" not in script
+    assert script.count("reconcile ci annotate") == 4  # check, validate, plan, apply
+
+
 def test_triggers_concurrency_and_loop_protection():
     plan, apply = _load(PLAN_WORKFLOW), _load(APPLY_WORKFLOW)
     # PyYAML reads the key `on` as True
-    paths = ["leads/**", "schemas/**", "reconcile.state.json"]
+    paths = ["leads/**", "schemas/**", "reconcile.state.json", "**.json.journal", "**.json.lock"]
+    # a pull request that adds a journal or a lock, anywhere, runs the plan job (which refuses it)
+    for added in ("reconcile.state.json.journal", "reconcile.state.json.lock", "team/a/reconcile.state.json.lock"):
+        assert any(fnmatch.fnmatchcase(added, pattern) for pattern in paths), added
     assert plan[True]["pull_request"]["paths"] == paths
     assert apply[True]["push"] == {"branches": ["main"], "paths": paths}
     assert apply["concurrency"] == {"group": "reconcile-apply", "cancel-in-progress": False}
@@ -452,56 +517,97 @@ def test_pre_commit_hook_runs_reconcile_validate(tmp_path):
 # reconcile.ci.github helpers
 
 
-def test_annotate_escapes_like_github():
+def _diagnostic(message, file=None, line=None, path=None, severity="error"):
+    return json.dumps({"severity": severity, "file": file, "line": line, "path": path, "message": message,
+                       "exit_code": 3})
+
+
+def test_annotate_turns_json_diagnostics_into_escaped_commands_and_passes_the_rest():
     lines = ["6 leads in 4 files are valid.",
-             "error: leads/a.yaml:12: leads[3].email: '50%, sure' is not an email\r",
-             "error: /ws/leads/b,c.yaml:2: a\nb",
-             "error: reconcile.state.json: not valid JSON",
-             "error: MARKETO_USER_ID is not set"]
-    out = list(gh_helpers.annotate_lines(lines, workspace="/ws", cwd="/ws"))
-    assert out == ["6 leads in 4 files are valid.",
-                   "::error file=leads/a.yaml,line=12::leads[3].email: '50%25, sure' is not an email",
-                   "::error file=leads/b%2Cc.yaml,line=2::a%0Ab",
-                   "::error file=reconcile.state.json::not valid JSON",
-                   "::error::MARKETO_USER_ID is not set"]
-    assert gh_helpers.escape_property("a:b,c%\r\n") == "a%3Ab%2Cc%25%0D%0A"
-    assert gh_helpers.escape_data("a:b,c%\r\n") == "a:b,c%25%0D%0A"
+             _diagnostic("'50%, sure' is not an email\r", "leads/a.yaml", 12, "leads[3].email"),
+             _diagnostic("a\nb", "/ws/leads/b,c.yaml", 2),
+             _diagnostic("not valid JSON", "reconcile.state.json"),
+             _diagnostic("MARKETO_USER_ID is not set"),
+             _diagnostic("lock is stale", severity="warning"),
+             "error: leads/x.yaml:3: human text is not an API",
+             '{"not": "a diagnostic"}']
+    result = invoke("ci", "annotate", "--workspace", "/ws", stdin="\n".join(lines) + "\n",
+                    environ={"GITHUB_WORKSPACE": "/elsewhere"})
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "6 leads in 4 files are valid.",
+        "::error file=leads/a.yaml,line=12::leads[3].email: '50%25, sure' is not an email%0D",
+        "::error file=leads/b%2Cc.yaml,line=2::a%0Ab",
+        "::error file=reconcile.state.json::not valid JSON",
+        "::error::MARKETO_USER_ID is not set",
+        "::warning::lock is stale",
+        "error: leads/x.yaml:3: human text is not an API",
+        '{"not": "a diagnostic"}']
+    assert annotations.escape_property("a:b,c%\r\n") == "a%3Ab%2Cc%25%0D%0A"
+    assert annotations.escape_data("a:b,c%\r\n\x1b") == "a:b,c%25%0D%0A\\x1b"
+
+
+def test_annotate_never_passes_a_command_through():
+    hostile = ["::add-mask::X", "  ::stop-commands::pwn", "text ##[set-output name=x]y"]
+    result = invoke("ci", "annotate", stdin="\n".join(hostile) + "\n")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == ["\\x3a:add-mask::X", "  \\x3a:stop-commands::pwn",
+                                          "text ##\\x5bset-output name=x]y"]
 
 
 def test_comment_body_truncation_keeps_markdown_balanced():
     body = "### reconcile plan\n\n" + "".join(
         f"<details><summary>part {i}</summary>\n\n```diff\n" + ("+ line\n" * 400) + "```\n\n</details>\n"
         for i in range(40))
-    out = gh_helpers.comment_body(plan_markdown=body, exitcode=2, artifact_url="https://a/1", run_url="https://r",
-                                  sha="f" * 40)
-    assert len(out) <= gh_helpers.COMMENT_LIMIT
+    where = comment_helpers.CommentContext(artifact_url="https://a/1", run_url="https://r", sha="f" * 40)
+    out = comment_helpers.comment_body(plan_markdown=body, exitcode=2, context=where)
+    assert len(out) <= comment_helpers.COMMENT_LIMIT
     assert out.startswith(MARKER + "\n### reconcile plan")
     head = out.split("> [!WARNING]")[0]
     assert head.count("```") % 2 == 0 and head.count("<details>") == head.count("</details>")
     assert "[`reconcile-plan`](https://a/1)" in out and "[workflow run](https://r)" in out
-    small = gh_helpers.comment_body(plan_markdown="### reconcile plan\n", exitcode=0)
+    small = comment_helpers.comment_body(plan_markdown="### reconcile plan\n", exitcode=0)
     assert "[!WARNING]" not in small and "changes nothing" in small
 
 
-def test_sticky_comment_finds_its_comment_across_pages(tmp_path, fake_gh, monkeypatch):
+def _sticky(tmp_path, fake_gh, body_text, **extra_env):
     body = tmp_path / "body.md"
-    body.write_text(MARKER + "\nfirst\n")
+    body.write_text(body_text)
     environ = {**os.environ, **fake_gh.env(), "GH_TOKEN": "t", "GITHUB_REPOSITORY": REPO,
-               "GITHUB_OUTPUT": str(tmp_path / "out")}
-    gh = str(fake_gh.bin / "gh")
-    args = ["sticky-comment", "--body-file", str(body), "--pr", str(PR_NUMBER), "--gh", gh]
-    assert gh_helpers.main(args, environ) == 0
+               "GITHUB_OUTPUT": str(tmp_path / "out"), **extra_env}
+    args = ["ci", "sticky-comment", "--body-file", str(body), "--pr", str(PR_NUMBER), "--gh", str(fake_gh.bin / "gh")]
+    return invoke(*args, environ=environ)
+
+
+def test_sticky_comment_finds_its_comment_across_pages(tmp_path, fake_gh):
+    assert _sticky(tmp_path, fake_gh, MARKER + "\nfirst\n").exit_code == 0
     fake_gh.seed([(c["body"], c["user"]["login"]) for c in fake_gh.comments()] + [("late", "dave")] * 3)
     [ours] = fake_gh.plan_comments()  # now on the second of three pages
-    body.write_text("second\n")  # the marker is added when missing
-    assert gh_helpers.main(args, environ) == 0
-    assert [c["method"] for c in fake_gh.calls()] == ["GET", "POST", "GET", "PATCH"]
+    assert ours["user"]["login"] == "github-actions[bot]"
+    assert _sticky(tmp_path, fake_gh, "second\n").exit_code == 0  # the marker is added when missing
+    assert [c["method"] for c in fake_gh.calls()] == ["GET", "GET", "POST", "GET", "GET", "PATCH"]
     [updated] = fake_gh.plan_comments()
     assert updated["id"] == ours["id"] and updated["body"] == MARKER + "\nsecond\n"
     outputs = parse_output_file((tmp_path / "out").read_text())
     assert outputs["comment-action"] == "updated" and outputs["comment-id"] == str(ours["id"])
-    no_token = {k: v for k, v in environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN")}
-    assert gh_helpers.main(args, no_token) == 4
+    no_token = _sticky(tmp_path, fake_gh, "third\n", GH_TOKEN="")
+    assert no_token.exit_code == 4 and no_token.stderr.startswith("error: gh api ")
+
+
+def test_sticky_comment_never_edits_a_comment_someone_else_wrote(tmp_path, fake_gh):
+    hijack = MARKER + "\n### reconcile plan\nNothing to see here, merge away"
+    fake_gh.seed([(hijack, "mallory"), ("Looks good", "alice")])
+    result = _sticky(tmp_path, fake_gh, MARKER + "\nthe real plan\n")
+    assert result.exit_code == 0, result.stderr
+    assert [c["method"] for c in fake_gh.calls()] == ["GET", "GET", "POST"]  # no PATCH of mallory's comment
+    mallory, ours = fake_gh.plan_comments()
+    assert mallory["user"]["login"] == "mallory" and mallory["body"] == hijack
+    assert ours["user"]["login"] == "github-actions[bot]" and ours["body"] == MARKER + "\nthe real plan\n"
+    # with a personal token, the token's own earlier comment is the one to update
+    fake_gh.seed([(hijack, "mallory"), (MARKER + "\nold plan", "ci-user")])
+    result = _sticky(tmp_path, fake_gh, "newer plan\n", FAKE_GH_USER="ci-user")
+    assert result.exit_code == 0, result.stderr
+    assert [c["body"] for c in fake_gh.comments()] == [hijack, MARKER + "\nnewer plan\n"]
 
 
 def test_commit_state_rebases_over_a_concurrent_push(tmp_path):
@@ -513,7 +619,7 @@ def test_commit_state_rebases_over_a_concurrent_push(tmp_path):
     origin.commit({"leads/b.yaml": "leads: []\n"}, "Someone merged meanwhile")
     environ = {**os.environ, "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1", "GITHUB_TOKEN": "ghs_secret"}
     messages: list[str] = []
-    sha = gh_helpers.commit_state("reconcile.state.json", branch="main", attempts=3, environ=environ,
+    sha = commit_helpers.commit_state("reconcile.state.json", branch="main", attempts=3, environ=environ,
                                   message="reconcile: record apply results [skip ci]\n", cwd=str(runner_clone),
                                   sleep=lambda s: None, log=messages.append)
     assert sha == git("rev-parse", "main", cwd=origin.bare).strip()
@@ -525,13 +631,13 @@ def test_commit_state_rebases_over_a_concurrent_push(tmp_path):
     assert "journal" not in git("ls-tree", "-r", "--name-only", "main", cwd=origin.bare)
     assert "ghs_secret" not in (runner_clone / ".git" / "config").read_text()
     # nothing to do when the state did not change
-    assert gh_helpers.commit_state("reconcile.state.json", branch="main", message="x", environ=environ,
+    assert commit_helpers.commit_state("reconcile.state.json", branch="main", message="x", environ=environ,
                                    cwd=str(runner_clone), log=messages.append) is None
     # a conflicting change to the state on main is an error, not a merge
     (runner_clone / "reconcile.state.json").write_text('{"serial": 3}\n')
     origin.commit({"reconcile.state.json": '{"serial": 99}\n'}, "Hand edit")
-    with pytest.raises(gh_helpers.CommitError, match="cannot be merged"):
-        gh_helpers.commit_state("reconcile.state.json", branch="main", message="m [skip ci]", environ=environ,
+    with pytest.raises(commit_helpers.CommitError, match="cannot be merged"):
+        commit_helpers.commit_state("reconcile.state.json", branch="main", message="m [skip ci]", environ=environ,
                                 cwd=str(runner_clone), sleep=lambda s: None, log=messages.append)
 
 
@@ -612,7 +718,7 @@ def test_merge_applies_and_commits_the_state_back(tmp_path, emulator):
     # the summary says what happened
     assert "### reconcile apply: succeeded" in job.summary
     assert "The state records 3 change(s)" in job.summary
-    assert f"| recorded | `email:ada@example.com` | {ids['email:ada@example.com']} |" in job.summary
+    assert f"| recorded | email:ada@example.com | {ids['email:ada@example.com']} |" in job.summary
     commit = job.step("Commit the state").outputs
     assert commit["committed"] == "true" and commit["commit"] == git("rev-parse", "main", cwd=origin.bare).strip()
     assert f"Committed the updated `reconcile.state.json` to `main` as `{commit['commit'][:12]}`" in job.summary
@@ -652,7 +758,7 @@ def test_a_remote_failure_fails_the_job_explains_it_and_keeps_the_evidence(tmp_p
     assert upload.outcome == "success"
     artifact = job.artifacts["reconcile-apply-4242-1"]
     assert "apply.log" in artifact["files"]
-    assert "error: " in (artifact["dir"] / "apply.log").read_text()
+    assert '"exit_code": 4' in (artifact["dir"] / "apply.log").read_text()
     _assert_no_secret(job, origin, wrong)
     _assert_no_secret(job, origin, emulator.encryption_key)
 
@@ -672,23 +778,23 @@ def test_a_partial_apply_commits_what_was_applied_and_fails(tmp_path, emulator):
     assert "reconcile.state.json" in job.artifacts["reconcile-apply-4242-1"]["files"]
 
 
-def test_summarize_apply_collects_the_journal_for_the_artifact(tmp_path):
+def test_summarize_apply_collects_the_journal_for_the_artifact(tmp_path, monkeypatch):
     (tmp_path / "reconcile.state.json").write_text(json.dumps(
         {"format_version": 1, "lineage": "l", "serial": 2,
          "leads": {"email:a@example.com": {"leadId": 5, "email": "a@example.com"}}}))
     (tmp_path / "reconcile.state.json.journal").write_text('{"type": "begin"}\n')
     log = tmp_path / "apply.log"
     log.write_text("Apply complete: 1 created, 0 updated, 0 failed; 2 syncMultipleLeads call(s) in 31.0 s.\n"
-                   "error: call 2 got no answer (read timeout) (1 lead(s) applied and recorded before it stopped)\n")
+                   + json.dumps({"severity": "error", "file": None, "line": None, "path": None, "exit_code": 4,
+                                 "message": "call 2 got no answer (read timeout) (1 lead(s) applied and recorded "
+                                            "before it stopped)"}) + "\n"
+                   "error: a human line is not read as an error\n")
     summary = tmp_path / "summary.md"
     environ = {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_REPOSITORY": REPO, "GITHUB_RUN_ID": "9"}
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        assert gh_helpers.main(["summarize-apply", "--exitcode", "4", "--log", str(log), "--before", "/nonexistent",
-                                "--artifact-name", "reconcile-apply-9-1", "--collect", "evidence"], environ) == 0
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("ci", "summarize-apply", "--exitcode", "4", "--log", str(log), "--before", "/nonexistent",
+                    "--artifact-name", "reconcile-apply-9-1", "--collect", "evidence", environ=environ)
+    assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "evidence").iterdir()) == [
         "apply.log", "reconcile.state.json", "reconcile.state.json.journal"]
     text = summary.read_text()
@@ -696,5 +802,6 @@ def test_summarize_apply_collects_the_journal_for_the_artifact(tmp_path):
     assert "Kept in the artifact `reconcile-apply-9-1`: `reconcile.state.json`, `reconcile.state.json.journal`, " \
            "`apply.log`." in text
     assert "The apply journal (`*.journal`) lists calls that were sent and never answered" in text
-    assert "| recorded | `email:a@example.com` | 5 |" in text
-    assert "call 2 got no answer" in text
+    assert "| recorded | email:a@example.com | 5 |" in text
+    assert "```text\ncall 2 got no answer (read timeout)" in text
+    assert "a human line" not in text

@@ -8,6 +8,7 @@ from typing import Any
 
 from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
 from reconcile.core.planner import ADOPT, is_adoption, summary_counts
+from reconcile.core.safetext import json_text, visible
 
 PLAN_FORMAT_VERSION = 1
 
@@ -19,7 +20,8 @@ def _quote(value: str | int | None) -> str:
         return "null"
     if isinstance(value, int):
         return str(value)
-    return json.dumps(value, ensure_ascii=False)
+    # JSON escapes the C0 controls; visible() the rest (DEL, C1, line separators, bidi overrides)
+    return visible(json.dumps(value, ensure_ascii=False))
 
 
 def summary_line(plan: Plan) -> str:
@@ -44,42 +46,57 @@ def _lead_keys(action: Action) -> list[tuple[str, str | int | None]]:
     return keys
 
 
-def _action_lines(action: Action, paint) -> list[str]:
+def _is_new_email_lead(action: Action) -> bool:
+    return action.kind == CREATE and action.identity.startswith("email:")
+
+
+def _email_change_hint(plan: Plan) -> bool:
+    """Whether an email-keyed orphan may be a lead whose email was edited: a create keyed by email
+    alongside it. Keyed by email, that is a new Marketo lead, and the old one stays."""
+    return any(_is_new_email_lead(a) for a in plan.actions)
+
+
+def _action_lines(action: Action, paint, email_hint: bool = False) -> list[str]:
     """The body of one action in terraform's diff notation, without colour codes when paint is a no-op."""
     lines: list[str] = []
-    source = f" ({action.lead.location})" if action.lead is not None else ""
+    source = f" ({visible(action.lead.location)})" if action.lead is not None else ""
+    identity = visible(action.identity)
     if action.kind == CREATE:
         verb = ("will be adopted (an existing Marketo lead, updated by its ID)" if action.lead.lead_id is not None
                 else "will be created")
-        lines.append(paint(_DIM, f"# {action.identity} {verb}{source}"))
+        lines.append(paint(_DIM, f"# {identity} {verb}{source}"))
         lines.append(paint(_GREEN, f"+ lead {_quote(action.identity)} {{"))
-        rows = _lead_keys(action) + [(c.name, c.new) for c in action.attribute_changes]
+        rows = _lead_keys(action) + [(visible(c.name), c.new) for c in action.attribute_changes]
         width = max((len(name) for name, _ in rows), default=0)
         for name, value in rows:
             lines.append(paint(_GREEN, f"    + {name.ljust(width)} = {_quote(value)}"))
         lines.append("  }")
     elif action.kind == UPDATE:
-        moved = (f", state key {action.state_key} → {action.identity}"
+        moved = (f", state key {visible(action.state_key)} → {identity}"
                  if action.state_key not in (None, action.identity) else "")
-        lines.append(paint(_DIM, f"# {action.identity} will be updated in-place{source}{moved}"))
+        lines.append(paint(_DIM, f"# {identity} will be updated in-place{source}{moved}"))
         lines.append(paint(_YELLOW, f"~ lead {_quote(action.identity)} {{"))
         if action.known_lead_id is not None:
             lines.append(f"      leadId = {action.known_lead_id}")
         rows = [(k.name, k.old, k.new, True) for k in action.key_changes]
-        rows += [(c.name, c.old, c.new, c.was_set) for c in action.attribute_changes]
-        width = max([len(r[0]) for r in rows] + [len(n) for n in action.unmanaged], default=0)
+        rows += [(visible(c.name), c.old, c.new, c.was_set) for c in action.attribute_changes]
+        unmanaged = [visible(name) for name in action.unmanaged]
+        width = max([len(r[0]) for r in rows] + [len(n) for n in unmanaged], default=0)
         for name, old, new, was_set in rows:
             before = _quote(old) if was_set else "(unset)"
             lines.append(paint(_YELLOW, f"    ~ {name.ljust(width)} = {before} → {_quote(new)}"))
-        for name in action.unmanaged:
+        for name in unmanaged:
             lines.append(paint(_DIM, f"    - {name.ljust(width)}   (no longer managed: left as is in Marketo)"))
         if not action.sends_record:
             lines.append(paint(_DIM, "      (recorded in the state only: nothing to send to Marketo)"))
         lines.append("  }")
     elif action.kind == ORPHANED:
         lead_id = f" (leadId {action.known_lead_id})" if action.known_lead_id is not None else ""
-        lines.append(paint(_RED, f"# {action.identity}{lead_id} is no longer declared: Marketo keeps it; "
+        lines.append(paint(_RED, f"# {identity}{lead_id} is no longer declared: Marketo keeps it; "
                                  "apply --forget-orphans drops it from the state"))
+        if email_hint and action.identity.startswith("email:") and action.known_lead_id is not None:
+            lines.append(paint(_DIM, f"#   if its email changed, the new email creates a new lead: to keep the "
+                                     f"same Marketo lead, add its leadId: {action.known_lead_id}"))
     return lines
 
 
@@ -93,9 +110,10 @@ def render_text(plan: Plan, color: bool = False) -> str:
         out.append("No changes. Marketo matches the lead files.")
     else:
         out.append("reconcile will perform the following actions:")
+        email_hint = _email_change_hint(plan)
         for action in changes:
             out.append("")
-            out.extend("  " + line for line in _action_lines(action, paint))
+            out.extend("  " + line for line in _action_lines(action, paint, email_hint))
     out.append("")
     out.append(paint(_BOLD, summary_line(plan)))
     return "\n".join(out) + "\n"
@@ -126,7 +144,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    return json_text(json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False, sort_keys=False)) + "\n"
 
 
 def fence_for(body: str) -> str:
@@ -150,11 +168,12 @@ def render_markdown(plan: Plan) -> str:
         out.append("No changes. Marketo matches the lead files.")
     sections = ((CREATE, "to create"), (ADOPT, "to adopt"), (UPDATE, "to update"),
                 (ORPHANED, "orphaned (kept in Marketo)"))
+    email_hint = _email_change_hint(plan)
     for kind, title in sections:
         actions = [a for a in plan.actions if _section_of(a) == kind]
         if not actions:
             continue
-        body = "\n\n".join("\n".join(_action_lines(a, lambda _code, text: text)) for a in actions)
+        body = "\n\n".join("\n".join(_action_lines(a, lambda _code, text: text, email_hint)) for a in actions)
         fence = fence_for(body)
         out += [f"<details><summary>{len(actions)} {title}</summary>", "", f"{fence}diff", body, fence, "",
                 "</details>", ""]
