@@ -433,3 +433,10 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None,
     if errors:
         raise InputErrors(errors)
     return Desired(leads=tuple(leads), files=tuple(names), files_hash=_files_hash(names, digests))
+
+
+def summary_line(desired: Desired) -> str:
+    """What `validate` says on success, e.g. "1 lead in 1 file is valid." """
+    leads, files = len(desired.leads), len(desired.files)
+    return (f"{leads} {'lead' if leads == 1 else 'leads'} in {files} {'file' if files == 1 else 'files'} "
+            f"{'is' if leads == 1 else 'are'} valid.")
