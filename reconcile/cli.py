@@ -154,9 +154,11 @@ def plan_command(
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
                      detailed_exitcode: bool, max_file_size: str) -> int:
     from reconcile.store import planfile
+    from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
 
     desired, current = _load_inputs(leads, state, max_file_size)
+    check_declared_once(desired.leads, current)
     plan = make_plan(desired.leads, current)
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads)
@@ -231,6 +233,7 @@ def apply(
     from reconcile.apply import engine as applier
     from reconcile.store import lock
     from reconcile.store import planfile
+    from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired
@@ -252,6 +255,7 @@ def apply(
         desired = load_desired(leads, max_file_bytes=max_file_bytes)
         if saved is not None:
             planfile.check_fresh(saved, desired=desired, state=current, state_path=state)
+        check_declared_once(desired.leads, current)
         plan = make_plan(desired.leads, current, batch_size=options.batch_size)
         has_work = plan.has_changes or (forget_orphans and plan.summary["orphaned"])
         env().out(_render(plan, OutputFormat.text))
