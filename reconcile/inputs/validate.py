@@ -47,6 +47,7 @@ class Desired:
     leads: tuple[Lead, ...]
     files: tuple[str, ...]
     files_hash: str
+    file_digests: tuple[str, ...] = ()  # sha256 of each file's bytes (hex), in the order of `files`
 
 
 @lru_cache(maxsize=1)
@@ -432,7 +433,8 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None,
     errors.extend(duplicate_errors(leads))
     if errors:
         raise InputErrors(errors)
-    return Desired(leads=tuple(leads), files=tuple(names), files_hash=_files_hash(names, digests))
+    return Desired(leads=tuple(leads), files=tuple(names), files_hash=_files_hash(names, digests),
+                   file_digests=tuple(digest.hex() for digest in digests))
 
 
 def summary_line(desired: Desired) -> str:
