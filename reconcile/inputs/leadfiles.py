@@ -143,7 +143,9 @@ def _libyaml_agrees(text: str) -> bool:
         return False
     if "?" in text and _FLOW_START.search(text):
         return False
-    return _BLOCK_INDICATOR_COMMENT.search(text) is None
+    if "#" in text and ("|" in text or ">" in text):  # a regex scan of a big file costs more than these
+        return _BLOCK_INDICATOR_COMMENT.search(text) is None
+    return True
 
 
 def _max_depth_within(parser, events) -> int | None:
