@@ -364,6 +364,12 @@ def test_fast_yaml_path_matches_the_reference_on_the_corpus(path: Path) -> None:
     assert _outcome(leadfiles.parse_lead_file, text) == _outcome(leadfiles.parse_lead_file_reference, text)
 
 
+@pytest.mark.parametrize("path", [p for p in _corpus() if _utf8(p)], ids=lambda p: p.name)
+def test_the_corpus_reads_the_same_without_libyaml(path: Path) -> None:
+    text = path.read_bytes().decode("utf-8-sig")
+    assert _without_libyaml(leadfiles.parse_lead_file, text) == _outcome(leadfiles.parse_lead_file, text)
+
+
 SCALARS = ["Jane", "01234", "0x1F", "1e3", "1_000", "12:30", "2024-01-01", "no", "yes", "on", "off", "y",
            "true", "True", "FALSE", "null", "Null", "~", "", "NULL", ".inf", "-.5", "+1", "007", "1090240",
            "-5", "a@b.co", "a b", "a: b", "a #b", "a#b", "- x", "? x", "[x]", "{x: 1}", "&a x", "*a", "!x y",
