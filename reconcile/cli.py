@@ -87,7 +87,7 @@ LeadsOption = Annotated[Path, typer.Option("--leads", help="Directory of lead fi
 StateOption = Annotated[Path, typer.Option("--state", help="State file.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and a redacted HTTP log.")]
 MaxFileSizeOption = Annotated[str, typer.Option(
-    "--max-file-size", help="Refuse a lead file larger than this (e.g. 256M, 1G, or bytes).")]
+    "--max-file-size", metavar="SIZE", help="Refuse a lead file larger than this (e.g. 256M, 1G, or bytes).")]
 
 
 @app.callback()
