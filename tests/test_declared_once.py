@@ -92,7 +92,8 @@ NOT_CONFLICTS = {
          "b.yaml": "leads:\n  - email: jane@example.com\n"}),
     "a new foreign ID with an email the state knows (Marketo keys it by the foreign ID)": (
         {"email:jane@example.com": record(1090241, "jane@example.com")},
-        {"a.yaml": "leads:\n  - email: jane@example.com\n  - foreignSysPersonId: \"8\"\n    email: jane@example.com\n"}),
+        {"a.yaml": "leads:\n  - email: jane@example.com\n"
+                   "  - foreignSysPersonId: \"8\"\n    email: jane@example.com\n"}),
     "a lead known by its own key, its email shared by another lead (apply sends its ID, no dedup)": (
         {"email:jane@example.com": record(1090241, "jane@example.com"),
          "fsp:CUSTOM:7": record(1090299, "jane@example.com", "7")},
