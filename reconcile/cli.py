@@ -125,6 +125,8 @@ app.add_typer(state_app, name="state")
 LeadsOption = Annotated[Path, typer.Option("--leads", help="Directory of lead files (*.yaml, *.yml).")]
 StateOption = Annotated[Path, typer.Option("--state", help="State file.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and a redacted HTTP log.")]
+MaxFileSizeOption = Annotated[str, typer.Option(
+    "--max-file-size", metavar="SIZE", help="Refuse a lead file larger than this (e.g. 256M, 1G, or bytes).")]
 
 
 def _show_version(value: bool) -> None:
@@ -144,30 +146,32 @@ def _root(debug: DebugOption = False,
 
 
 @app.command()
-def validate(leads: LeadsOption = Path("leads"),
+def validate(leads: LeadsOption = Path("leads"), max_file_size: MaxFileSizeOption = "256M",
              format: Annotated[TextOrJson, typer.Option(
                  "--format", help="text, or json: a JSON summary on stdout and each error as a JSON object "
                  "on its own line on stderr.")] = TextOrJson.text,
              debug: DebugOption = False) -> int:
     """Check the lead files against the schema and the key rules."""
-    from reconcile.inputs.validate import load_desired
+    from reconcile.inputs.files import parse_size
+    from reconcile.inputs.validate import load_desired, summary_line
 
     if format is TextOrJson.json:
         env().json_errors = True
-    desired = load_desired(leads)
+    desired = load_desired(leads, max_file_bytes=parse_size(max_file_size))
     if format is TextOrJson.json:
         env().out(json.dumps({"valid": True, "leads": len(desired.leads), "files": len(desired.files)}))
     else:
-        env().out(f"{len(desired.leads)} leads in {len(desired.files)} files are valid.")
+        env().out(summary_line(desired))
     return ExitStatus.SUCCESS
 
 
-def _load_inputs(leads: Path, state_path: Path):
+def _load_inputs(leads: Path, state_path: Path, max_file_size: str):
     from reconcile.inputs.cache import cache_dir_for, load_state
+    from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired
 
     cache_dir = cache_dir_for(state_path)
-    desired = load_desired(leads, cache_dir=cache_dir)
+    desired = load_desired(leads, cache_dir=cache_dir, max_file_bytes=parse_size(max_file_size))
     state = load_state(state_path, cache_dir)
     return desired, state
 
@@ -190,6 +194,7 @@ def plan_command(
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                     help="Exit 2 when apply has something to do, 0 when not.")] = False,
+    max_file_size: MaxFileSizeOption = "256M",
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo."""
@@ -201,16 +206,18 @@ def plan_command(
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     with gc_paused():
-        return _plan_and_render(leads, state, out, format, detailed_exitcode)
+        return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size)
 
 
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
-                     detailed_exitcode: bool) -> int:
+                     detailed_exitcode: bool, max_file_size: str) -> int:
     from reconcile.store import planfile
+    from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
 
-    desired, current = _load_inputs(leads, state)
+    desired, current = _load_inputs(leads, state, max_file_size)
     current, recovery, state_hash = _preview_recovery(state, current)
+    check_declared_once(desired.leads, current)
     plan = make_plan(desired.leads, current)
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
@@ -485,15 +492,19 @@ def apply(
                                            "lead even when one with the email exists.")] = False,
     forget_orphans: Annotated[bool, typer.Option("--forget-orphans", help="Drop leads no longer declared "
                                                  "from the state (Marketo keeps them).")] = False,
+    max_file_size: MaxFileSizeOption = "256M",
     debug: DebugOption = False,
 ) -> int:
     """Apply the plan: send syncMultipleLeads calls and record the lead IDs in the state."""
     from reconcile import apply as applier
     from reconcile.store import lock
     from reconcile.store import planfile
+    from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
+    from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired
 
+    max_file_bytes = parse_size(max_file_size)
     options = applier.ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=not no_dedup,
                                    forget_orphans=forget_orphans)
     saved = planfile.load(plan_file) if plan_file is not None else None
@@ -507,9 +518,10 @@ def apply(
         held = lock.acquire(state, "apply", on_warning=lambda text: env().warn(text))
         stack.callback(held.release)
         current, _ = applier.recover_state(state, on_event=_print_event)
-        desired = load_desired(leads)
+        desired = load_desired(leads, max_file_bytes=max_file_bytes)
         if saved is not None:
             planfile.check_fresh(saved, desired=desired, state=current, state_path=state)
+        check_declared_once(desired.leads, current)
         plan = make_plan(desired.leads, current, batch_size=options.batch_size)
         has_work = plan.has_changes or (forget_orphans and plan.summary["orphaned"])
         env().out(_render(plan, OutputFormat.text))

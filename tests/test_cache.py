@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import reconcile
 from clirunner import invoke
 from reconcile.inputs import cache
+from reconcile.inputs import files
 from reconcile.inputs import leadfiles
 from reconcile.inputs import validate
 from reconcile.errors import InputError
@@ -175,26 +176,45 @@ def test_a_version_change_is_a_miss(workspace: Path, monkeypatch: pytest.MonkeyP
     expected = plan_outputs()
     parsed = count_parses(monkeypatch)
     monkeypatch.setattr(reconcile, "__version__", "99.0.0")
-    cache._code_fingerprint.cache_clear()
+    cache.code_fingerprint.cache_clear()
     try:
         assert plan_outputs() == expected
     finally:
-        cache._code_fingerprint.cache_clear()
+        cache.code_fingerprint.cache_clear()
     assert len(set(parsed)) == 3, "every file parsed again by the new version"
 
 
 def test_the_key_covers_version_schema_content_and_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     digest = b"\x01" * 32
-    base = cache.InputCache(tmp_path, b"schema").key(digest)
-    assert cache.InputCache(tmp_path, b"schema2").key(digest) != base
-    assert cache.InputCache(tmp_path, b"schema").key(b"\x02" * 32) != base
-    assert cache.InputCache(tmp_path, b"schema", fingerprint=b"other code").key(digest) != base
+    code = validate.lead_cache_fingerprint()
+    base = cache.InputCache(tmp_path, b"schema", code).key(digest)
+    assert cache.InputCache(tmp_path, b"schema2", code).key(digest) != base
+    assert cache.InputCache(tmp_path, b"schema", code).key(b"\x02" * 32) != base
+    assert cache.InputCache(tmp_path, b"schema", b"other code").key(digest) != base
     monkeypatch.setattr(reconcile, "__version__", "99.0.0")
-    cache._code_fingerprint.cache_clear()
+    cache.code_fingerprint.cache_clear()
     try:
-        assert cache.InputCache(tmp_path, b"schema").key(digest) != base
+        assert cache.InputCache(tmp_path, b"schema", validate.lead_cache_fingerprint()).key(digest) != base
     finally:
-        cache._code_fingerprint.cache_clear()
+        cache.code_fingerprint.cache_clear()
+
+
+@pytest.mark.parametrize("module", [leadfiles, files, validate, cache], ids=lambda m: m.__name__)
+def test_a_change_to_the_parsers_own_code_is_a_miss(module, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit to the code that parses or checks lead files (even in an editable install, with the
+    version unchanged) must not be answered from entries the old code made."""
+    expected = plan_outputs()
+    edited = workspace / "edited" / Path(module.__file__).name
+    edited.parent.mkdir()
+    edited.write_bytes(Path(module.__file__).read_bytes() + b"\n# one more line\n")
+    monkeypatch.setattr(module, "__file__", str(edited))
+    cache.code_fingerprint.cache_clear()
+    parsed = count_parses(monkeypatch)
+    try:
+        assert plan_outputs() == expected
+    finally:
+        cache.code_fingerprint.cache_clear()
+    assert sorted(set(parsed)) == ["leads/a.yaml", "leads/b.yml", "leads/sub/c.yaml"], "every file parsed again"
 
 
 def _corruptions(data: bytes, other: bytes) -> dict[str, bytes]:
@@ -287,7 +307,7 @@ def test_the_cache_is_ignored_by_git_and_small_files_are_not_cached(workspace: P
 
 
 def test_old_entries_are_pruned(tmp_path: Path) -> None:
-    store = cache.InputCache(tmp_path / "c", b"schema", min_file_bytes=0, max_entries=3)
+    store = cache.InputCache(tmp_path / "c", b"schema", b"code", min_file_bytes=0, max_entries=3)
     for n in range(6):
         store.put(bytes([n]) * 32, ((n,),))
         os.utime(store._path(store.key(bytes([n]) * 32)), (1000 + n, 1000 + n))
@@ -312,7 +332,7 @@ def test_files_hash_still_hashes_every_files_bytes(workspace: Path) -> None:
 # --- the fast paths agree with the reference paths --------------------------------------------------
 
 def test_the_fast_schema_check_is_on_for_the_shipped_schema() -> None:
-    """It is pinned to the schema's hash: after editing the schema, review _schema_clean and re-pin."""
+    """It is pinned to the schema's hash: after editing the schema, review SchemaCheck and re-pin."""
     assert validate.fast_check_enabled()
     assert (Path(__file__).parent.parent / "schemas" / "leads.schema.json").read_bytes() == validate.schema_bytes()
 
@@ -344,12 +364,21 @@ def test_fast_yaml_path_matches_the_reference_on_the_corpus(path: Path) -> None:
     assert _outcome(leadfiles.parse_lead_file, text) == _outcome(leadfiles.parse_lead_file_reference, text)
 
 
+@pytest.mark.parametrize("path", [p for p in _corpus() if _utf8(p)], ids=lambda p: p.name)
+def test_the_corpus_reads_the_same_without_libyaml(path: Path) -> None:
+    text = path.read_bytes().decode("utf-8-sig")
+    assert _without_libyaml(leadfiles.parse_lead_file, text) == _outcome(leadfiles.parse_lead_file, text)
+
+
 SCALARS = ["Jane", "01234", "0x1F", "1e3", "1_000", "12:30", "2024-01-01", "no", "yes", "on", "off", "y",
            "true", "True", "FALSE", "null", "Null", "~", "", "NULL", ".inf", "-.5", "+1", "007", "1090240",
            "-5", "a@b.co", "a b", "a: b", "a #b", "a#b", "- x", "? x", "[x]", "{x: 1}", "&a x", "*a", "!x y",
            "!!str 5", "!!int 5", "! x", "!!python/object:os.system x", '"quoted"', "'single'",
            '"tab\\there"', '"bell\\a"', '"nul\\0"', '"\\uFFFE"', "'it''s'", "|\n  block\n", ">-\n  folded\n  text\n",
-           "é", "日本", "a\u2028b", "%x", "@x", "`x", "x,y", "x\t", " lead", "<<", "=", "'<<'"]
+           "é", "日本", "a\u2028b", "%x", "@x", "`x", "x,y", "x\t", " lead", "<<", "=", "'<<'",
+           # libyaml and PyYAML read these differently (in flow collections, after block indicators)
+           "https://x.com/?a=1", "Why?", "a?b", "?", ">-#c", ">-#c\n  text\n", "|#c\n  text\n", "|2-#c\n  text\n",
+           "'?'", "a:b", "a:", "[a?]"]
 KEYS = ["email", "leadId", "foreignSysPersonId", "foreignSysType", "attributes", "colour", "Company", "<<",
         "'leadId'", "Email", "Zip", "? complex", "[a]", '"quoted key"', "a b", ""]
 
@@ -388,14 +417,9 @@ def test_fast_yaml_path_matches_the_reference(text: str) -> None:
 
 def _without_libyaml(parse, text: str):
     """`parse(text)` as if PyYAML had been built without libyaml."""
-    parsers = leadfiles._parsers()
-    saved = dict(parsers)
-    parsers["events"] = parsers["pure_events"]
-    parsers["c_nodes"] = None
-    try:
-        return _outcome(parse, text)
-    finally:
-        parsers.update(saved)
+    pure = leadfiles.yaml_parsers(libyaml=False)
+    assert pure.c_nodes is None and pure.events is pure.pure_events
+    return _outcome(lambda text, path: parse(text, path, pure), text)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -410,10 +434,19 @@ def test_results_do_not_depend_on_libyaml(text: str) -> None:
 
 @pytest.mark.parametrize("text, expected", [
     # libyaml accepts a tab after a value and a byte order mark past the start; PyYAML does not
-    ("leads:\n  - email: a@b.co\t\n", ("f.yaml:2", "invalid YAML: found character '\\t' that cannot start any token")),
+    ("leads:\n  - email: a@b.co\t\n", ("f.yaml:2", "invalid YAML: found character '\\t' that cannot start any "
+                                                   "token; use spaces for indentation, not tabs")),
     ("leads: []\n\ufeff\n", ("f.yaml:3", "invalid YAML: could not find expected ':'")),
     ("leads:\n  - email: a@b.co\n    attributes: {Company: Ac\x07me}\n",
      ("f.yaml:3", "invalid YAML: unacceptable character #x0007: special characters are not allowed")),
+    # libyaml reads '?' in a flow collection as text, and allows a comment glued to >- ; PyYAML does not
+    ("leads:\n  - email: a@b.co\n    attributes: {Website: https://x.com/?a=1}\n",
+     ("f.yaml:3", "invalid YAML: expected ',' or '}', but got '?'; quote text that holds '?' inside { } or [ ]")),
+    ("leads:\n  - email: a@b.co\n    attributes: {Notes: Why?}\n",
+     ("f.yaml:3", "invalid YAML: expected ',' or '}', but got '?'; quote text that holds '?' inside { } or [ ]")),
+    ("leads:\n  - email: a@b.co\n    attributes:\n      Notes: >-#c\n        text\n",
+     ("f.yaml:4", "invalid YAML: expected chomping or indentation indicators, but found '#'; put a space before "
+                  "the comment")),
 ])
 def test_what_libyaml_alone_would_accept_is_refused(text: str, expected: tuple) -> None:
     assert _outcome(leadfiles.parse_lead_file, text) == ("error", *expected)
@@ -452,11 +485,11 @@ def documents(draw):
 @settings(max_examples=500, deadline=None)
 @given(document=documents())
 def test_fast_schema_check_is_never_more_permissive_than_jsonschema(document) -> None:
-    if validate._schema_clean(document):
+    if validate.SchemaCheck().clean(document):
         assert list(validate._validator().iter_errors(document)) == []
 
 
 def test_fast_schema_check_clears_ordinary_lead_files() -> None:
     for path in sorted(CASES.glob("*/leads/**/*.yaml")) + sorted(EXAMPLES.glob("**/*.yaml")):
         document = leadfiles.parse_lead_file(path.read_text(encoding="utf-8"), path.name).document
-        assert validate._schema_clean(document), path
+        assert validate.SchemaCheck().clean(document), path

@@ -27,6 +27,7 @@ import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Sequence
 
 CACHE_FORMAT = 1
@@ -43,22 +44,18 @@ def cache_dir_for(state_path: Path) -> Path:
     return Path(state_path).parent / ".reconcile" / "cache"
 
 
-@lru_cache(maxsize=1)
-def _code_fingerprint() -> bytes:
-    """The version, formats and source that decide what a cached entry contains."""
+@lru_cache(maxsize=8)
+def code_fingerprint(modules: tuple[ModuleType, ...]) -> bytes:
+    """The version, formats and source that decide what a cached entry contains: the caller names
+    the modules that make its entries (this one is always included), so the cache imports none."""
     import reconcile
-    from reconcile import errors
-    from reconcile.inputs import leadfiles
-    from reconcile.core import model
-    from reconcile.store import state
-    from reconcile.inputs import validate
 
     digest = hashlib.sha256()
     for part in (f"format {CACHE_FORMAT}", f"reconcile {reconcile.__version__}",
                  f"python {sys.version_info[0]}.{sys.version_info[1]} marshal {marshal.version}",
                  f"pyyaml {_pyyaml_version()}"):
         digest.update(part.encode() + b"\0")
-    for module in (leadfiles, validate, state, model, errors, sys.modules[__name__]):
+    for module in (*modules, sys.modules[__name__]):
         try:
             digest.update(Path(module.__file__).read_bytes())
         except (OSError, TypeError):  # no source (frozen, zipped): the version has to do
@@ -81,13 +78,13 @@ def _pyyaml_version() -> str:
 class InputCache:
     """Entries by the sha256 digest of the file they were made from, in one namespace (`schema`)."""
 
-    def __init__(self, directory: Path, schema: bytes, min_file_bytes: int | None = None,
-                 max_entries: int | None = None, fingerprint: bytes | None = None):
+    def __init__(self, directory: Path, schema: bytes, fingerprint: bytes, min_file_bytes: int | None = None,
+                 max_entries: int | None = None):
         self.directory = Path(directory)
         self.min_file_bytes = MIN_FILE_BYTES if min_file_bytes is None else min_file_bytes
         self.max_entries = MAX_ENTRIES if max_entries is None else max_entries
         salt = hashlib.sha256(b"reconcile lead cache\0")
-        salt.update(fingerprint if fingerprint is not None else _code_fingerprint())
+        salt.update(fingerprint)
         salt.update(hashlib.sha256(schema).digest())
         self._salt = salt.digest()
         self.hits = 0
@@ -185,12 +182,14 @@ def load_state(path: Path, cache_dir: Path | None):
     not parsed again. Only a state that parsed without error is stored; every error, and every
     missing or unreadable file, is reconcile.store.state's own.
     """
+    from reconcile import errors
+    from reconcile.core import model
     from reconcile.store import state as state_module
 
     path = Path(path)
     if cache_dir is None:
         return state_module.load_state(path)
-    cache = InputCache(cache_dir, _STATE_ENTRY)
+    cache = InputCache(cache_dir, _STATE_ENTRY, fingerprint=code_fingerprint((state_module, model, errors)))
     try:
         with open(path, "rb") as handle:
             if not cache.wants(os.fstat(handle.fileno()).st_size):

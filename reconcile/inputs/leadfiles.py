@@ -16,14 +16,13 @@ Two ways to the same result:
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from functools import lru_cache
 from typing import Any
 
 from reconcile.errors import InputError, Location
 
-LEAD_FILE_SUFFIXES = (".yaml", ".yml")
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": "true", "True": "true", "TRUE": "true", "false": "false", "False": "false", "FALSE": "false"}
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -31,6 +30,11 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 # Explicit scalar tags still give plain text; anything else (e.g. !!python/object) is refused.
 _SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp"))
+# A lead file needs 5 levels (document, leads, lead, attributes, value). Far deeper nesting is refused
+# before anything recursive (the composer, the converter) sees it.
+MAX_DEPTH = 64
+# The longest leadId read as a number: 2^31 - 1 has 10 digits; longer ones only need to be refused.
+_MAX_LEAD_ID_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -42,38 +46,23 @@ class LeadFile:
     lead_lines: tuple[int, ...]
 
 
-def discover(leads_dir: Path) -> list[Path]:
-    """Every *.yaml/*.yml under `leads_dir`, recursively, in a deterministic order."""
-    if not leads_dir.exists():
-        raise InputError(f"lead directory not found: {leads_dir}", Location(str(leads_dir)))
-    if leads_dir.is_file():
-        return [leads_dir]
-    found = []
-    for root, dirs, files in os.walk(leads_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / name for name in files
-                     if name.endswith(LEAD_FILE_SUFFIXES) and not name.startswith("."))
-    return sorted(found, key=lambda p: p.as_posix())
-
-
-def decode(raw: bytes, path: str) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise InputError(f"file is not UTF-8 text (invalid byte 0x{raw[exc.start]:02x})",
-                         Location(path, line)) from exc
-
-
 # --- parsers ---------------------------------------------------------------------------------------
 
-_PARSERS: dict[str, Any] = {}
+@dataclass(frozen=True)
+class YamlParsers:
+    """The YAML machinery one parse uses: the event parser (libyaml's when PyYAML has it and `libyaml`
+    is asked for) and node loaders. Passed in, so a test can parse as if libyaml were missing."""
+
+    yaml: Any
+    events: Any
+    pure_events: Any
+    c_nodes: Any
+    pure_nodes: Any
 
 
-def _parsers() -> dict[str, Any]:
-    """The event parser (libyaml when PyYAML has it) and node loaders, built on first use."""
-    if _PARSERS:
-        return _PARSERS
+@lru_cache(maxsize=2)
+def yaml_parsers(libyaml: bool = True) -> YamlParsers:
+    """The parsers, built on first use; `libyaml=False` gives the pure-Python ones only."""
     import yaml
     from yaml.composer import Composer
     from yaml.parser import Parser
@@ -87,6 +76,17 @@ def _parsers() -> dict[str, Any]:
             Scanner.__init__(self)
             Parser.__init__(self)
             Composer.__init__(self)
+            self.depth = 0
+
+        def compose_node(self, parent, index):
+            # The composer recurses once per level: refuse deep nesting before Python's stack runs out.
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise _TooDeep(self.peek_event().start_mark.line + 1)
+                return Composer.compose_node(self, parent, index)
+            finally:
+                self.depth -= 1
 
     class PureNodeLoader(PurePythonParser, BaseResolver):
         """Composes nodes without resolving any implicit type: every scalar keeps its text."""
@@ -95,10 +95,12 @@ def _parsers() -> dict[str, Any]:
             PurePythonParser.__init__(self, stream)
             BaseResolver.__init__(self)
 
-    try:  # PyYAML does not export its libyaml binding at the top level (yaml.CParser does not exist)
-        from yaml._yaml import CParser
-    except ImportError:  # PyYAML built without libyaml: same results, slower
-        CParser = None
+    CParser = None
+    if libyaml:
+        try:  # PyYAML does not export its libyaml binding at the top level (yaml.CParser does not exist)
+            from yaml._yaml import CParser
+        except ImportError:  # PyYAML built without libyaml: same results, slower
+            CParser = None
 
     if CParser is not None:
         class CNodeLoader(CParser, BaseResolver):
@@ -108,53 +110,127 @@ def _parsers() -> dict[str, Any]:
     else:
         CNodeLoader = None
 
-    _PARSERS.update(yaml=yaml, events=CParser or PurePythonParser, pure_events=PurePythonParser,
-                    c_nodes=CNodeLoader, pure_nodes=PureNodeLoader)
-    return _PARSERS
+    return YamlParsers(yaml=yaml, events=CParser or PurePythonParser, pure_events=PurePythonParser,
+                       c_nodes=CNodeLoader, pure_nodes=PureNodeLoader)
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int | None):
+        super().__init__(line)
+        self.line = line
+
+
+def _too_deep(path: str, line: int | None) -> InputError:
+    return InputError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep (a lead file needs 5)",
+                      Location(path, line))
+
+
+# Where libyaml reads differently from PyYAML's pure-Python parser (which has the final word):
+# '?' inside a flow collection ({Notes: Why?}: libyaml takes it as text, PyYAML refuses it), and a
+# comment right after a block scalar's indicators (`>-#c`: libyaml allows it, PyYAML refuses it).
+_FLOW_START = re.compile(r"(?:^|[\s,\[{])[\[{]", re.MULTILINE)
+_BLOCK_INDICATOR_COMMENT = re.compile(r"[|>][0-9+-]*#")
 
 
 def _libyaml_agrees(text: str) -> bool:
     """Whether libyaml is known to read `text` exactly as PyYAML's pure-Python parser does.
 
-    They differ on tabs (libyaml accepts a tab after a value, PyYAML refuses it) and on a byte order
-    mark past the start. Such files are read by the pure-Python parser, so the result never depends
-    on how PyYAML was built.
+    They differ on tabs (libyaml accepts a tab after a value, PyYAML refuses it), on a byte order
+    mark past the start, on '?' in flow collections and on comments glued to block scalar indicators.
+    Such files are read by the pure-Python parser, so the result never depends on how PyYAML was built.
     """
-    return "\t" not in text and "\ufeff" not in text
+    if "\t" in text or "\ufeff" in text:
+        return False
+    if "?" in text and _FLOW_START.search(text):
+        return False
+    if "#" in text and ("|" in text or ">" in text):  # a regex scan of a big file costs more than these
+        return _BLOCK_INDICATOR_COMMENT.search(text) is None
+    return True
 
 
-def compose(text: str, path: str):
+def _max_depth_within(parser, events) -> int | None:
+    """Scan `parser`'s events (libyaml's parser does not recurse); the line where nesting passes
+    MAX_DEPTH, or None."""
+    depth = 0
+    starts = (events.MappingStartEvent, events.SequenceStartEvent)
+    ends = (events.MappingEndEvent, events.SequenceEndEvent)
+    while True:
+        event = parser.get_event()
+        if event is None or isinstance(event, events.StreamEndEvent):
+            return None
+        if isinstance(event, starts):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return event.start_mark.line + 1
+        elif isinstance(event, ends):
+            depth -= 1
+
+
+def compose(text: str, path: str, parsers: YamlParsers | None = None):
     """The YAML node tree of `text` (a single document), or an InputError with the line."""
-    parsers = _parsers()
-    yaml = parsers["yaml"]
-    if parsers["c_nodes"] is not None and _libyaml_agrees(text):
-        loader = parsers["c_nodes"](text)
-        try:
-            return loader.get_single_node()
-        except yaml.YAMLError:
-            pass  # the pure-Python parser below has the final word, and the documented messages
-        finally:
-            loader.dispose()
+    parsers = parsers or yaml_parsers()
+    yaml = parsers.yaml
+    if parsers.c_nodes is not None and _libyaml_agrees(text):
+        node = _compose_with_libyaml(text, path, parsers)
+        if node is not _FAILED:
+            return node
     try:
-        loader = parsers["pure_nodes"](text)  # its reader refuses unprintable characters right here
+        loader = parsers.pure_nodes(text)  # its reader refuses unprintable characters right here
     except yaml.reader.ReaderError as exc:
         line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
         raise InputError(f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}",
                          Location(path, line)) from exc
     try:
         node = loader.get_single_node()
+    except _TooDeep as exc:
+        raise _too_deep(path, exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        if "expected a single document" in str(exc.context or ""):
-            problem = "only one YAML document per file (remove the extra '---')"
-        raise InputError(f"invalid YAML: {problem}", Location(path, line)) from exc
+        raise InputError(f"invalid YAML: {_yaml_problem(exc)}", Location(path, line)) from exc
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", Location(path)) from exc
     finally:
         loader.dispose()
     return node
+
+
+_FAILED = object()
+
+
+def _compose_with_libyaml(text: str, path: str, parsers: YamlParsers):
+    """The node tree by libyaml, or _FAILED to leave the error to the pure-Python parser (whose
+    messages are the documented ones). libyaml's composer recurses in C: nesting is checked first."""
+    yaml = parsers.yaml
+    scanner = parsers.events(text)
+    try:
+        too_deep_at = _max_depth_within(scanner, yaml.events)
+    except yaml.YAMLError:
+        return _FAILED
+    finally:
+        scanner.dispose()
+    if too_deep_at is not None:
+        raise _too_deep(path, too_deep_at)
+    loader = parsers.c_nodes(text)
+    try:
+        return loader.get_single_node()
+    except yaml.YAMLError:
+        return _FAILED
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc) -> str:
+    problem = exc.problem or exc.context or "invalid YAML"
+    if "expected a single document" in str(exc.context or ""):
+        return "only one YAML document per file (remove the extra '---')"
+    if "'\\t'" in problem:
+        return problem + "; use spaces for indentation, not tabs"
+    if problem.endswith("but got '?'") and "',' or" in problem:
+        return problem + "; quote text that holds '?' inside { } or [ ]"
+    if "chomping or indentation indicators, but found '#'" in problem:
+        return problem + "; put a space before the comment"
+    return problem
 
 
 # --- the fast path: events -> plain values ---------------------------------------------------------
@@ -167,20 +243,30 @@ def plain_scalar(text: str, key: str | None) -> Any:
     if text in _BOOLS:
         return _BOOLS[text]
     if key == "leadId" and text.isascii() and text.isdigit():
+        if len(text) > _MAX_LEAD_ID_DIGITS:
+            raise LeadIdTooLong(len(text))
         return int(text)
     return text
+
+
+class LeadIdTooLong(ValueError):
+    """A plain leadId with more digits than any lead ID has: refused before Python converts it."""
+
+    def __init__(self, digits: int):
+        super().__init__(f"leadId has {digits} digits; a Marketo lead ID is a positive integer below 2^31")
+
 
 class _GiveUp(Exception):
     """The fast path met something only the reference path handles (or reports)."""
 
 
-def _fast_document(text: str) -> tuple[Any, tuple[int, ...]] | None:
+def _fast_document(text: str, parsers: YamlParsers) -> tuple[Any, tuple[int, ...]] | None:
     """(document, lead lines) exactly as the reference path would give them, or None to use it."""
-    parsers = _parsers()
-    events = parsers["yaml"].events
+    yaml = parsers.yaml
+    events = yaml.events
     try:
-        parser = (parsers["events"] if _libyaml_agrees(text) else parsers["pure_events"])(text)
-    except parsers["yaml"].YAMLError:  # the pure-Python reader checks every character up front
+        parser = (parsers.events if _libyaml_agrees(text) else parsers.pure_events)(text)
+    except yaml.YAMLError:  # the pure-Python reader checks every character up front
         return None
     counter = [0]
     try:
@@ -198,7 +284,7 @@ def _fast_document(text: str) -> tuple[Any, tuple[int, ...]] | None:
         if counter[0] + 1 > 2 * len(text) + 1000:
             raise _GiveUp
         return document, tuple(lines)
-    except (_GiveUp, parsers["yaml"].YAMLError, RecursionError, ValueError):
+    except (_GiveUp, yaml.YAMLError, RecursionError, ValueError):
         return None
     finally:
         parser.dispose()
@@ -247,6 +333,8 @@ def _fast_mapping(next_event, events, counter, lines=None) -> dict:
                 elif value in _BOOLS:
                     value = _BOOLS[value]
                 elif key == "leadId" and value.isascii() and value.isdigit():
+                    if len(value) > _MAX_LEAD_ID_DIGITS:
+                        raise _GiveUp  # the reference path says why
                     value = int(value)
             result[key] = value
         elif lines is not None and key == "leads" and type(event) is events.SequenceStartEvent:
@@ -281,12 +369,12 @@ def _fast_sequence(next_event, events, counter, lines) -> list:
 class _Converter:
     """Turns a node tree into plain values, checking what PyYAML's constructor would let through."""
 
-    def __init__(self, path: str, max_nodes: int):
+    def __init__(self, path: str, max_nodes: int, yaml):
         self.path = path
         self.nodes = 0
         # Without aliases a file cannot hold more values than characters; the bound stops alias bombs.
         self.max_nodes = max_nodes
-        self.yaml = _parsers()["yaml"]
+        self.yaml = yaml
 
     def error(self, node, message: str) -> InputError:
         return InputError(message, Location(self.path, node.start_mark.line + 1))
@@ -314,13 +402,18 @@ class _Converter:
             raise self.error(node, f"unsupported YAML tag {node.tag}")
         if node.style:  # quoted or block scalars are always text (plain is None, or "" from libyaml)
             return text
-        return plain_scalar(text, key)
+        try:
+            return plain_scalar(text, key)
+        except LeadIdTooLong as exc:
+            raise self.error(node, str(exc)) from None
 
     def mapping(self, node) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, self.yaml.ScalarNode):
                 raise self.error(key_node, "mapping keys must be plain text")
+            if key_node.tag not in _SCALAR_TAGS:  # a tag on a key is refused as on a value
+                raise self.error(key_node, f"unsupported YAML tag {key_node.tag}")
             key = key_node.value
             if key == "<<" and not key_node.style:
                 raise self.error(key_node, "YAML merge keys (<<) are not supported; write the fields out")
@@ -330,21 +423,23 @@ class _Converter:
         return result
 
 
-def parse_lead_file(text: str, path: str) -> LeadFile:
+def parse_lead_file(text: str, path: str, parsers: YamlParsers | None = None) -> LeadFile:
     """Parse one lead file's text. The line of each entry under `leads:` is kept for messages."""
-    fast = _fast_document(text)
+    parsers = parsers or yaml_parsers()
+    fast = _fast_document(text, parsers)
     if fast is not None:
         return LeadFile(path=path, document=fast[0], lead_lines=fast[1])
-    return parse_lead_file_reference(text, path)
+    return parse_lead_file_reference(text, path, parsers)
 
 
-def parse_lead_file_reference(text: str, path: str) -> LeadFile:
+def parse_lead_file_reference(text: str, path: str, parsers: YamlParsers | None = None) -> LeadFile:
     """The reference path (see the module docstring): slower, and the one that explains errors."""
-    yaml = _parsers()["yaml"]
-    node = compose(text, path)
+    parsers = parsers or yaml_parsers()
+    yaml = parsers.yaml
+    node = compose(text, path, parsers)
     if node is None:
         raise InputError("file is empty; expected a mapping with a 'leads' list", Location(path, 1))
-    converter = _Converter(path, max_nodes=2 * len(text) + 1000)
+    converter = _Converter(path, max_nodes=2 * len(text) + 1000, yaml=yaml)
     document = converter.value(node)
     lead_lines: list[int] = []
     if isinstance(node, yaml.MappingNode):
@@ -354,24 +449,16 @@ def parse_lead_file_reference(text: str, path: str) -> LeadFile:
     return LeadFile(path=path, document=document, lead_lines=tuple(lead_lines))
 
 
-def load_lead_file(file: Path, display: str | None = None) -> LeadFile:
-    name = display or file.as_posix()
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", Location(name)) from exc
-    return parse_lead_file(decode(raw, name), name)
-
-
 class SourceLines:
     """Source lines of values by their JSON path, for error messages. Composes the file once, lazily.
 
     Only used when there is an error to report, so the happy path keeps no per-value lines.
     """
 
-    def __init__(self, text: str, path: str):
+    def __init__(self, text: str, path: str, parsers: YamlParsers | None = None):
         self.text = text
         self.path = path
+        self.parsers = parsers or yaml_parsers()
         self._root: Any = _UNSET
         self._lines: dict[tuple, int | None] = {}
 
@@ -383,13 +470,13 @@ class SourceLines:
     def _find(self, json_path: tuple) -> int | None:
         if self._root is _UNSET:
             try:
-                self._root = compose(self.text, self.path)
+                self._root = compose(self.text, self.path, self.parsers)
             except InputError:
                 self._root = _UNPARSABLE
         node = self._root
         if node is _UNPARSABLE:
             return None
-        yaml = _parsers()["yaml"]
+        yaml = self.parsers.yaml
         line = node.start_mark.line + 1 if node is not None else None
         for step in json_path:
             if isinstance(node, yaml.MappingNode):
@@ -411,6 +498,6 @@ _UNSET = object()
 _UNPARSABLE = object()
 
 
-def line_of(text: str, path: str, json_path: tuple) -> int | None:
+def line_of(text: str, path: str, json_path: tuple, parsers: YamlParsers | None = None) -> int | None:
     """The source line of the value at `json_path` (keys and indexes), for error messages."""
-    return SourceLines(text, path).line(json_path)
+    return SourceLines(text, path, parsers).line(json_path)

@@ -2,7 +2,7 @@
 
 jsonschema is the authority on what a valid lead file is and words every schema error, but it costs
 ~100 µs a lead, so it only runs on files that need it: a precompiled check of the same rules
-(`_schema_clean`, no more permissive than schemas/leads.schema.json) clears the files jsonschema
+(`SchemaCheck`, no more permissive than schemas/leads.schema.json) clears the files jsonschema
 would find nothing in. Validated files are cached by content (reconcile.inputs.cache), so a plan with
 nothing changed parses nothing.
 """
@@ -11,19 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from reconcile.errors import InputError, InputErrors, Location
-from reconcile.inputs.leadfiles import LeadFile, SourceLines, decode, discover, parse_lead_file
+from reconcile import errors as errors_module
+from reconcile.core import model as model_module
+from reconcile.core.gcpause import gc_paused
 from reconcile.core.model import Lead
+from reconcile.errors import InputError, InputErrors, Location
+from reconcile.inputs import files as files_module
+from reconcile.inputs import leadfiles as leadfiles_module
+from reconcile.inputs.cache import InputCache, code_fingerprint
+from reconcile.inputs.files import DEFAULT_MAX_FILE_BYTES, decode, discover, read_lead_file
+from reconcile.inputs.leadfiles import LeadFile, SourceLines, parse_lead_file
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Keys (email, foreign ID) and attribute names hold no control character at all, not even a line break.
+_KEY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+_KEY_FIELDS = frozenset({"email", "foreignSysPersonId"})
+_SHOWN_CHARS = 60
 _RESERVED_ATTRIBUTES = {"Email": "email", "Id": "leadId", "ForeignSysPersonId": "foreignSysPersonId",
                         "ForeignSysType": "foreignSysType"}
 _RESERVED_NAMES = frozenset(_RESERVED_ATTRIBUTES)
@@ -36,6 +47,7 @@ class Desired:
     leads: tuple[Lead, ...]
     files: tuple[str, ...]
     files_hash: str
+    file_digests: tuple[str, ...] = ()  # sha256 of each file's bytes (hex), in the order of `files`
 
 
 @lru_cache(maxsize=1)
@@ -53,76 +65,108 @@ def _validator():
 
 
 # --- the precompiled check ---------------------------------------------------------------------------
-# `_schema_clean(document)` is True only when jsonschema would report no error for `document`: it checks
-# the same types, patterns (the schema's own, with jsonschema's re.search), enum and bounds, and is
-# stricter where that is simpler (exact types). It was written for one version of the schema, pinned by
-# its hash: a different schema turns it off (every file goes through jsonschema) until it is reviewed.
-FAST_CHECK_SCHEMA_SHA256 = "bb14088671b3d1a7c8ca7bb89acd1ce5a5a1d47bc2ea4b22cf1ce5e8548c08c2"
+# `SchemaCheck.clean(document)` is True only when jsonschema would report no error for `document`: it
+# checks the same types, patterns (the schema's own, each matched against the whole text), enum and
+# bounds, and is stricter where that is simpler (exact types). It was written for one version of the
+# schema, pinned by its hash: a different schema turns it off (every file goes through jsonschema) until
+# it is reviewed.
+FAST_CHECK_SCHEMA_SHA256 = "d961104b52ab27aa3a74922c9c97037493f47bd40361857440a651fc39429ab9"
+
+
+@dataclass(frozen=True)
+class FastRules:
+    """The schema's rules, compiled: patterns, the foreign types and the bounds of every field."""
+
+    xml_text: re.Pattern
+    key_text: re.Pattern
+    email: re.Pattern
+    name: re.Pattern
+    foreign_types: frozenset
+    min_id: int
+    max_id: int
+    email_max: int
+    foreign_id_min: int
+    foreign_id_max: int
+    name_min: int
 
 
 @lru_cache(maxsize=1)
-def _fast_rules() -> tuple | None:
+def _fast_rules() -> FastRules | None:
     raw = schema_bytes()
     if hashlib.sha256(raw).hexdigest() != FAST_CHECK_SCHEMA_SHA256:
         return None
     schema = json.loads(raw)
-    lead = schema["$defs"]["lead"]["properties"]
-    xml_text = re.compile(schema["$defs"]["xmlText"]["pattern"])
-    email = re.compile(lead["email"]["pattern"])
-    name = re.compile(lead["attributes"]["propertyNames"]["pattern"])
-    foreign_types = frozenset(lead["foreignSysType"]["enum"])
-    return xml_text, email, name, foreign_types, lead["leadId"]["minimum"], lead["leadId"]["maximum"]
+    defs = schema["$defs"]
+    lead = defs["lead"]["properties"]
+    names = lead["attributes"]["propertyNames"]
+    return FastRules(xml_text=re.compile(defs["xmlText"]["pattern"]), key_text=re.compile(defs["keyText"]["pattern"]),
+                     email=re.compile(lead["email"]["pattern"]), name=re.compile(names["pattern"]),
+                     foreign_types=frozenset(lead["foreignSysType"]["enum"]),
+                     min_id=lead["leadId"]["minimum"], max_id=lead["leadId"]["maximum"],
+                     email_max=lead["email"]["maxLength"],
+                     foreign_id_min=lead["foreignSysPersonId"]["minLength"],
+                     foreign_id_max=lead["foreignSysPersonId"]["maxLength"], name_min=names["minLength"])
 
 
 def fast_check_enabled() -> bool:
     return _fast_rules() is not None
 
 
-_known_names: set[str] = set()  # attribute names that passed the name rules (there are few distinct ones)
+class SchemaCheck:
+    """The precompiled check, remembering the attribute names it has cleared (there are few distinct
+    ones) for as long as it lives: one load of the lead files."""
 
+    def __init__(self, rules: FastRules | None = None):
+        self.rules = rules if rules is not None else _fast_rules()
+        self.known_names: set[str] = set()
 
-def _schema_clean(document: Any) -> bool:
-    rules = _fast_rules()
-    if rules is None or type(document) is not dict or len(document) != 1 or type(document.get("leads")) is not list:
-        return False
-    xml_text, email_pattern, name_pattern, foreign_types, min_id, max_id = rules
-    known_names = _known_names
-    texts = []  # every string under an xmlText rule; checked at once (a join cannot add a character)
-    add_text = texts.append
-    for entry in document["leads"]:
-        if type(entry) is not dict:
+    def clean(self, document: Any) -> bool:
+        rules = self.rules
+        if rules is None or type(document) is not dict or len(document) != 1 \
+                or type(document.get("leads")) is not list:
             return False
+        texts: list[str] = []  # every string under an xmlText rule; checked at once (a join adds no character)
+        for entry in document["leads"]:
+            if type(entry) is not dict or not self._lead_clean(entry, rules, texts):
+                return False
+        return rules.xml_text.fullmatch("".join(texts)) is not None
+
+    def _lead_clean(self, entry: dict, rules: FastRules, texts: list[str]) -> bool:
         for field, value in entry.items():
             if field == "attributes":
-                if type(value) is not dict:
+                if type(value) is not dict or not self._attributes_clean(value, rules, texts):
                     return False
-                for name, item in value.items():
-                    if name not in known_names:
-                        if not (type(name) is str and len(name) >= 1 and name_pattern.search(name)
-                                and xml_text.search(name)):
-                            return False
-                        known_names.add(name)
-                    if item is not None:
-                        if type(item) is not str:
-                            return False
-                        add_text(item)
             elif field == "email":
-                if type(value) is not str or len(value) > 255 or not email_pattern.search(value):
+                if type(value) is not str or len(value) > rules.email_max or not rules.email.fullmatch(value) \
+                        or not rules.key_text.fullmatch(value):
                     return False
-                add_text(value)
             elif field == "foreignSysPersonId":
-                if type(value) is not str or not 1 <= len(value) <= 255:
+                if type(value) is not str or not rules.foreign_id_min <= len(value) <= rules.foreign_id_max \
+                        or not rules.key_text.fullmatch(value):
                     return False
-                add_text(value)
             elif field == "foreignSysType":
-                if type(value) is not str or value not in foreign_types:
+                if type(value) is not str or value not in rules.foreign_types:
                     return False
             elif field == "leadId":
-                if type(value) is not int or not min_id <= value <= max_id:
+                if type(value) is not int or not rules.min_id <= value <= rules.max_id:
                     return False
             else:
                 return False
-    return xml_text.search("".join(texts)) is not None
+        return True
+
+    def _attributes_clean(self, attributes: dict, rules: FastRules, texts: list[str]) -> bool:
+        known_names = self.known_names
+        for name, item in attributes.items():
+            if name not in known_names:
+                if not (type(name) is str and len(name) >= rules.name_min and rules.name.fullmatch(name)
+                        and rules.key_text.fullmatch(name)):
+                    return False
+                known_names.add(name)
+            if item is not None:
+                if type(item) is not str:
+                    return False
+                texts.append(item)
+        return True
 
 
 def json_path(parts: Iterable[Any]) -> str:
@@ -144,12 +188,23 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    return _shown(value)
+
+
+def _shown(value: Any) -> str:
+    """repr(value), cut short: a message stays one readable line whatever the file holds."""
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return repr(value[:_SHOWN_CHARS]) + f"… ({len(value)} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return "a number of more than 60 digits"
     return repr(value)
 
 
-def _control_message(text: str) -> str:
-    match = _CONTROL.search(text)
+def _control_message(text: str, pattern: re.Pattern = _CONTROL) -> str:
+    match = pattern.search(text)
     char = match.group() if match else "?"
+    if pattern is _KEY_CONTROL:
+        return f"contains control character U+{ord(char):04X}; keys and names cannot hold control characters"
     return f"contains control character U+{ord(char):04X}, which XML cannot carry"
 
 
@@ -161,17 +216,17 @@ def _schema_message(error) -> tuple[tuple, str]:
     field = path[-1] if path else None
     if "propertyNames" in error.relative_schema_path:
         name = value
-        if isinstance(name, str) and _CONTROL.search(name):
-            return path, f"attribute name {name!r} {_control_message(name)}"
-        return path, f"attribute name {name!r} must be non-empty with no surrounding spaces"
+        if isinstance(name, str) and _KEY_CONTROL.search(name):
+            return path, f"attribute name {_shown(name)} {_control_message(name, _KEY_CONTROL)}"
+        return path, f"attribute name {_shown(name)} must be non-empty with no surrounding spaces"
     if keyword == "anyOf" and len(path) >= 2 and path[-2] == "attributes":
         if isinstance(value, str):
             return path, _control_message(value)
         return path, f"attribute value must be text or null, not {_describe(value)}"
+    if keyword == "pattern" and isinstance(value, str) and field in _KEY_FIELDS and _KEY_CONTROL.search(value):
+        return path, _control_message(value, _KEY_CONTROL)
     if keyword == "pattern" and field == "email":
-        if isinstance(value, str) and _CONTROL.search(value):
-            return path, _control_message(value)
-        return path, f"{value!r} is not an email address"
+        return path, f"{_shown(value)} is not an email address"
     if keyword == "pattern" and isinstance(value, str) and _CONTROL.search(value):
         return path, _control_message(value)
     if keyword == "additionalProperties":
@@ -179,20 +234,24 @@ def _schema_message(error) -> tuple[tuple, str]:
         allowed = ", ".join(error.schema.get("properties", {}))
         if not unexpected:
             return path, error.message
-        return path + (unexpected[0],), f"unknown field {unexpected[0]!r} (allowed: {allowed})"
+        return path + (unexpected[0],), f"unknown field {_shown(unexpected[0])} (allowed: {allowed})"
     if keyword == "required":
         return path, f"missing required field {error.message.split(' ')[0]}"
     if keyword == "type":
         expected = error.validator_value
         if field == "leadId" and isinstance(value, str):
-            return path, f"leadId must be a positive integer, not {value!r}"
+            if value.isascii() and value.isdigit():
+                return path, f"leadId must be a number, not the text {_shown(value)}; write it without quotes"
+            return path, f"leadId must be a positive integer, not {_shown(value)}"
         return path, f"must be {_article(expected)}, not {_describe(value)}"
     if keyword in ("minimum", "maximum") and field == "leadId":
-        return path, f"leadId must be a positive integer below 2^31, not {value!r}"
+        return path, f"leadId must be a positive integer below 2^31, not {_shown(value)}"
     if keyword == "enum":
-        return path, f"{value!r} is not one of {', '.join(map(str, error.validator_value))}"
+        return path, f"{_shown(value)} is not one of {', '.join(map(str, error.validator_value))}"
     if keyword == "minLength":
         return path, "must not be empty"
+    if keyword == "maxLength":
+        return path, f"is {len(value)} characters long; at most {error.validator_value} are allowed"
     return path, error.message
 
 
@@ -210,11 +269,12 @@ LeadRecord = tuple
 
 def check_file(lead_file: LeadFile, text: str) -> tuple[list[Lead], list[InputError]]:
     """Schema and per-lead checks for one parsed file. Leads with errors are left out."""
-    records, errors = check_records(lead_file, text)
+    records, errors = check_records(lead_file, text, SchemaCheck())
     return leads_from_records(lead_file.path, records), errors
 
 
-def check_records(lead_file: LeadFile, text: str) -> tuple[list[LeadRecord], list[InputError]]:
+def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
+                  ) -> tuple[list[LeadRecord], list[InputError]]:
     """check_file, giving the valid leads as LeadRecords."""
     errors: list[InputError] = []
     bad_leads: set[int] = set()
@@ -224,7 +284,7 @@ def check_records(lead_file: LeadFile, text: str) -> tuple[list[LeadRecord], lis
         return Location(lead_file.path, source.line(path))
 
     document = lead_file.document
-    if not _schema_clean(document):
+    if not schema_check.clean(document):
         seen: set[tuple[tuple, str]] = set()
         for error in _validator().iter_errors(document):
             path, message = _schema_message(error)
@@ -293,15 +353,14 @@ def duplicate_errors(leads: Sequence[Lead]) -> list[InputError]:
     return errors
 
 
-def read_lead_files(leads_dir: Path) -> list[tuple[str, bytes]]:
+def read_lead_files(leads_dir: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> list[tuple[str, bytes]]:
     """(display path, raw bytes) of every lead file, in a deterministic order."""
     result = []
     for file in discover(leads_dir):
         name = file.as_posix()
-        try:
-            result.append((name, file.read_bytes()))
-        except OSError as exc:
-            raise InputError(f"cannot read file: {exc.strerror}", Location(name)) from exc
+        raw, _digest = read_lead_file(file, name, max_file_bytes)
+        assert raw is not None
+        result.append((name, raw))
     return result
 
 
@@ -317,39 +376,34 @@ def _files_hash(names: Sequence[str], digests: Sequence[bytes]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _read(file: Path, name: str, stream_if: Callable[[int], bool] | None = None) -> tuple[bytes | None, bytes]:
-    """(bytes, sha256 digest) of a lead file; (None, digest) if `stream_if(size)`: hashed as a stream
-    (a file found in the cache need not be held in memory)."""
-    try:
-        with open(file, "rb") as handle:
-            if stream_if is not None and stream_if(os.fstat(handle.fileno()).st_size):
-                return None, hashlib.file_digest(handle, "sha256").digest()
-            raw = handle.read()
-            return raw, hashlib.sha256(raw).digest()
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", Location(name)) from exc
+def lead_cache_fingerprint() -> bytes:
+    """What a cached lead file's records depend on besides its bytes and the schema: this module and
+    every module it reads and checks lead files with."""
+    return code_fingerprint((leadfiles_module, files_module, sys.modules[__name__], model_module, errors_module))
 
 
-def load_desired(leads_dir: Path, cache_dir: Path | None = None) -> Desired:
+def load_desired(leads_dir: Path, cache_dir: Path | None = None,
+                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Desired:
     """Read, parse and validate every lead file under `leads_dir`; raise InputErrors with all problems.
 
     With `cache_dir`, files already seen (same bytes, schema and reconcile) are not parsed again; their
-    bytes are only hashed (the hash the stale-plan check needs, and the cache key).
+    bytes are only hashed (the hash the stale-plan check needs, and the cache key). A file that is not
+    a regular file, or is over `max_file_bytes`, is refused before it is read.
     """
-    from reconcile.inputs.cache import InputCache
-    from reconcile.core.gcpause import gc_paused
-
-    cache = InputCache(cache_dir, schema_bytes()) if cache_dir is not None else None
+    cache = InputCache(cache_dir, schema_bytes(), fingerprint=lead_cache_fingerprint()) \
+        if cache_dir is not None else None
     files = discover(leads_dir)
     names = [file.as_posix() for file in files]
     digests: list[bytes] = []
     contents: list[bytes | None] = []
     for file, name in zip(files, names):
-        raw, file_digest = _read(file, name, stream_if=cache.wants if cache is not None else None)
+        raw, file_digest = read_lead_file(file, name, max_file_bytes,
+                                          hash_only_if=cache.wants if cache is not None else None)
         digests.append(file_digest)
         contents.append(raw)
     leads: list[Lead] = []
     errors: list[InputError] = []
+    schema_check = SchemaCheck()
     with gc_paused():
         for index, (file, name) in enumerate(zip(files, names)):
             raw = contents[index]
@@ -361,14 +415,14 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None) -> Desired:
                         continue
                     except (TypeError, ValueError):  # not what this version writes: parse the file
                         pass
-                raw, digests[index] = _read(file, name)  # the bytes parsed are the bytes hashed
+                raw, digests[index] = read_lead_file(file, name, max_file_bytes)  # the bytes parsed are hashed
             try:
                 text = decode(raw, name)
                 lead_file = parse_lead_file(text, name)
             except InputError as exc:
                 errors.append(exc)
                 continue
-            records, file_errors = check_records(lead_file, text)
+            records, file_errors = check_records(lead_file, text, schema_check)
             leads.extend(leads_from_records(name, records))
             if file_errors:
                 errors.extend(file_errors)
@@ -379,4 +433,12 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None) -> Desired:
     errors.extend(duplicate_errors(leads))
     if errors:
         raise InputErrors(errors)
-    return Desired(leads=tuple(leads), files=tuple(names), files_hash=_files_hash(names, digests))
+    return Desired(leads=tuple(leads), files=tuple(names), files_hash=_files_hash(names, digests),
+                   file_digests=tuple(digest.hex() for digest in digests))
+
+
+def summary_line(desired: Desired) -> str:
+    """What `validate` says on success, e.g. "1 lead in 1 file is valid." """
+    leads, files = len(desired.leads), len(desired.files)
+    return (f"{leads} {'lead' if leads == 1 else 'leads'} in {files} {'file' if files == 1 else 'files'} "
+            f"{'is' if leads == 1 else 'are'} valid.")

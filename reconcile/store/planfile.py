@@ -31,6 +31,7 @@ class SavedPlan:
     files_hash: str
     files: tuple[str, ...]
     plan: dict
+    file_digests: dict[str, str] | None = None  # per lead file, to name the ones edited since
 
 
 def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, leads_dir: Path,
@@ -40,6 +41,7 @@ def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, lea
     data = {"kind": PLAN_FILE_KIND, "format_version": PLAN_FILE_VERSION, "reconcile_version": __version__,
             "inputs": {"leads_dir": leads_dir.as_posix(), "lead_files": list(desired.files),
                        "lead_files_hash": desired.files_hash, "state_path": state_path.as_posix(),
+                       "lead_file_digests": dict(zip(desired.files, desired.file_digests)),
                        "state_lineage": state.lineage, "state_serial": state.serial,
                        "state_hash": state_hash or state_file_hash(state_path)},
             "plan": plan_to_json(plan)}
@@ -58,12 +60,17 @@ def load(path: Path) -> SavedPlan:
         return SavedPlan(leads_dir=inputs["leads_dir"], state_path=inputs["state_path"],
                          lineage=inputs["state_lineage"], serial=int(inputs["state_serial"]),
                          state_hash=inputs["state_hash"], files_hash=inputs["lead_files_hash"],
-                         files=tuple(inputs["lead_files"]), plan=data["plan"])
+                         files=tuple(inputs["lead_files"]), plan=data["plan"],
+                         file_digests=_dict_or_none(inputs.get("lead_file_digests")))
     except FileNotFoundError as exc:
         raise InputError("plan file not found", where) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
             AttributeError) as exc:
         raise InputError(f"cannot read plan file: {exc}", where) from exc
+
+
+def _dict_or_none(value) -> dict | None:
+    return value if isinstance(value, dict) else None  # plans saved before it was recorded have none
 
 
 def check_fresh(saved: SavedPlan, *, desired, state: State, state_path: Path) -> None:
@@ -88,6 +95,11 @@ def check_fresh(saved: SavedPlan, *, desired, state: State, state_path: Path) ->
             detail.append("added " + ", ".join(added))
         if removed:
             detail.append("removed " + ", ".join(removed))
+        current = dict(zip(desired.files, desired.file_digests))
+        edited = sorted(name for name, digest in (saved.file_digests or {}).items()
+                        if name in current and current[name] != digest)
+        if edited:
+            detail.append("edited " + ", ".join(edited))
         if not detail:
             detail.append("edited")
         changed.append("lead files changed (" + "; ".join(detail) + ")")
