@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from reconcile.remote.soap import envelope as soap
-from reconcile.errors import ConfigError, ExitStatus, ResponseError, SoapFault
+from reconcile.errors import ConfigError, ExitStatus, ResponseError
+from reconcile.remote.soap.fault import SoapFault
 from reconcile.remote.soap.transport import (Credentials, NotDelivered, OutcomeUnknown, QuotaExhausted, RateLimiter,
                                  RetryPolicy, TransportError, is_resend_safe, outcome_unknown,
                                  quota_reset_after)
@@ -287,7 +288,7 @@ def test_quota_reset_follows_us_central_daylight_saving():
     assert quota_reset_after(summer) == datetime(2026, 7, 1, 5, 0, tzinfo=timezone.utc)
     winter = datetime(2026, 12, 31, 23, 0, tzinfo=timezone.utc)
     assert quota_reset_after(winter) == datetime(2027, 1, 1, 6, 0, tzinfo=timezone.utc)
-    from reconcile.remote.soap import transport as module
+    from reconcile.remote import http as module
 
     zone = module._central
     try:

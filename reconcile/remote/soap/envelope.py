@@ -5,7 +5,7 @@ lxml and xmlschema are imported inside the functions that need them, so importin
 cheap (the CLI must start quickly).
 
 Client side: :func:`build_request` (signed, XSD-validated envelope), :func:`parse_response`
-(statuses, or :class:`~reconcile.errors.SoapFault` / :class:`~reconcile.errors.ResponseError`),
+(statuses, or :class:`~reconcile.remote.soap.fault.SoapFault` / :class:`~reconcile.errors.ResponseError`),
 :func:`redact` (for debug logs).  Server side (emulator): :func:`parse_request`,
 :func:`build_response`, :func:`build_fault`, :func:`wsdl_text`.
 
@@ -24,11 +24,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from reconcile.core.records import LeadRecord, SyncStatus
-from reconcile.errors import ExitStatus, ReconcileError, ResponseError, SoapFault
+from reconcile.errors import ExitStatus, ReconcileError, ResponseError
+from reconcile.remote.soap import codes
+from reconcile.remote.soap.fault import SoapFault
 
 __all__ = [
     "NS_SOAP", "NS_MKTOWS", "NS_XSI", "SOAP_ACTION", "CONTENT_TYPE", "MAX_RESPONSE_BYTES",
-    "MAX_REQUEST_BYTES", "MKTOWS_MESSAGES", "WSDL_ADDRESS_PLACEHOLDER",
+    "MAX_REQUEST_BYTES", "WSDL_ADDRESS_PLACEHOLDER",
     "EnvelopeInvalid", "RequestRejected", "LeadRecord", "AuthHeader", "SyncStatus", "SyncRequest",
     "sign", "w3c_timestamp", "build_request", "redact", "parse_response", "parse_xml_safely",
     "parse_request", "build_response", "build_fault", "wsdl_text",
@@ -42,28 +44,6 @@ CONTENT_TYPE = "text/xml; charset=utf-8"
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 WSDL_ADDRESS_PLACEHOLDER = "http://localhost/soap/mktows/2_1"
-
-MKTOWS_MESSAGES: dict[str, str] = {
-    "10001": "Internal Error",
-    "20011": "Internal Error",
-    "20012": "Request Not Understood",
-    "20013": "Access Denied",
-    "20014": "Authentication failed",
-    "20015": "Request Limit Exceeded",
-    "20016": "Request Expired",
-    "20017": "Invalid Request",
-    "20019": "Unsupported Operation",
-    "20023": "Rate Limit Exceeded",
-    "20024": "Concurrency Limit Exceeded",
-    "20101": "Lead Key Required",
-    "20102": "Lead Key Bad",
-    "20103": "Lead Not Found",
-    "20104": "Lead Detail Required",
-    "20105": "Lead Attribute Bad",
-    "20106": "Lead Sync Failed",
-    "20109": "Parameter Required",
-    "20110": "Bad Parameter",
-}
 
 SYNC_STATUSES = ("CREATED", "UPDATED", "FAILED")
 
@@ -492,7 +472,7 @@ def _fault_from(fault, http_status: int | None) -> SoapFault:
     if not message and detail_message:
         message = re.sub(r"\s*\(\d+\)$", "", detail_message)
     if not message:
-        message = MKTOWS_MESSAGES.get(code or "", "no fault message")
+        message = codes.CODES[code].message if code in codes.CODES else "no fault message"
     return SoapFault(code, _one_line(message), _one_line(faultcode, 100), http_status)
 
 
@@ -598,7 +578,7 @@ def build_fault(code: str, message: str, faultcode: str = "SOAP-ENV:Client") -> 
     detail with message ``"<message> (<code>)"`` and the code. Text is made XML-safe and one line."""
     etree = _etree()
     code = _one_line(str(code), 32)
-    message = _one_line(message or MKTOWS_MESSAGES.get(code, "Internal Error"), 1000)
+    message = _one_line(message or (codes.CODES[code].message if code in codes.CODES else "Internal Error"), 1000)
     envelope = etree.Element(_TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP})
     envelope.text = "\n"
     body = _container(etree, envelope, _TAG_BODY)
