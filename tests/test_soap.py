@@ -425,6 +425,12 @@ def test_build_response_round_trips_through_parse_response():
     assert soap.parse_response(soap.build_response([])) == []
 
 
+def test_server_error_text_with_line_breaks_comes_back_escaped():
+    body = soap.build_response([SyncStatus(7, "FAILED", "bad\n::add-mask::x\r\x85done")])
+    [status] = soap.parse_response(body)
+    assert status.error == "bad\\n::add-mask::x\\r\\x85done"
+
+
 def test_build_response_refuses_invalid_statuses():
     with pytest.raises(soap.EnvelopeInvalid, match="must be one of"):
         soap.build_response([SyncStatus(1, "DONE", None)])

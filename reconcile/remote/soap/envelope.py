@@ -27,6 +27,7 @@ from reconcile.core.records import LeadRecord, SyncStatus
 from reconcile.errors import ExitStatus, ReconcileError, ResponseError
 from reconcile.remote.soap import codes
 from reconcile.remote.soap.fault import SoapFault
+from reconcile.remote.text import visible
 
 __all__ = [
     "NS_SOAP", "NS_MKTOWS", "NS_XSI", "SOAP_ACTION", "CONTENT_TYPE", "MAX_RESPONSE_BYTES",
@@ -446,7 +447,7 @@ def parse_response(body: bytes, http_status: int = 200) -> list[SyncStatus]:
     for item in success.find("result").find("syncStatusList").iterfind("syncStatus"):
         statuses.append(SyncStatus(lead_id=int(item.findtext("leadId")),
                                    status=item.findtext("status"),
-                                   error=_text(item, "error") or None))
+                                   error=visible(_text(item, "error") or "") or None))
     return statuses
 
 
