@@ -281,3 +281,33 @@ def test_a_reason_phrase_with_control_characters_is_shown_escaped(trickler):
     message = str(client.classify_status(answer, server.endpoint).error)
     assert "\r" not in message and "\x1b" not in message
     assert "HTTP 404 Not\\rFound\\x1b::add-mask::x" in message
+
+
+@pytest.mark.parametrize("option", [False, True])
+def test_apply_never_echoes_a_password_in_the_endpoint(tmp_path, monkeypatch, option):
+    from clirunner import invoke
+
+    (tmp_path / "leads").mkdir()
+    (tmp_path / "leads" / "a.yaml").write_text("leads:\n  - email: a@example.com\n")
+    monkeypatch.chdir(tmp_path)
+    endpoint = "htps://svc:Pa55word@host/soap/mktows/2_1"
+    environ = {"MARKETO_USER_ID": "u", "MARKETO_ENCRYPTION_KEY": "k"}
+    args = ["apply", "--auto-approve"] + (["--endpoint", endpoint] if option else [])
+    if not option:
+        environ["MARKETO_SOAP_ENDPOINT"] = endpoint
+    result = invoke(*args, environ=environ)
+    assert result.exit_code == 64
+    assert "Pa55word" not in result.stdout + result.stderr
+    assert "htps://***@host/soap/mktows/2_1" in result.stderr
+
+
+def test_the_debug_log_never_shows_credentials_in_a_url():
+    endpoint, port = _refused_endpoint()
+    url = endpoint.replace("http://", "http://svc:Pa55word@") + "?access_token=t0ken-value&x=1"
+    logs = []
+    client = http.HttpClient(endpoint_env="MARKETO_REST_ENDPOINT", log=logs.append)
+    with pytest.raises(http.Failure) as info:
+        client.exchange("GET", url, headers={"Accept": "application/json"})
+    text = "\n".join(logs) + str(info.value.error)
+    assert logs and "Pa55word" not in text and "t0ken-value" not in text
+    assert f"> GET http://***@127.0.0.1:{port}/soap/mktows/2_1?access_token=***&x=1" in text

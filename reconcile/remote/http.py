@@ -101,11 +101,13 @@ def one_line(text: str, limit: int = 300) -> str:
 
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*:/+)[^/?#@\s]*@")
+_SECRET_PARAMS = re.compile(r"(?i)([?&](?:access_token|client_secret|client_id)=)[^&#\s]*")
 
 
 def redact_url(url: str) -> str:
-    """The URL with any ``user:password@`` replaced by ``***@`` (also inside longer text)."""
-    return _USERINFO.sub(r"\1***@", str(url))
+    """The URL with any ``user:password@`` replaced by ``***@`` and secret query parameters
+    (``access_token``, ``client_id``, ``client_secret``) by ``***``; also inside longer text."""
+    return _SECRET_PARAMS.sub(r"\1***", _USERINFO.sub(r"\1***@", str(url)))
 
 
 # --------------------------------------------------------------------------------------------------
