@@ -6,8 +6,10 @@ classification of answers. Everything else lives here:
 Endpoints
     ``validate_endpoint(url, what)`` -> the URL, checked: https (plain http only to a loopback host),
     a host, no ``user:password@``. Raises ``ConfigError`` naming ``what`` (an env var or option), with
-    any userinfo redacted. ``redact_url(url)`` hides userinfo in any URL about to be shown or logged;
-    ``is_loopback(host)``.
+    any userinfo redacted. ``redact_url(text)`` hides userinfo and ``access_token`` / ``client_id`` /
+    ``client_secret`` query values in any URL about to be shown or logged (the debug log does this
+    itself); ``host_port(url)``; ``is_loopback(host)``. ``one_line(text, limit)`` escapes control
+    characters visibly (``\\r``) in server text before it reaches a message.
 
 Limits
     ``RateLimiter(calls, window)`` (thread-safe sliding window; ``acquire(stop)`` raises ``Stopped``
@@ -24,13 +26,17 @@ One HTTP exchange: ``HttpClient``
     requests session (TLS verified, no redirects, no urllib3 retries, our user agent), the concurrency
     slots, the rate limiter and the counters (``stats``, a ``remote.base.TransportStats``).
     ``client.exchange(method, url, body=..., headers=..., attempt=n, stop=stop, show=redactor)`` makes
-    ONE request and returns an ``Answer(status, reason, content, headers)``; the whole exchange
-    (connect, headers, body) must finish within ``deadline`` seconds. A failure without an answer
-    raises ``Failure`` with a ``Handling`` already decided (RETRY for "certainly not sent", UNKNOWN
-    for "sent, no usable answer", STOP for TLS errors and refused oversized answers). Bodies are read
+    ONE request and returns an ``Answer(status, reason, content, headers)`` (reason already escaped);
+    the whole exchange (connect, headers, body) must finish within ``deadline`` seconds, enforced by
+    a watchdog that shuts the socket down. A failure without an answer raises ``Failure`` with a
+    ``Handling`` already decided: RETRY for "certainly not sent" (the error reads "could not connect
+    to HOST:PORT (connection refused); check <endpoint_env>"; an unknown host gets one retry only),
+    UNKNOWN for "sent, no usable answer" (read timeout, connection lost, deadline passed), STOP for
+    TLS errors and refused oversized answers. ``stats.attempts`` counts requests that left, not
+    connection attempts. It raises ``Stopped`` when ``stop`` is set while waiting for a slot. Bodies are read
     with a size cap (``max_response_bytes``). ``show(bytes) -> str`` turns bodies into debug-log text
     (redact secrets there); ``log`` receives one text per request and per answer.
-    ``client.classify_status(answer, detail)`` -> the ``Failure`` for an HTTP status that carries no
+    ``client.classify_status(answer, url, detail)`` -> the ``Failure`` for an HTTP status that carries no
     API-level error (429, 5xx, 3xx, 4xx), or None for 2xx.
 
 The retry loop
@@ -46,6 +52,9 @@ The retry loop
     * RESIGN - try again at once (renew the signature or token in ``attempt``), at most
       ``max_resign`` times, not counted as a backoff attempt;
     * QUOTA, STOP, RECORD - stop now.
+
+    ``Failure.max_attempts`` tightens the policy's cap for one kind of failure; ``Failure(...,
+    unknown=True)`` marks a STOP whose call may nevertheless have been applied.
 
     Stopping raises ``Failure.final(suffix)`` when the classifier gave one (e.g. a ``QuotaExhausted``
     or an API fault with " (gave up after 3 attempts)" appended), else a ``NotDelivered`` /
@@ -81,7 +90,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "is_loopback", "validate_endpoint", "redact_url", "one_line", "RateLimiter", "Stopped", "pause",
     "RetryPolicy", "backoff_delay", "quota_reset_after", "quota_message", "retry_after", "user_agent",
-    "Answer", "Failure", "HttpClient", "call_with_retries", "DEFAULT_DEADLINE", "LOG_BODY_LIMIT",
+    "Answer", "Failure", "HttpClient", "Counters", "call_with_retries", "host_port", "DEFAULT_DEADLINE",
+    "LOG_BODY_LIMIT",
 ]
 
 DEFAULT_DEADLINE = 120.0  # seconds one attempt (connect + headers + body) may take at most
