@@ -664,7 +664,8 @@ class HttpClient:
             except (requests.exceptions.RequestException, OSError) as exc:
                 if watch.expired:
                     raise self._late(shown_url) from None
-                error = OutcomeUnknown(f"connection to {shown_url} lost while reading the answer: {_short(exc)}")
+                error = OutcomeUnknown(f"connection to {host_port(url)} lost while reading the answer "
+                                       f"({_why_lost(exc)})")
                 raise Failure(error, Handling.UNKNOWN, "connection lost") from None
             finally:
                 response.close()
@@ -693,7 +694,8 @@ class HttpClient:
             self.counters.count(attempts=1)
             return self._late(shown_url)
         if isinstance(exc, requests.exceptions.SSLError):
-            error = TransportError(f"TLS error talking to {shown_url}: {_short(exc)}")
+            error = TransportError(f"TLS error talking to {host_port(url)} ({_why_tls(exc)}); "
+                                   f"check {self.endpoint_env}")
             return Failure(mark_outcome(error, False), Handling.STOP, "TLS error")
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return self._not_connected(url, "timed out", "connect timeout")
@@ -707,7 +709,7 @@ class HttpClient:
                 return self._not_connected(url, why, "host not found" if why == _DNS else "connection failed",
                                            max_attempts=2 if why == _DNS else None)
             self.counters.count(attempts=1)
-            error = OutcomeUnknown(f"connection to {shown_url} lost before an answer: {_short(exc)}")
+            error = OutcomeUnknown(f"connection to {host_port(url)} lost before an answer ({_why_lost(exc)})")
             return Failure(error, Handling.UNKNOWN, "connection lost")
         error = TransportError(f"cannot send to {shown_url}: {_short(exc)}")
         return Failure(mark_outcome(error, False), Handling.STOP, "request error")
@@ -756,6 +758,33 @@ class HttpClient:
 
 
 _DNS = "host name not found"
+
+
+def _why_lost(exc: BaseException) -> str:
+    """A few plain words for a connection that broke after the request went out."""
+    import http.client
+
+    for item in _causes(exc):
+        if isinstance(item, (ConnectionResetError, BrokenPipeError)):
+            return "connection reset"
+        if isinstance(item, (http.client.RemoteDisconnected, http.client.IncompleteRead)):
+            return "closed by the server"
+        if isinstance(item, (socket.timeout, TimeoutError)):
+            return "timed out"
+    return "connection lost"
+
+
+def _why_tls(exc: BaseException) -> str:
+    """The TLS failure in a few words (the certificate problem, when that is what it was)."""
+    import ssl
+
+    for item in _causes(exc):
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return one_line(f"certificate verify failed: {item.verify_message or item.reason}", 200)
+    for item in _causes(exc):
+        if isinstance(item, ssl.SSLError):
+            return one_line(str(item.reason or item.strerror or "handshake failed"), 200)
+    return "handshake failed"
 
 
 def _causes(exc: BaseException) -> list[Any]:
