@@ -332,3 +332,16 @@ def test_a_dropped_connection_and_a_tls_failure_are_said_plainly(trickler):
     message = str(info.value.error)
     assert message.startswith(f"TLS error talking to 127.0.0.1:{port} (") and "MARKETO_SOAP_ENDPOINT" in message
     assert "Pool" not in message and "Caused by" not in message
+
+
+def test_a_trickled_answer_without_dedup_is_given_up_at_the_deadline_and_not_resent(trickler):
+    import time
+
+    server = trickler(HEADERS + b"x" * 30, fast_prefix=len(HEADERS))
+    transport, sleeps = _soap_transport(server.endpoint, deadline=2.0)
+    began = time.monotonic()
+    with pytest.raises(OutcomeUnknown) as info:
+        transport.send(_one_record(), dedup_enabled=False)
+    assert time.monotonic() - began < 3.5
+    assert "deadline passed" in str(info.value) and "not resent" in str(info.value)
+    assert outcome_unknown(info.value) and sleeps == []
