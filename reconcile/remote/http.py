@@ -4,7 +4,7 @@ A transport built on this module keeps only its own session details, its request
 classification of answers. Everything else lives here:
 
 Endpoints
-    ``validate_endpoint(url, what)`` -> the URL, checked: https (plain http only to a loopback host),
+    ``validate_endpoint(url, what, example)`` -> the URL, checked: https (plain http only to a loopback host),
     a host, no ``user:password@``. Raises ``ConfigError`` naming ``what`` (an env var or option), with
     any userinfo redacted. ``redact_url(text)`` hides userinfo and ``access_token`` / ``client_id`` /
     ``client_secret`` query values in any URL about to be shown or logged (the debug log does this
@@ -138,8 +138,9 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
-def validate_endpoint(endpoint: str, what: str, example: str = "https://123-ABC-456.mktoapi.com/soap/mktows/2_1") -> str:
-    """The endpoint, checked: https (or http to a loopback host only), with a host, no credentials."""
+def validate_endpoint(endpoint: str, what: str, example: str | None = None) -> str:
+    """The endpoint, checked: https (or http to a loopback host only), with a host, no credentials.
+    `example` is a well-formed endpoint of the caller's API, shown when the URL is not usable."""
     endpoint = (endpoint or "").strip()
     shown = one_line(redact_url(endpoint), 200)
     try:
@@ -150,7 +151,8 @@ def validate_endpoint(endpoint: str, what: str, example: str = "https://123-ABC-
         raise ConfigError(f"{what} is not a valid URL: {one_line(redact_url(str(exc)), 200)}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http") or not host:
-        raise ConfigError(f"{what} must be an https:// URL such as {example}, not {shown!r}")
+        such = f" such as {example}" if example else ""
+        raise ConfigError(f"{what} must be an https:// URL{such}, not {shown!r}")
     if parts.username is not None or parts.password is not None:
         raise ConfigError(f"{what} must not contain a user name or password")
     if scheme == "http" and not is_loopback(host):
