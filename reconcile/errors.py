@@ -131,17 +131,6 @@ class RemoteError(ReconcileError):
         self.code = code
 
 
-class SoapFault(RemoteError):
-    """A SOAP fault from Marketo, carrying the mktows error code (e.g. "20014")."""
-
-    def __init__(self, code: str | None, message: str, faultcode: str = "", http_status: int | None = None):
-        text = f"Marketo fault {code}: {message}" if code else f"SOAP fault: {message}"
-        super().__init__(text, code=code)
-        self.fault_message = message
-        self.faultcode = faultcode
-        self.http_status = http_status
-
-
 class TransportError(RemoteError):
     """Connection failures, timeouts and HTTP errors that carry no SOAP fault."""
 

@@ -12,7 +12,8 @@ from reconcile.remote.soap import envelope as soap
 from reconcile.apply import (ApplyOptions, BatchAnswered, BatchSent, JournalRecovered, RecordsFailed,
                                StateWritten, apply_plan, plan_batches, record_for, recover_state)
 from reconcile.errors import (ExitStatus, Interrupted, Location, PartialApplyError, RemoteError, ResponseError,
-                              SoapFault, StalePlanError, UsageError)
+                              StalePlanError, UsageError)
+from reconcile.remote.soap.fault import SoapFault
 from reconcile.store.journal import journal_path
 from reconcile.core.model import CREATE, UPDATE, Lead, State, StateLead
 from reconcile.core.planner import plan as make_plan

@@ -17,7 +17,7 @@ from reconcile.emulator import DEFAULT_FIELDS, Emulator, EmulatorConfig, Faults,
 from reconcile.emulator.limits import quota_day
 from reconcile.emulator.server import parse_w3c_timestamp
 from reconcile.emulator.store import StoreError
-from reconcile.errors import SoapFault
+from reconcile.remote.soap.fault import SoapFault
 
 R = soap.LeadRecord
 

@@ -26,7 +26,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from reconcile.remote.soap import envelope as soap
-from reconcile.errors import ExitStatus, ReconcileError, ResponseError, SoapFault
+from reconcile.errors import ExitStatus, ReconcileError, ResponseError
+from reconcile.remote.soap.codes import CODES
+from reconcile.remote.soap.fault import SoapFault
 from reconcile.remote.soap.envelope import LeadRecord, SyncStatus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -423,6 +425,12 @@ def test_build_response_round_trips_through_parse_response():
     assert soap.parse_response(soap.build_response([])) == []
 
 
+def test_server_error_text_with_line_breaks_comes_back_escaped():
+    body = soap.build_response([SyncStatus(7, "FAILED", "bad\n::add-mask::x\r\x85done")])
+    [status] = soap.parse_response(body)
+    assert status.error == "bad\\n::add-mask::x\\r\\x85done"
+
+
 def test_build_response_refuses_invalid_statuses():
     with pytest.raises(soap.EnvelopeInvalid, match="must be one of"):
         soap.build_response([SyncStatus(1, "DONE", None)])
@@ -441,16 +449,16 @@ def test_build_fault_has_exactly_the_documented_shape():
 @pytest.mark.parametrize("http_status", [500, 200])
 def test_fault_round_trips_to_soap_fault_with_its_code(code, http_status):
     faultcode = "SOAP-ENV:Server" if code == "10001" else "SOAP-ENV:Client"
-    body = soap.build_fault(code, soap.MKTOWS_MESSAGES[code], faultcode)
+    body = soap.build_fault(code, CODES[code].message, faultcode)
     with pytest.raises(SoapFault) as info:
         soap.parse_response(body, http_status)
     fault = info.value
     assert fault.code == code
-    assert fault.fault_message == soap.MKTOWS_MESSAGES[code]
+    assert fault.fault_message == CODES[code].message
     assert fault.faultcode == faultcode
     assert fault.http_status == http_status
     assert fault.exit_status == ExitStatus.REMOTE_FAILURE
-    assert str(fault) == f"Marketo fault {code}: {soap.MKTOWS_MESSAGES[code]}"
+    assert str(fault) == f"Marketo fault {code}: {CODES[code].message}"
 
 
 def test_fault_code_comes_from_the_detail_first():
@@ -642,7 +650,7 @@ def test_parse_request_rejections(body, code, fragment):
         soap.parse_request(body)
     assert info.value.code == code
     assert fragment in info.value.message
-    assert info.value.message.startswith(soap.MKTOWS_MESSAGES[code])
+    assert info.value.message.startswith(CODES[code].message)
     assert "\n" not in info.value.message and len(info.value.message) <= 300
 
 

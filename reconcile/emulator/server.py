@@ -195,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
             remaining -= len(chunk)
 
     def _fault(self, code: str, message: str | None = None, *, close: bool = False) -> None:
-        text = message or soap.MKTOWS_MESSAGES.get(code, "Internal Error")
+        text = message or ""  # build_fault takes the message from the code table
         faultcode = "SOAP-ENV:Server" if code in ("10001", INTERNAL_ERROR) else "SOAP-ENV:Client"
         self._send(500, soap.build_fault(code, text, faultcode=faultcode), soap.CONTENT_TYPE, close=close)
 
