@@ -425,7 +425,7 @@ def test_build_response_round_trips_through_parse_response():
 
 
 def test_build_response_refuses_invalid_statuses():
-    with pytest.raises(soap.EnvelopeInvalid, match="not an element of the set"):
+    with pytest.raises(soap.EnvelopeInvalid, match="is not one of CREATED, UPDATED, FAILED"):
         soap_api.build_response([SyncStatus(1, "DONE", None)])
     with pytest.raises(soap.EnvelopeInvalid):
         soap_api.build_response([SyncStatus("1", "CREATED", None)])
