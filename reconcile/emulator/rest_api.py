@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl
 from reconcile.emulator import calls as calllog
 from reconcile.emulator import rest_rules
 from reconcile.emulator.config import MAX_URL_BYTES, REST_MAX_BODY_BYTES
-from reconcile.emulator.fields import EMAIL, ID
+from reconcile.emulator.fields import EMAIL, ID, FieldTable
 from reconcile.emulator.reasons import Reason, Refused
 from reconcile.emulator.store import StoreError
 from reconcile.emulator.tokens import TokenState
@@ -117,7 +117,11 @@ class RestFace:
                           lambda: self._answer_error(handler, call, CallError(REASON_CODES[Reason.INTERNAL_ERROR])))
 
     def _call(self, handler: Any, call: Any, work: Callable[[Any, Any], Any], limited: bool) -> None:
-        body, problem = handler.read_body(REST_MAX_BODY_BYTES) if handler.command == "POST" else (b"", None)
+        if handler.command == "POST":
+            body, problem = handler.read_body(REST_MAX_BODY_BYTES)
+        else:  # a stray body on a GET must not be read as the next request of the connection
+            handler.discard_body()
+            body, problem = b"", None
         if problem is not None:
             if problem != "eof":
                 status, text = (413, b"Request Entity Too Large\n") if problem == "size" else (
@@ -249,8 +253,8 @@ class RestFace:
 
     def _get_leads(self, handler: Any, call: Any, params: list[tuple[str, str]]) -> dict | None:
         query = dict(params)
-        key, values = self._filter(query)
-        fields = self._fields(query.get("fields"))
+        key, values = _filter(self._emulator.fields, query)
+        fields = _fields(self._emulator.fields, query.get("fields"))
         batch_size = _int_param(query, "batchSize", 300, 1, 300)
         offset = _page_offset(query.get("nextPageToken"))
         decision = self._admit_and_inflict(handler, call)
@@ -268,35 +272,6 @@ class RestFace:
             answer["nextPageToken"] = _page_token(offset + batch_size)
         return answer
 
-    def _filter(self, query: dict[str, str]) -> tuple[str, list]:
-        filter_type = query.get("filterType", "")
-        values = [v.strip() for v in query.get("filterValues", "").split(",") if v.strip()]
-        if not filter_type or not values:
-            raise CallError(codes.INVALID_DATA, "Invalid data: filterType and filterValues are required")
-        if len(values) > MAX_FILTER_VALUES:
-            raise CallError(codes.INVALID_DATA, f"Invalid data: {len(values)} filterValues; at most "
-                                                f"{MAX_FILTER_VALUES} are allowed")
-        if filter_type == ID:
-            if not all(v.isascii() and v.isdigit() for v in values):
-                raise CallError(codes.INVALID_DATA, "Invalid data: filterValues of id must be integers")
-            return "id", [int(v) for v in values]
-        if filter_type == EMAIL:
-            return "email", values
-        field = self._emulator.fields.by_rest(filter_type)
-        if field is None or field.read_only:
-            raise CallError(codes.INVALID_DATA, f"Invalid data: invalid filterType '{filter_type[:100]}'")
-        return field.soap_name, values
-
-    def _fields(self, text: str | None) -> list:
-        names = [n.strip() for n in text.split(",") if n.strip()] if text else list(DEFAULT_GET_FIELDS)
-        fields = []
-        for name in names:
-            field = self._emulator.fields.by_rest(name)
-            if field is None:
-                raise CallError(codes.FIELD_NOT_FOUND, f"Field '{name[:100]}' not found")
-            fields.append(field)
-        return fields
-
     def _describe(self, handler: Any, call: Any) -> dict | None:
         decision = self._admit_and_inflict(handler, call)
         if decision is None:
@@ -310,6 +285,39 @@ class RestFace:
     def _not_found(self, handler: Any, call: Any) -> None:
         self._check_token(handler)
         raise CallError(codes.NOT_FOUND)
+
+
+def _filter(table: FieldTable, query: dict[str, str]) -> tuple[str, list]:
+    """The store's key and values of a Get Leads filter."""
+    filter_type = query.get("filterType", "")
+    values = [v.strip() for v in query.get("filterValues", "").split(",") if v.strip()]
+    if not filter_type or not values:
+        raise CallError(codes.INVALID_DATA, "Invalid data: filterType and filterValues are required")
+    if len(values) > MAX_FILTER_VALUES:
+        raise CallError(codes.INVALID_DATA, f"Invalid data: {len(values)} filterValues; at most "
+                                            f"{MAX_FILTER_VALUES} are allowed")
+    if filter_type == ID:
+        if not all(v.isascii() and v.isdigit() for v in values):
+            raise CallError(codes.INVALID_DATA, "Invalid data: filterValues of id must be integers")
+        return "id", [int(v) for v in values]
+    if filter_type == EMAIL:
+        return "email", values
+    field = table.by_rest(filter_type)
+    if field is None or field.read_only:
+        raise CallError(codes.INVALID_DATA, f"Invalid data: invalid filterType '{filter_type[:100]}'")
+    return field.soap_name, values
+
+
+def _fields(table: FieldTable, text: str | None) -> list:
+    """The fields a Get Leads answer shows, `id` always among them."""
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else list(DEFAULT_GET_FIELDS)
+    fields = []
+    for name in names:
+        field = table.by_rest(name)
+        if field is None:
+            raise CallError(codes.FIELD_NOT_FOUND, f"Field '{name[:100]}' not found")
+        fields.append(field)
+    return fields
 
 
 def _form(handler: Any) -> dict[str, str]:

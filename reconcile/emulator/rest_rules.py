@@ -91,9 +91,9 @@ def _values(table: FieldTable, record: dict, lookup_field: str) -> dict[str, tup
     for name, raw in record.items():
         field = table.by_rest(name) if isinstance(name, str) else None
         if field is None:
-            raise Skipped(codes.FIELD_NOT_FOUND, f"Field '{name}' not found")
+            raise Skipped(codes.FIELD_NOT_FOUND, f"Field '{str(name)[:100]}' not found")
         if field.read_only and not (name == ID and lookup_field == ID):
-            raise Skipped(codes.INVALID_DATA, f"Invalid data: field '{name}' is read-only")
+            raise Skipped(codes.INVALID_DATA, f"Invalid data: field '{name[:100]}' is read-only")
         values[name] = (field, _text(field, raw))
     return values
 
