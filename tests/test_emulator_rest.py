@@ -369,3 +369,38 @@ def test_admin_merge_keeps_the_winner_and_the_loser_disappears(emulator, rest):
     assert again.status_code == 404
     deleted = requests.delete(f"{emulator.base_url}/_emulator/leads/{winner}", timeout=10)
     assert deleted.status_code == 200 and emulator.leads() == []
+
+
+def test_one_key_in_two_calls_at_once_can_create_a_duplicate_as_marketo_warns(emulator_factory):
+    emu = emulator_factory(faults=Faults(latency=0.3))
+    rest = Rest(emu)
+
+    def together(*batches):
+        answers = [None] * len(batches)
+
+        def send(index, records):
+            answers[index] = rest.sync(records)
+
+        threads = [threading.Thread(target=send, args=(i, b)) for i, b in enumerate(batches)]
+        for thread in threads:
+            thread.start()
+            while emu.limits.in_flight < threads.index(thread) + 1:
+                pass
+        for thread in threads:
+            thread.join(5)
+        return answers
+
+    together([{"email": "a@example.com"}], [{"email": "b@example.com"}])
+    assert sorted(lead["email"] for lead in emu.leads()) == ["a@example.com", "b@example.com"]
+    assert all(call.racing_keys == 0 for call in emu.calls)
+
+    first, second = together([{"email": "race@example.com", "firstName": "One"}],
+                             [{"email": "RACE@example.com", "lastName": "Two"}])
+    assert first["result"][0]["status"] == second["result"][0]["status"] == "created"
+    assert [lead["email"].lower() for lead in emu.leads()].count("race@example.com") == 2
+    assert sorted(call.racing_keys for call in emu.calls if call.operation == "write")[-1] == 1
+
+    rest.sync([{"email": "race@example.com", "title": "x"}])  # alone: the duplicates now match twice
+    later = together([{"email": "a@example.com", "title": "A"}], [{"email": "a@example.com", "title": "B"}])
+    assert [answer["result"][0]["status"] for answer in later] == ["updated", "updated"], \
+        "a lead that existed before both calls is found by both"

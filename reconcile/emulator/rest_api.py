@@ -39,6 +39,7 @@ from reconcile.emulator import calls as calllog
 from reconcile.emulator import rest_rules
 from reconcile.emulator.config import MAX_URL_BYTES, REST_MAX_BODY_BYTES
 from reconcile.emulator.fields import EMAIL, ID, FieldTable
+from reconcile.emulator.races import KeysInFlight
 from reconcile.emulator.reasons import Reason, Refused
 from reconcile.emulator.store import StoreError
 from reconcile.emulator.tokens import TokenState
@@ -83,6 +84,7 @@ class RestFace:
     def __init__(self, emulator: Any):
         self._emulator = emulator
         self._request_ids = itertools.count(1)
+        self._keys = KeysInFlight()
 
     # -- routing ------------------------------------------------------------------------------------
 
@@ -141,10 +143,16 @@ class RestFace:
 
     def _admit_and_inflict(self, handler: Any, call: Any) -> Any:
         """Take a slot and draw this call's fault; None when the call has been answered already."""
+        self._admit(call)
+        return self._inflict(handler, call)
+
+    def _admit(self, call: Any) -> None:
         try:
             call.admit()
         except Refused as refused:
             raise CallError(REASON_CODES[refused.reason]) from None
+
+    def _inflict(self, handler: Any, call: Any) -> Any:
         return self._emulator.inflict(handler, call, lambda failure: self._answer_error(handler, call, CallError(
             failure.fail_code if failure.fail_code in codes.CODES else REASON_CODES[failure.fail_reason])))
 
@@ -197,15 +205,41 @@ class RestFace:
     # -- Sync Leads ---------------------------------------------------------------------------------
 
     def _sync_leads(self, handler: Any, call: Any) -> dict | None:
-        emulator = self._emulator
         action, lookup_field, records = self._sync_request(handler)
         call.records = len(records)
-        decision = self._admit_and_inflict(handler, call)
-        if decision is None:
-            return None
+        self._admit(call)
+        keys = set()
+        if action in ("createOrUpdate", "createOnly") and lookup_field != ID:
+            keys = {key for r in records if isinstance(r, dict)
+                    for key in [rest_rules.lookup_key(lookup_field, r.get(lookup_field))] if key is not None}
+        racing = self._keys.enter(keys)
+        try:
+            missed = frozenset(racing - self._held(lookup_field, racing))
+            call.racing_keys = len(racing)
+            decision = self._inflict(handler, call)
+            return None if decision is None else self._apply_sync(handler, call, decision, action, lookup_field,
+                                                                   records, missed)
+        finally:
+            self._keys.leave(keys)
+
+    def _held(self, lookup_field: str, keys: set[str]) -> set[str]:
+        """Those of `keys` some lead holds now."""
+        if not keys:
+            return set()
+        field = self._emulator.fields.by_rest(lookup_field)
+        store_key = "email" if lookup_field == EMAIL else field.soap_name
+        held = set()
+        for lead in self._emulator.store.select(store_key, keys):
+            value = lead["email"] if lookup_field == EMAIL else lead["attributes"].get(field.soap_name)
+            held.add(rest_rules.lookup_key(lookup_field, value))
+        return held
+
+    def _apply_sync(self, handler: Any, call: Any, decision: Any, action: str, lookup_field: str, records: list,
+                    missed: frozenset[str]) -> dict | None:
+        emulator = self._emulator
         try:
             with emulator.store.transaction() as tx:
-                result = rest_rules.sync(tx, emulator.fields, action, lookup_field, records)
+                result = rest_rules.sync(tx, emulator.fields, action, lookup_field, records, missed)
         except StoreError:
             calllog.log.exception("emulator: the lead database could not be written; call rolled back")
             raise CallError(REASON_CODES[Reason.INTERNAL_ERROR]) from None
