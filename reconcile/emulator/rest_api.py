@@ -185,22 +185,10 @@ class RestFace:
     def _token(self, handler: Any, call: Any) -> None:
         params = dict(handler.query)
         params.update(_form(handler))
-        tokens = self._emulator.tokens
-        if params.get("grant_type") != "client_credentials":
-            self._oauth_error(handler, call, 400, "invalid_request" if "grant_type" not in params
-                              else "unsupported_grant_type", "grant_type must be client_credentials")
-        elif not tokens.client_ok(params.get("client_id", ""), params.get("client_secret", "")):
-            self._oauth_error(handler, call, 401, "unauthorized", "Bad client credentials")
-        else:
-            grant = tokens.grant()
-            body = {"access_token": grant.access_token, "token_type": "bearer", "expires_in": grant.expires_in,
-                    "scope": f"{self._emulator.config.client_id}@emulator"}
-            handler.send(200, json.dumps(body).encode("utf-8"), JSON_TYPE)
-
-    def _oauth_error(self, handler: Any, call: Any, status: int, error: str, description: str) -> None:
-        call.code = error
-        handler.send(status, json.dumps({"error": error, "error_description": description}).encode("utf-8"),
-                     JSON_TYPE)
+        status, document = self._emulator.tokens.answer(params)
+        if status != 200:
+            call.code = document["error"]
+        handler.send(status, json.dumps(document).encode("utf-8"), JSON_TYPE)
 
     # -- Sync Leads ---------------------------------------------------------------------------------
 
@@ -214,25 +202,13 @@ class RestFace:
                     for key in [rest_rules.lookup_key(lookup_field, r.get(lookup_field))] if key is not None}
         racing = self._keys.enter(keys)
         try:
-            missed = frozenset(racing - self._held(lookup_field, racing))
+            missed = frozenset(racing - _held(self._emulator, lookup_field, racing))
             call.racing_keys = len(racing)
             decision = self._inflict(handler, call)
             return None if decision is None else self._apply_sync(handler, call, decision, action, lookup_field,
                                                                    records, missed)
         finally:
             self._keys.leave(keys)
-
-    def _held(self, lookup_field: str, keys: set[str]) -> set[str]:
-        """Those of `keys` some lead holds now."""
-        if not keys:
-            return set()
-        field = self._emulator.fields.by_rest(lookup_field)
-        store_key = "email" if lookup_field == EMAIL else field.soap_name
-        held = set()
-        for lead in self._emulator.store.select(store_key, keys):
-            value = lead["email"] if lookup_field == EMAIL else lead["attributes"].get(field.soap_name)
-            held.add(rest_rules.lookup_key(lookup_field, value))
-        return held
 
     def _apply_sync(self, handler: Any, call: Any, decision: Any, action: str, lookup_field: str, records: list,
                     missed: frozenset[str]) -> dict | None:
@@ -352,6 +328,19 @@ def _fields(table: FieldTable, text: str | None) -> list:
             raise CallError(codes.FIELD_NOT_FOUND, f"Field '{name[:100]}' not found")
         fields.append(field)
     return fields
+
+
+def _held(emulator: Any, lookup_field: str, keys: set[str]) -> set[str]:
+    """Those of `keys` some lead holds now."""
+    if not keys:
+        return set()
+    field = emulator.fields.by_rest(lookup_field)
+    store_key = "email" if lookup_field == EMAIL else field.soap_name
+    held = set()
+    for lead in emulator.store.select(store_key, keys):
+        value = lead["email"] if lookup_field == EMAIL else lead["attributes"].get(field.soap_name)
+        held.add(rest_rules.lookup_key(lookup_field, value))
+    return held
 
 
 def _form(handler: Any) -> dict[str, str]:
