@@ -7,6 +7,7 @@ against (../shared/marketo-rest-facts.md).
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -99,6 +100,16 @@ def test_token_is_reused_until_it_expires_then_renewed_and_the_old_one_is_602(em
     assert renewed["access_token"] != first["access_token"] and renewed["expires_in"] == 60
     answer = requests.get(describe, headers={"Authorization": f"Bearer {renewed['access_token']}"}, timeout=10)
     assert answer.json()["success"] is True
+
+
+def test_a_short_token_ttl_expires_in_real_time(emulator_factory):
+    emu = emulator_factory(token_ttl=0.5)
+    rest = Rest(emu)
+    assert rest.get(filterType="id", filterValues="1")["success"] is True
+    time.sleep(0.6)
+    assert error_code(rest.get(filterType="id", filterValues="1")) == rest_codes.TOKEN_EXPIRED
+    rest.token = token_of(emu)
+    assert rest.get(filterType="id", filterValues="1")["success"] is True
 
 
 def test_a_bad_client_is_http_401_in_oauth_shape(emulator):

@@ -17,9 +17,10 @@ checked in this order; the first failure answers and nothing is applied:
                 a missing or unknown token -> 601; an expired one -> 602
   3. request    not JSON content -> 612; unparsable JSON -> 609; a bad action, lookupField,
                 filterType, batchSize, page token or a body that is not a Sync Leads request, more
-                than 300 records or filter values -> 1003 (call level: Marketo's "invalid data"
-                code, which is also what the REST facts name for a misused lookupField); an
-                unknown field in `fields` -> 1006
+                than 300 records or filter values -> 1003 at call level. (The facts give 1003,
+                "invalid data", for a request Marketo will not execute as sent, and list it among
+                the call-level errors a client stops on; no other documented code fits "too many
+                records".) An unknown field in `fields` -> 1006
   4. limits     the instance's limits (shared with the SOAP face), as their reasons' codes below
   5. faults     injected latency / failure / commit-then-drop (see `faults`)
   6. semantics  Sync Leads records in order, atomically, persisted before the answer
