@@ -99,7 +99,7 @@ class RestFace:
             handler.send(414, b"Request-URI Too Long\n", "text/plain; charset=utf-8")
             return
         if path == TOKEN_PATH:
-            self._serve(handler, calllog.TOKEN, self._token, limited=False)
+            self._serve(handler, calllog.TOKEN, self._token, needs_token=False)
         elif path == LEADS_PATH and method == "POST" and handler.query_value("_method") == "GET":
             self._serve(handler, calllog.READ, self._get_leads_form)
         elif path == LEADS_PATH and method == "POST":
@@ -113,13 +113,13 @@ class RestFace:
 
     # -- one call -----------------------------------------------------------------------------------
 
-    def _serve(self, handler: Any, operation: str, work: Callable[[Any, Any], Any], limited: bool = True) -> None:
+    def _serve(self, handler: Any, operation: str, work: Callable[[Any, Any], Any], needs_token: bool = True) -> None:
         emulator = self._emulator
         call = emulator.new_call(handler, self.api, operation)
-        emulator.run_call(handler, call, lambda: self._call(handler, call, work, limited),
+        emulator.run_call(handler, call, lambda: self._call(handler, call, work, needs_token),
                           lambda: self._answer_error(handler, call, CallError(REASON_CODES[Reason.INTERNAL_ERROR])))
 
-    def _call(self, handler: Any, call: Any, work: Callable[[Any, Any], Any], limited: bool) -> None:
+    def _call(self, handler: Any, call: Any, work: Callable[[Any, Any], Any], needs_token: bool) -> None:
         if handler.command == "POST":
             body, problem = handler.read_body(REST_MAX_BODY_BYTES)
         else:  # a stray body on a GET must not be read as the next request of the connection
@@ -133,7 +133,7 @@ class RestFace:
             return
         handler.body = body
         try:
-            if limited:
+            if needs_token:
                 self._check_token(handler)
             answer = work(handler, call)
         except CallError as error:
