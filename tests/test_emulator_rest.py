@@ -16,6 +16,7 @@ import requests
 from reconcile.core.records import LeadRecord
 from reconcile.emulator import Faults, Reason
 from reconcile.emulator import rest_api, soap_api
+from reconcile.emulator.store import LeadStore
 from reconcile.remote.rest import codes as rest_codes
 from reconcile.remote.soap import codes as soap_codes
 from reconcile.remote.soap import envelope as soap
@@ -415,3 +416,15 @@ def test_one_key_in_two_calls_at_once_can_create_a_duplicate_as_marketo_warns(em
     later = together([{"email": "a@example.com", "title": "A"}], [{"email": "a@example.com", "title": "B"}])
     assert [answer["result"][0]["status"] for answer in later] == ["updated", "updated"], \
         "a lead that existed before both calls is found by both"
+
+
+def test_a_merge_and_a_delete_are_persisted(emulator_factory, tmp_path):
+    db = tmp_path / "emulator.json"
+    emu = emulator_factory(db_path=db)
+    rest = Rest(emu)
+    winner, loser, gone = [r["id"] for r in rest.sync([{"email": "w@example.com"}, {"email": "l@example.com"},
+                                                       {"email": "gone@example.com"}])["result"]]
+    requests.post(f"{emu.base_url}/_emulator/merge", json={"winner": winner, "loser": loser}, timeout=10)
+    requests.delete(f"{emu.base_url}/_emulator/leads/{gone}", timeout=10)
+    reloaded = LeadStore(fields=frozenset(), path=db).leads()  # as a restart after kill -9 loads it
+    assert [(lead["id"], lead["email"]) for lead in reloaded] == [(winner, "w@example.com")]
