@@ -14,9 +14,10 @@ import requests
 
 from reconcile.remote.soap import envelope as soap
 from reconcile.emulator import DEFAULT_FIELDS, Emulator, EmulatorConfig, Faults, serve_forever_cli
+from reconcile.emulator.store import LeadStore, create_database
 from reconcile.emulator.limits import quota_day
 from reconcile.emulator.soap_api import parse_w3c_timestamp
-from reconcile.emulator.store import LeadStore, StoreError, create_database
+from reconcile.emulator.store import StoreError
 from reconcile.errors import SoapFault
 
 R = soap.LeadRecord
