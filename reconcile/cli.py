@@ -150,6 +150,8 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     from reconcile.store import planfile
     from reconcile.core.planner import plan as make_plan
 
+    if out is not None:
+        planfile.check_destination(out)
     desired, current = _load_inputs(leads, state)
     plan = make_plan(desired.leads, current)
     if out is not None:
@@ -226,6 +228,8 @@ def apply(
     from reconcile.store import planfile
     from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.validate import load_desired
+    from reconcile.store.instance import instance_of
+    from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
 
     options = applier.ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=not no_dedup,
                                    forget_orphans=forget_orphans)
@@ -234,12 +238,16 @@ def apply(
         leads, state = Path(saved.leads_dir), Path(saved.state_path)
     if use_emulator and endpoint:
         raise UsageError("--emulator and --endpoint are mutually exclusive")
+    check_state_path(state)
     with contextlib.ExitStack() as stack:
         credentials = (stack.enter_context(_embedded_emulator(state)) if use_emulator
                        else _credentials_from_env(endpoint))
         held = lock.acquire(state, "apply", on_warning=lambda text: env().err(f"warning: {text}"))
         stack.callback(held.release)
+        stack.callback(_notice_if_migrated(state))
+        finish_interrupted_write(state)
         current, _ = applier.recover_state(state, on_event=_print_event)
+        current = check_instance(current, instance_of(credentials.endpoint), state)
         desired = load_desired(leads)
         if saved is not None:
             planfile.check_fresh(saved, desired=desired, state=current, state_path=state)
@@ -407,16 +415,68 @@ def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (M
     from reconcile.apply import engine as applier
     from reconcile.store import lock
     from reconcile.core.planner import forget
-    from reconcile.store.state import with_leads, write_state
+    from reconcile.store.state import check_state_path, finish_interrupted_write, with_leads, write_state
 
+    check_state_path(state)
     with lock.acquire(state, "state rm", on_warning=lambda text: env().err(f"warning: {text}")):
+        notice = _notice_if_migrated(state)
+        finish_interrupted_write(state)
         current, _ = applier.recover_state(state, on_event=_print_event)
         target = key if key in current.leads else _normalise_key(key)
         if target not in current.leads:
             raise UsageError(f"no lead {key!r} in {state} (see `reconcile state list`)")
         write_state(state, with_leads(current, forget(current.leads, [target])))
+        notice()
     env().out(f"Removed {target} from {state}; the lead stays in Marketo.")
     return ExitStatus.SUCCESS
+
+
+@state_app.command("rebind")
+def state_rebind(
+    state: StateOption = Path("reconcile.state.json"),
+    use_emulator: Annotated[bool, typer.Option("--emulator", help="Bind the state to the built-in emulator.")] = False,
+    endpoint: Annotated[Optional[str], typer.Option(
+        "--endpoint", help="The new instance's endpoint URL (default: MARKETO_SOAP_ENDPOINT, else "
+        "MARKETO_REST_ENDPOINT).", show_default=False)] = None,
+    debug: DebugOption = False,
+) -> int:
+    """Record that the state's leads now live in another Marketo instance. Nothing is sent."""
+    from reconcile.apply import engine as applier
+    from reconcile.store import lock
+    from reconcile.store.instance import EMULATOR, instance_of
+    from reconcile.store.state import check_state_path, finish_interrupted_write, rebind, write_state
+
+    if use_emulator and endpoint:
+        raise UsageError("--emulator and --endpoint are mutually exclusive")
+    url = endpoint or env().environ.get("MARKETO_SOAP_ENDPOINT") or env().environ.get("MARKETO_REST_ENDPOINT")
+    if not use_emulator and not url:
+        raise UsageError("state rebind needs the new instance: --endpoint URL, --emulator, or MARKETO_SOAP_ENDPOINT "
+                         "/ MARKETO_REST_ENDPOINT in the environment")
+    instance = EMULATOR if use_emulator else instance_of(url)
+    check_state_path(state)
+    with lock.acquire(state, "state rebind", on_warning=lambda text: env().err(f"warning: {text}")):
+        notice = _notice_if_migrated(state)
+        finish_interrupted_write(state)
+        current, _ = applier.recover_state(state, on_event=_print_event)
+        before = current.instance
+        write_state(state, rebind(current, instance))
+        notice()
+    env().out(f"Bound {state} to Marketo instance {instance}" + (f" (was {before})." if before else "."))
+    return ExitStatus.SUCCESS
+
+
+def _notice_if_migrated(state: Path):
+    """A callable that says, once, that a format 1 state on disk was migrated since this was called."""
+    from reconcile.store.state import FORMAT_VERSION, format_on_disk, shard_dir_for
+
+    was = format_on_disk(state)
+
+    def notice() -> None:
+        if was is not None and was < FORMAT_VERSION and format_on_disk(state) == FORMAT_VERSION:
+            env().err(f"note: migrated {state} to state format {FORMAT_VERSION}: the leads now live in "
+                      f"{shard_dir_for(state)}/, one line each; commit both")
+
+    return notice
 
 
 @app.command()

@@ -471,15 +471,19 @@ def commit_state(state: str, *, branch: str, message: str, remote: str = "origin
                  sleep=time.sleep, log=print) -> str | None:
     """Commit `state` (only that file) and push it to `branch`, rebasing onto a newer branch tip up to
     `attempts` times. Returns the commit's SHA, or None when the state file did not change."""
+    from reconcile.store.state import state_paths
+
     env = _git_env(environ if environ is not None else os.environ)
-    status = _git(["status", "--porcelain", "--", state], env, cwd).stdout.strip()
+    # the top file and, in state format 2, the shard directory beside it
+    paths = [str(path) for path in state_paths(Path(cwd or ".") / state)]
+    status = _git(["status", "--porcelain", "--", *paths], env, cwd).stdout.strip()
     if not status:
         log(f"{state} is unchanged: nothing to commit.")
         return None
     _git(["config", "user.name", BOT_NAME], env, cwd)
     _git(["config", "user.email", BOT_EMAIL], env, cwd)
-    _git(["add", "--", state], env, cwd)
-    _git(["commit", "--no-verify", "--quiet", "-m", message, "--", state], env, cwd)
+    _git(["add", "-A", "--", *paths], env, cwd)
+    _git(["commit", "--no-verify", "--quiet", "-m", message, "--", *paths], env, cwd)
     for attempt in range(1, attempts + 1):
         pushed = _git(["push", "--quiet", remote, f"HEAD:refs/heads/{branch}"], env, cwd, check=False)
         if pushed.returncode == 0:
@@ -584,12 +588,38 @@ def _cmd_sticky_comment(args: argparse.Namespace, environ: Mapping[str, str]) ->
     return 0
 
 
+def _state_text(state: str, ref: str | None = None) -> str | None:
+    """The state at `state` (or as committed at `ref`), whatever its format, as one format 1 document:
+    what state_changes reads. None when there is none or it is unreadable."""
+    import tempfile
+
+    from reconcile.errors import ReconcileError
+    from reconcile.store.state import load_state, serialize_v1, shard_dir_for
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(state)
+        if ref is not None:  # the committed top file and shards, laid out in a scratch directory
+            archive = subprocess.run(["git", "archive", "--format=tar", ref, "--", state, str(shard_dir_for(state))],
+                                     capture_output=True)
+            if archive.returncode != 0:
+                archive = subprocess.run(["git", "archive", "--format=tar", ref, "--", state], capture_output=True)
+            if archive.returncode != 0 or subprocess.run(["tar", "-x", "-C", scratch], input=archive.stdout,
+                                                         capture_output=True).returncode != 0:
+                return None
+            path = Path(scratch) / state
+        if not path.is_file():
+            return None
+        try:
+            return serialize_v1(load_state(path)).decode("utf-8")
+        except (ReconcileError, OSError):
+            return _read(str(path))
+
+
 def _cmd_summarize_apply(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    after = _read(args.state)
+    after = _state_text(args.state) if args.state else None
     before = _read(args.before) if args.before else None
     if args.before is None and args.state:
-        shown = subprocess.run(["git", "show", f"HEAD:./{args.state}"], capture_output=True, text=True)
-        before = shown.stdout if shown.returncode == 0 else None
+        before = _state_text(args.state, ref="HEAD")
     journal = args.journal or (args.state + ".journal" if args.state else None)
     evidence: list[str] = []
     if args.collect:

@@ -50,7 +50,7 @@ def _code_fingerprint() -> bytes:
     from reconcile import errors
     from reconcile.inputs import leadfiles
     from reconcile.core import model
-    from reconcile.store import state
+    from reconcile.store import state, statecodec, statefiles
     from reconcile.inputs import validate
 
     digest = hashlib.sha256()
@@ -58,7 +58,7 @@ def _code_fingerprint() -> bytes:
                  f"python {sys.version_info[0]}.{sys.version_info[1]} marshal {marshal.version}",
                  f"pyyaml {_pyyaml_version()}"):
         digest.update(part.encode() + b"\0")
-    for module in (leadfiles, validate, state, model, errors, sys.modules[__name__]):
+    for module in (leadfiles, validate, state, statecodec, statefiles, model, errors, sys.modules[__name__]):
         try:
             digest.update(Path(module.__file__).read_bytes())
         except (OSError, TypeError):  # no source (frozen, zipped): the version has to do
@@ -181,7 +181,7 @@ class InputCache:
 
 
 def load_state(path: Path, cache_dir: Path | None):
-    """reconcile.store.state.load_state through the cache: a big state file unchanged since the last run is
+    """reconcile.store.state.load_state through the cache: a big state unchanged since the last run is
     not parsed again. Only a state that parsed without error is stored; every error, and every
     missing or unreadable file, is reconcile.store.state's own.
     """
@@ -192,30 +192,25 @@ def load_state(path: Path, cache_dir: Path | None):
         return state_module.load_state(path)
     cache = InputCache(cache_dir, _STATE_ENTRY)
     try:
-        with open(path, "rb") as handle:
-            if not cache.wants(os.fstat(handle.fileno()).st_size):
-                return state_module.parse_state(handle.read(), str(path))
-            digest = hashlib.file_digest(handle, "sha256").digest()  # the bytes are not needed on a hit
-    except OSError:  # missing (a new state) or unreadable: reconcile.store.state says what to do
+        found = state_module.fingerprint(path)  # every file of the state: top, shards, unfinished write
+    except Exception:  # unreadable: reconcile.store.state says what to do
+        found = None
+    if found is None or not cache.wants(found[1]):
         return state_module.load_state(path)
     from reconcile.core.model import State, StateLead
     from reconcile.core.gcpause import gc_paused
 
     with gc_paused():
-        cached = cache.get(digest)
+        cached = cache.get(found[0])
         if cached is not None:
             try:
                 head, leads = cached
                 return State(**head, leads={key: StateLead(*values) for key, *values in leads})
             except (TypeError, ValueError):  # not what this version writes: parse the file
                 pass
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            return state_module.load_state(path)
-        digest = hashlib.sha256(raw).digest()  # the bytes parsed are the bytes hashed
-        parsed = state_module.parse_state(raw, str(path))
-        cache.put(digest, _state_entry(parsed))
+        parsed = state_module.load_state(path)
+        if state_module.fingerprint(path) == found:  # unchanged while it was parsed
+            cache.put(found[0], _state_entry(parsed))
         return parsed
 
 
