@@ -153,15 +153,49 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     if out is not None:
         planfile.check_destination(out)
     desired, current = _load_inputs(leads, state)
+    current, recovery, state_hash = _preview_recovery(state, current)
     plan = make_plan(desired.leads, current)
     if out is not None:
-        planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads)
-    env().out(_render(plan, format))
+        planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
+                      state_hash=state_hash)
+    env().out(_with_recovery(_render(plan, format), recovery, format))
     if out is not None and format is OutputFormat.text:
         env().out(f"Saved the plan to {out}; apply it exactly with: reconcile apply {out}")
     if detailed_exitcode and plan.has_changes:
         return ExitStatus.CHANGES_PRESENT
     return ExitStatus.SUCCESS
+
+
+def _preview_recovery(state_path: Path, current):
+    """The state as apply will see it: a leftover journal replayed, read-only. Returns that state,
+    lines saying what the replay changes, and the hash the state file will have once apply has made
+    the replay durable (None when it stays as it is)."""
+    from reconcile import apply as applier
+    from reconcile.store.journal import journal_path
+    from reconcile.store.state import content_hash_of
+
+    if not journal_path(state_path).exists():
+        return current, [], None
+    recovered, report = applier.recover(state_path, commit=False)
+    lines = applier.recovery_lines(current, recovered, report)
+    state_hash = content_hash_of(recovered) if report.activity and report.changed else None
+    return recovered, lines, state_hash
+
+
+def _with_recovery(rendered: str, lines: list[str], fmt: OutputFormat) -> str:
+    if not lines:
+        return rendered
+    if fmt is OutputFormat.json:
+        for line in lines:
+            env().err(f"warning: {line}")
+        return rendered
+    if fmt is OutputFormat.markdown:
+        from reconcile.core.render import fence_for
+
+        body = "\n".join(lines)
+        fence = fence_for(body)
+        return f"**Apply first recovers an interrupted apply's journal:**\n\n{fence}text\n{body}\n{fence}\n\n" + rendered
+    return "\n".join(lines) + "\n\n" + rendered
 
 
 @state_app.command("list")
@@ -223,7 +257,7 @@ def apply(
     debug: DebugOption = False,
 ) -> int:
     """Apply the plan: send syncMultipleLeads calls and record the lead IDs in the state."""
-    from reconcile.apply import engine as applier
+    from reconcile import apply as applier
     from reconcile.store import lock
     from reconcile.store import planfile
     from reconcile.core.planner import plan as make_plan
@@ -262,7 +296,7 @@ def apply(
         transport = _make_transport(credentials, options.concurrency)
         stack.callback(transport.close)
         report = _run_apply(plan, current, state, transport, options)
-        env().out(report.summary())
+        env().out(report.summary("complete"))
         return ExitStatus.SUCCESS
 
 
@@ -319,7 +353,7 @@ def _make_transport(credentials, concurrency: int):
 
 
 def _print_event(event) -> None:
-    from reconcile.apply import engine as applier
+    from reconcile import apply as applier
 
     if isinstance(event, applier.JournalRecovered):
         env().err(f"warning: {event.report.summary()}")
@@ -336,7 +370,7 @@ def _run_apply(plan, current, state_path: Path, transport, options):
     import signal
     import threading
 
-    from reconcile.apply import engine as applier
+    from reconcile import apply as applier
 
     stop = threading.Event()
     progress = _Progress(total_records=plan.records_to_send, calls=plan.calls)
@@ -356,7 +390,7 @@ def _run_apply(plan, current, state_path: Path, transport, options):
         report = getattr(exc, "report", None)
         if report is not None:
             progress.close()
-            env().out(report.summary())
+            env().out(report.summary("interrupted" if exc.exit_status == ExitStatus.INTERRUPTED else "failed"))
         raise
     finally:
         progress.close()
@@ -381,15 +415,17 @@ class _Progress:
             self.bar.start()
 
     def update(self, event) -> None:
-        from reconcile.apply import engine as applier
+        from reconcile import apply as applier
 
         if not isinstance(event, applier.BatchAnswered):
             return
         if self.bar is not None:
             self.bar.advance(self.task, event.records)
         elif self.calls > 1:
-            env().err(f"call {event.batch}/{self.calls}: {event.created} created, {event.updated} updated, "
-                      f"{event.failed} failed")
+            adopted = f", {event.adopted} adopted" if event.adopted else ""
+            refused = f", {event.refused} not recorded (conflicting lead IDs)" if event.refused else ""
+            env().err(f"call {event.batch}/{self.calls}: {event.created} created, {event.updated} updated"
+                      f"{adopted}, {event.failed} failed{refused}")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -412,7 +448,7 @@ def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock ID a lock
 def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (Marketo keeps the lead).")],
              state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
     """Forget a lead from the state. Nothing is sent to Marketo."""
-    from reconcile.apply import engine as applier
+    from reconcile import apply as applier
     from reconcile.store import lock
     from reconcile.core.planner import forget
     from reconcile.store.state import check_state_path, finish_interrupted_write, with_leads, write_state
@@ -441,7 +477,7 @@ def state_rebind(
     debug: DebugOption = False,
 ) -> int:
     """Record that the state's leads now live in another Marketo instance. Nothing is sent."""
-    from reconcile.apply import engine as applier
+    from reconcile import apply as applier
     from reconcile.store import lock
     from reconcile.store.instance import EMULATOR, instance_of
     from reconcile.store.state import check_state_path, finish_interrupted_write, rebind, write_state

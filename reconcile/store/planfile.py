@@ -15,7 +15,7 @@ from reconcile.errors import InputError, Location, StalePlanError, UsageError
 from reconcile.core.model import Plan, State
 from reconcile.core.render import plan_to_json
 from reconcile.store.fs import write_atomic
-from reconcile.store.state import content_hash, state_hash
+from reconcile.store.state import content_hash, state_hash as hash_of_state
 
 PLAN_FILE_KIND = "reconcile-plan"
 PLAN_FILE_VERSION = 1
@@ -44,12 +44,15 @@ def check_destination(path: Path) -> None:
         raise UsageError(f"--out {path}: {parent} is a file, not a directory")
 
 
-def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, leads_dir: Path) -> None:
+def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, leads_dir: Path,
+         state_hash: str | None = None) -> None:
+    """`state_hash`: the hash the state file will have when the plan is applied, if not its current one
+    (a leftover journal that apply replays first)."""
     data = {"kind": PLAN_FILE_KIND, "format_version": PLAN_FILE_VERSION, "reconcile_version": __version__,
             "inputs": {"leads_dir": leads_dir.as_posix(), "lead_files": list(desired.files),
                        "lead_files_hash": desired.files_hash, "state_path": state_path.as_posix(),
                        "state_lineage": state.lineage, "state_serial": state.serial,
-                       "state_hash": state_hash(state_path)},
+                       "state_hash": state_hash or hash_of_state(state_path)},
             "plan": plan_to_json(plan)}
     check_destination(path)
     write_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -80,7 +83,7 @@ def check_fresh(saved: SavedPlan, *, desired, state: State, state_path: Path) ->
     changed = []
     # The file's hash decides; lineage and serial only explain. (A state file that did not exist
     # then and does not now has a fresh random lineage on every load.)
-    if state_hash(state_path) != saved.state_hash:
+    if hash_of_state(state_path) != saved.state_hash:
         if saved.state_hash == content_hash(b""):
             changed.append(f"the state file was created since (now serial {state.serial})")
         elif state.lineage != saved.lineage:

@@ -19,12 +19,12 @@ from typing import Iterable, Mapping
 from reconcile.core.model import State, StateLead
 from reconcile.errors import Location, StateError, UsageError
 from reconcile.store.statecodec import lead_to_json, parse_v1, serialize_v1, strict_json
-from reconcile.store.statefiles import (FORMAT_VERSION, StateWriter, WriteReport, fingerprint_parts, read_v2,
-                                        shard_dir_for)
+from reconcile.store.statefiles import (FORMAT_VERSION, PENDING_NAME, StateWriter, Top, WriteReport,
+                                        fingerprint_parts, read_v2, shard_dir_for)
 
 __all__ = ["FORMAT_VERSION", "StateWriter", "WriteReport", "new_state", "load_state", "open_state",
-           "write_state", "finish_interrupted_write", "with_leads", "with_instance", "rebind", "check_instance", "lead_to_json", "state_hash",
-           "content_hash", "check_state_path", "fingerprint", "format_on_disk", "shard_dir_for", "state_paths", "serialize_v1"]
+           "write_state", "writer_for", "finish_interrupted_write", "with_leads", "with_instance", "rebind", "check_instance", "lead_to_json", "state_hash",
+           "content_hash", "content_hash_of", "check_state_path", "fingerprint", "format_on_disk", "shard_dir_for", "state_paths", "serialize_v1"]
 
 
 def new_state() -> State:
@@ -66,6 +66,21 @@ def open_state(path: Path | str) -> tuple[State, StateWriter]:
         raise StateError(f"unknown state format_version {version}", where)
     state, top = read_v2(path, data)
     return state, StateWriter(path, state, top)
+
+
+def writer_for(path: Path | str, on_disk: State) -> StateWriter:
+    """A writer continuing from `on_disk`, the state as loaded from `path` and still there (the caller
+    holds the lock). Reads only the top file, so an apply's checkpoints cost what changed."""
+    path = Path(path)
+    where = Location(str(path))
+    try:
+        data = strict_json(path.read_bytes(), where)
+    except FileNotFoundError:
+        return StateWriter(path, None)
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION \
+            or (shard_dir_for(path) / PENDING_NAME).exists():
+        return open_state(path)[1]  # format 1 (migrated by the first write), or an unfinished write
+    return StateWriter(path, on_disk, Top.from_json(data, where))
 
 
 def write_state(path: Path | str, state: State, changed: Iterable[str] | None = None) -> WriteReport:
@@ -157,10 +172,18 @@ def fingerprint(path: Path | str) -> tuple[bytes, int] | None:
 
 
 def state_hash(path: Path | str) -> str:
-    """A hash of the whole state as on disk; a missing state hashes as empty, as format 1 always did
-    (and a format 1 file hashes as before, so plans saved before an upgrade stay valid)."""
-    found = fingerprint(path)
-    return content_hash(b"") if found is None else "sha256:" + found[0].hex()
+    """A hash of the whole state at `path`: of what it holds (lineage, serial, every lead), not of how
+    its files are laid out, so it can be predicted for a state not yet written (`content_hash_of`).
+    A missing state hashes as empty. A format 1 file written by reconcile hashes as its own bytes, so
+    plans saved before an upgrade stay valid."""
+    if not Path(path).exists():
+        return content_hash(b"")
+    return content_hash_of(load_state(path))
+
+
+def content_hash_of(state: State) -> str:
+    """What `state_hash` gives once `state` is on disk."""
+    return content_hash(serialize_v1(state))
 
 
 def check_state_path(path: Path | str) -> None:
