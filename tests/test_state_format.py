@@ -15,6 +15,7 @@ import pytest
 from clirunner import invoke
 from reconcile.core.model import State, StateLead
 from reconcile.errors import ExitStatus, StateError
+from reconcile.store import state as state_module
 from reconcile.store import statefiles
 from reconcile.store.state import (FORMAT_VERSION, load_state, open_state, shard_dir_for, state_hash, with_leads,
                                    write_state)
@@ -272,3 +273,41 @@ def test_a_format_1_state_keeps_its_hash_so_saved_plans_stay_valid(tmp_path):
     state_path.write_bytes(data)
     import hashlib
     assert state_hash(state_path) == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_an_apply_reads_no_shard_to_write_and_writes_only_the_changed_one(tmp_path, monkeypatch, emulator,
+                                                                         transport_for, lead_factory):
+    from reconcile.apply import apply_plan, recover_state
+    from reconcile.core.planner import plan as make_plan
+
+    state_path = tmp_path / "reconcile.state.json"
+    desired = lead_factory(1200)
+    state, _ = recover_state(state_path)
+    apply_plan(make_plan(desired, state), state, state_path, transport_for(emulator))
+    whole = sum(len(d) for d in _tree(tmp_path).values())
+
+    changed = lead_factory(1200)
+    changed[600] = type(changed[600])(location=changed[600].location, email=changed[600].email,
+                                      attributes={**changed[600].attributes, "Title": "Changed"})
+    state, _ = recover_state(state_path)
+    shard_reads, writing = [], []
+    real_read, real_load = statefiles._read_shard, state_module.open_state
+    monkeypatch.setattr(statefiles, "_read_shard", lambda path, leads: (writing and shard_reads.append(path),
+                                                                        real_read(path, leads)))
+    monkeypatch.setattr(state_module, "open_state", lambda path: (writing and shard_reads.append(path),
+                                                                  real_load(path))[1])
+    from reconcile.apply import ledger
+    real_persist = ledger.persist_state
+
+    def persist(*args, **kwargs):  # the engine's one way to write the state
+        writing.append(True)
+        return real_persist(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "persist_state", persist)
+    written = _count_written(monkeypatch)
+    report = apply_plan(make_plan(changed, state), state, state_path, transport_for(emulator))
+    assert len(report.updated) == 1
+    assert writing and shard_reads == [], "the apply's state write read the state back"
+    assert 0 < sum(written) < whole / 8, (sum(written), whole)
+    monkeypatch.undo()
+    assert load_state(state_path).leads["email:u0600@example.com"].attributes["Title"] == "Changed"
