@@ -161,8 +161,13 @@ def _read_shard(path: Path, leads: dict[str, StateLead]) -> None:
     if raw and not raw.endswith(b"\n"):
         raise StateError("state shard does not end with a newline; it may be truncated — restore it from git",
                          Location(str(path), raw.count(b"\n") + 1))
-    for number, line in enumerate(raw.split(b"\n")[:-1], start=1):
-        key, lead = parse_lead_line(line, Location(str(path), number))
+    try:
+        lines: list[str] | list[bytes] = raw.decode("utf-8").split("\n")[:-1]
+    except UnicodeDecodeError:
+        lines = raw.split(b"\n")[:-1]  # each line decoded alone, so the bad one is named
+    name = str(path)
+    for number, line in enumerate(lines, start=1):
+        key, lead = parse_lead_line(line, Location(name, number))
         if key in leads:
             raise StateError(f"state lead {key!r} appears twice", Location(str(path), number))
         leads[key] = lead
