@@ -309,3 +309,21 @@ def test_a_new_journal_never_overwrites_a_leftover_one(tmp_path):
     Journal.create(state_path, state, dedup_enabled=True, started="s", carried=carried, replace=True).close()
     _, report = recover(state_path)
     assert [u.identity for u in report.unknown] == ["email:x@example.com"] and not report.unknown[0].dedup_enabled
+
+
+def test_a_lock_file_cannot_put_a_line_break_into_the_message(tmp_path):
+    state_path = tmp_path / "s.json"
+    child = subprocess.Popen([sys.executable, "-c", _HOLDER, str(state_path)], stdout=subprocess.PIPE, text=True,
+                             env=_child_env())
+    try:
+        child.stdout.readline()
+        data = json.loads(lock.lock_path(state_path).read_text())
+        data["holder"] = "x\n::add-mask::y\r"
+        lock.lock_path(state_path).write_text(json.dumps(data))
+        with pytest.raises(LockedError) as info:
+            lock.acquire(state_path)
+        assert "\n" not in str(info.value) and "\r" not in str(info.value)
+        assert "x\\n::add-mask::y\\r" in str(info.value)
+    finally:
+        child.kill()
+        child.wait()

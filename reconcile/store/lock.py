@@ -61,8 +61,15 @@ class LockInfo:
                 "created": self.created, "operation": self.operation}
 
     def describe(self) -> str:
-        return (f"{self.holder} (pid {self.pid}, {self.operation}, since {self.created}), "
-                f"lock ID {self.id}")
+        # The file is anyone's to write: nothing in it may become a line break or a runner command.
+        return (f"{_visible(self.holder)} (pid {self.pid}, {_visible(self.operation)}, since "
+                f"{_visible(self.created)}), lock ID {_visible(self.id)}")
+
+
+def _visible(text: str) -> str:
+    """`text` with control characters shown as escapes (`\\n`), cut to a sane length."""
+    shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return shown if len(shown) <= 200 else shown[:200] + "…"
 
 
 def _hostname() -> str:
