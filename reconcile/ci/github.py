@@ -471,11 +471,12 @@ def commit_state(state: str, *, branch: str, message: str, remote: str = "origin
                  sleep=time.sleep, log=print) -> str | None:
     """Commit `state` (only that file) and push it to `branch`, rebasing onto a newer branch tip up to
     `attempts` times. Returns the commit's SHA, or None when the state file did not change."""
-    from reconcile.store.state import state_paths
+    from reconcile.store.state import shard_dir_for
 
     env = _git_env(environ if environ is not None else os.environ)
-    # the top file and, in state format 2, the shard directory beside it
-    paths = [str(path) for path in state_paths(Path(cwd or ".") / state)]
+    # the top file and, in state format 2, the shard directory beside it (named as git, in cwd, sees them)
+    shards = str(shard_dir_for(state))
+    paths = [state] + ([shards] if (Path(cwd or ".") / shards).is_dir() else [])
     status = _git(["status", "--porcelain", "--", *paths], env, cwd).stdout.strip()
     if not status:
         log(f"{state} is unchanged: nothing to commit.")

@@ -24,7 +24,7 @@ from reconcile.store.statefiles import (FORMAT_VERSION, PENDING_NAME, StateWrite
 
 __all__ = ["FORMAT_VERSION", "StateWriter", "WriteReport", "new_state", "load_state", "open_state",
            "write_state", "writer_for", "finish_interrupted_write", "with_leads", "with_instance", "rebind", "check_instance", "lead_to_json", "state_hash",
-           "content_hash", "content_hash_of", "check_state_path", "fingerprint", "format_on_disk", "shard_dir_for", "state_paths", "serialize_v1"]
+           "content_hash", "content_hash_of", "check_state_path", "fingerprint", "format_on_disk", "shard_dir_for", "serialize_v1"]
 
 
 def new_state() -> State:
@@ -139,13 +139,6 @@ def format_on_disk(path: Path | str) -> int | None:
         return None
     version = data.get("format_version") if isinstance(data, dict) else None
     return version if isinstance(version, int) and not isinstance(version, bool) else None
-
-
-def state_paths(path: Path | str) -> list[Path]:
-    """What to commit: the top file and, in format 2, the shard directory."""
-    path = Path(path)
-    directory = shard_dir_for(path)
-    return [path, directory] if directory.is_dir() else [path]
 
 
 def content_hash(data: bytes) -> str:
