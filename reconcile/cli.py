@@ -215,6 +215,8 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
 
+    if out is not None:
+        planfile.check_destination(out)
     desired, current = _load_inputs(leads, state, max_file_size)
     current, recovery, state_hash = _preview_recovery(state, current)
     check_declared_once(desired.leads, current)
@@ -236,13 +238,13 @@ def _preview_recovery(state_path: Path, current):
     the replay durable (None when it stays as it is)."""
     from reconcile import apply as applier
     from reconcile.store.journal import journal_path
-    from reconcile.store.state import content_hash, serialize_state
+    from reconcile.store.state import content_hash_of
 
     if not journal_path(state_path).exists():
         return current, [], None
     recovered, report = applier.recover(state_path, commit=False)
     lines = applier.recovery_lines(current, recovered, report)
-    state_hash = content_hash(serialize_state(recovered)) if report.activity and report.changed else None
+    state_hash = content_hash_of(recovered) if report.activity and report.changed else None
     return recovered, lines, state_hash
 
 
@@ -419,7 +421,7 @@ def ci_summarize_apply(
     """Apply's exit status and output → the job summary (stdout when there is no GITHUB_STEP_SUMMARY)."""
     from reconcile.ci import context
     from reconcile.ci.annotations import diagnostics_in
-    from reconcile.ci.commit import committed_text
+    from reconcile.ci.commit import state_text
     from reconcile.ci.summary import ApplyOutcome, apply_summary, collect_evidence, complete_line
     from reconcile.store.journal import journal_path
 
@@ -430,8 +432,8 @@ def ci_summarize_apply(
                 if collect is not None else [])
     text = apply_summary(ApplyOutcome(
         exitcode=_exitcode(exitcode), complete_line=complete_line(log_text), diagnostics=diagnostics_in(log_text),
-        state_before=_read_text(before) if before is not None else committed_text(str(state), environ),
-        state_after=_read_text(state), journal_present=journal.exists(), evidence=evidence,
+        state_before=_read_text(before) if before is not None else state_text(str(state), environ, committed=True),
+        state_after=state_text(str(state), environ), journal_present=journal.exists(), evidence=evidence,
         artifact_name=artifact_name or None, run_url=context.run_url(environ)))
     if environ.get("GITHUB_STEP_SUMMARY"):
         context.append_to(environ["GITHUB_STEP_SUMMARY"], text)
@@ -503,6 +505,8 @@ def apply(
     from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired
+    from reconcile.store.instance import instance_of
+    from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
 
     max_file_bytes = parse_size(max_file_size)
     options = applier.ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=not no_dedup,
@@ -512,12 +516,16 @@ def apply(
         leads, state = Path(saved.leads_dir), Path(saved.state_path)
     if use_emulator and endpoint:
         raise UsageError("--emulator and --endpoint are mutually exclusive")
+    check_state_path(state)
     with contextlib.ExitStack() as stack:
         credentials = (stack.enter_context(_embedded_emulator(state)) if use_emulator
                        else _credentials_from_env(endpoint))
         held = lock.acquire(state, "apply", on_warning=lambda text: env().warn(text))
         stack.callback(held.release)
+        stack.callback(_notice_if_migrated(state))
+        finish_interrupted_write(state)
         current, _ = applier.recover_state(state, on_event=_print_event)
+        current = check_instance(current, instance_of(credentials.endpoint), state)
         desired = load_desired(leads, max_file_bytes=max_file_bytes)
         if saved is not None:
             planfile.check_fresh(saved, desired=desired, state=current, state_path=state)
@@ -698,16 +706,68 @@ def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (M
     from reconcile import apply as applier
     from reconcile.store import lock
     from reconcile.core.planner import forget
-    from reconcile.store.state import with_leads, write_state
+    from reconcile.store.state import check_state_path, finish_interrupted_write, with_leads, write_state
 
+    check_state_path(state)
     with lock.acquire(state, "state rm", on_warning=lambda text: env().warn(text)):
+        notice = _notice_if_migrated(state)
+        finish_interrupted_write(state)
         current, _ = applier.recover_state(state, on_event=_print_event)
         target = key if key in current.leads else _normalise_key(key)
         if target not in current.leads:
             raise UsageError(f"no lead {key!r} in {state} (see `reconcile state list`)")
         write_state(state, with_leads(current, forget(current.leads, [target])))
+        notice()
     env().out(visible(f"Removed {target} from {state}; the lead stays in Marketo."))
     return ExitStatus.SUCCESS
+
+
+@state_app.command("rebind")
+def state_rebind(
+    state: StateOption = Path("reconcile.state.json"),
+    use_emulator: Annotated[bool, typer.Option("--emulator", help="Bind the state to the built-in emulator.")] = False,
+    endpoint: Annotated[Optional[str], typer.Option(
+        "--endpoint", help="The new instance's endpoint URL (default: MARKETO_SOAP_ENDPOINT, else "
+        "MARKETO_REST_ENDPOINT).", show_default=False)] = None,
+    debug: DebugOption = False,
+) -> int:
+    """Record that the state's leads now live in another Marketo instance. Nothing is sent."""
+    from reconcile import apply as applier
+    from reconcile.store import lock
+    from reconcile.store.instance import EMULATOR, instance_of
+    from reconcile.store.state import check_state_path, finish_interrupted_write, rebind, write_state
+
+    if use_emulator and endpoint:
+        raise UsageError("--emulator and --endpoint are mutually exclusive")
+    url = endpoint or env().environ.get("MARKETO_SOAP_ENDPOINT") or env().environ.get("MARKETO_REST_ENDPOINT")
+    if not use_emulator and not url:
+        raise UsageError("state rebind needs the new instance: --endpoint URL, --emulator, or MARKETO_SOAP_ENDPOINT "
+                         "/ MARKETO_REST_ENDPOINT in the environment")
+    instance = EMULATOR if use_emulator else instance_of(url)
+    check_state_path(state)
+    with lock.acquire(state, "state rebind", on_warning=lambda text: env().err(f"warning: {text}")):
+        notice = _notice_if_migrated(state)
+        finish_interrupted_write(state)
+        current, _ = applier.recover_state(state, on_event=_print_event)
+        before = current.instance
+        write_state(state, rebind(current, instance))
+        notice()
+    env().out(f"Bound {state} to Marketo instance {instance}" + (f" (was {before})." if before else "."))
+    return ExitStatus.SUCCESS
+
+
+def _notice_if_migrated(state: Path):
+    """A callable that says, once, that a format 1 state on disk was migrated since this was called."""
+    from reconcile.store.state import FORMAT_VERSION, format_on_disk, shard_dir_for
+
+    was = format_on_disk(state)
+
+    def notice() -> None:
+        if was is not None and was < FORMAT_VERSION and format_on_disk(state) == FORMAT_VERSION:
+            env().err(f"note: migrated {state} to state format {FORMAT_VERSION}: the leads now live in "
+                      f"{shard_dir_for(state)}/, one line each; commit both")
+
+    return notice
 
 
 @app.command()

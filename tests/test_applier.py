@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import shutil
 from datetime import datetime, timezone
 
 import pytest
@@ -18,7 +19,7 @@ from reconcile.store.journal import journal_path
 from reconcile.core.model import CREATE, UPDATE, Lead, State, StateLead
 from reconcile.core.planner import plan as make_plan
 from reconcile.remote.soap.envelope import LeadRecord, SyncStatus
-from reconcile.store.state import load_state, serialize_state, write_state
+from reconcile.store.state import load_state, shard_dir_for, write_state
 from reconcile.remote.soap.transport import QuotaExhausted, RetryPolicy
 
 
@@ -208,10 +209,13 @@ def test_concurrent_batches_give_a_deterministic_sorted_state(emulator, transpor
     emulator.faults.latency = 0.01
     report = run_apply(lead_factory(60), state_path, transport_for(emulator), batch_size=3, concurrency=8)
     assert len(report.created) == 60 and report.calls == 20
-    raw = state_path.read_bytes()
     state = load_state(state_path)
-    assert raw == serialize_state(state)
-    assert list(json.loads(raw)["leads"]) == sorted(state.leads)
+    lines = [line for shard in sorted(shard_dir_for(state_path).glob("*.jsonl"))
+             for line in shard.read_text().splitlines()]
+    assert len(lines) == 60
+    for shard in shard_dir_for(state_path).glob("*.jsonl"):
+        keys = [next(iter(json.loads(line))) for line in shard.read_text().splitlines()]
+        assert keys == sorted(keys)
     state_matches_emulator(state, emulator)
 
 
@@ -314,12 +318,19 @@ class _CrashSnapshot:
         self.count += 1
         if self.count == self.at:
             journal = journal_path(self.state_path)
+            shards = shard_dir_for(self.state_path)
             self.snapshot = (self.state_path.read_bytes() if self.state_path.exists() else None,
-                             journal.read_bytes())
+                             journal.read_bytes(),
+                             {p.name: p.read_bytes() for p in shards.iterdir()} if shards.is_dir() else {})
         return self.inner.send(call, dedup_enabled, **kwargs)
 
     def restore(self):
-        state, journal = self.snapshot
+        state, journal, shards = self.snapshot
+        directory = shard_dir_for(self.state_path)
+        shutil.rmtree(directory, ignore_errors=True)
+        for name, data in shards.items():
+            directory.mkdir(exist_ok=True)
+            (directory / name).write_bytes(data)
         if state is None:
             self.state_path.unlink(missing_ok=True)
         else:

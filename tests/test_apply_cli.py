@@ -12,6 +12,8 @@ import pytest
 from clirunner import invoke
 from conftest import EMULATOR_TEST_ENCRYPTION_KEY, EMULATOR_TEST_USER_ID
 
+from reconcile.store.state import lead_to_json, load_state
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,7 +36,8 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def state_leads(workspace: Path) -> dict:
-    return json.loads((workspace / "reconcile.state.json").read_text())["leads"]
+    state = load_state(workspace / "reconcile.state.json")
+    return {key: lead_to_json(lead) for key, lead in state.leads.items()}
 
 
 def assert_state_agrees_with_emulator(workspace: Path, emulator) -> None:

@@ -13,6 +13,7 @@ import pytest
 from clirunner import invoke
 from reconcile.core.model import State, StateLead
 from reconcile.store.journal import Journal, JournalEntry, ResultEntry, journal_path
+from reconcile.store.state import load_state
 
 # an endpoint nothing listens on: these tests must fail before anything is sent
 OFFLINE = {"MARKETO_SOAP_ENDPOINT": "http://127.0.0.1:9/soap/mktows/2_1", "MARKETO_USER_ID": "u",
@@ -79,8 +80,8 @@ def test_a_saved_plan_made_with_a_leftover_journal_applies_after_the_recovery(wo
     applied = invoke("apply", "tfplan.json", environ=env)
     assert applied.exit_code == 0, applied.stderr
     assert "recovered the journal" in applied.stderr
-    state = json.loads((workspace / "reconcile.state.json").read_text())
-    assert sorted(state["leads"]) == ["email:new@example.com", "email:other@example.com"]
+    state = load_state(workspace / "reconcile.state.json")
+    assert sorted(state.leads) == ["email:new@example.com", "email:other@example.com"]
 
 
 def _git(workspace: Path, *args: str) -> None:

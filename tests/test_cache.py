@@ -29,7 +29,7 @@ from reconcile.inputs import validate
 from reconcile.errors import InputError
 from reconcile.core.planner import plan
 from reconcile.core.render import render_json, render_text
-from reconcile.store.state import parse_state
+from reconcile.store.state import load_state
 
 CASES = Path(__file__).parent / "cases"
 BAD_INPUTS = Path(__file__).parent / "bad_inputs"
@@ -100,7 +100,7 @@ def plan_outputs() -> tuple[str, str]:
 
 def uncached_outputs(workspace: Path) -> tuple[str, str]:
     desired = validate.load_desired(Path("leads"))
-    current = parse_state((workspace / "reconcile.state.json").read_bytes(), "reconcile.state.json")
+    current = load_state(workspace / "reconcile.state.json")
     result = plan(desired.leads, current)
     return render_text(result), render_json(result)
 

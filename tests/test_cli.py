@@ -15,6 +15,7 @@ import pytest
 
 from clirunner import invoke
 from reconcile.cli import Environment, run
+from reconcile.store.state import load_state
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_LEADS = ROOT / "leads"
@@ -143,9 +144,10 @@ def test_state_rm_forgets_one_lead_and_bumps_the_serial(workspace: Path) -> None
         {"format_version": 1, "lineage": "abc", "serial": 2, "leads": leads}))
     result = invoke("state", "rm", "email:A@example.com")
     assert result.exit_code == 0, result.stderr
-    after = json.loads((workspace / "reconcile.state.json").read_text())
-    assert list(after["leads"]) == ["email:b@example.com"]
-    assert after["serial"] == 3 and after["lineage"] == "abc"
+    after = load_state(workspace / "reconcile.state.json")
+    assert list(after.leads) == ["email:b@example.com"]
+    assert after.serial == 3 and after.lineage == "abc"
+    assert "migrated reconcile.state.json to state format 2" in result.stderr
     assert not (workspace / "reconcile.state.json.lock").exists(), "the lock is released"
     assert invoke("state", "rm", "email:nobody@example.com").exit_code == 64
 

@@ -89,28 +89,82 @@ def test_a_lock_of_another_host_is_never_taken_over(tmp_path):
         lock.acquire(state_path)
 
 
-def test_a_live_holder_keeps_its_lock_but_a_reused_pid_does_not(tmp_path):
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from reconcile.store import lock
+held = lock.acquire(Path(sys.argv[1]), "apply")
+print(held.id, flush=True)
+time.sleep(60)
+"""
+
+
+def _child_env():
+    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def test_a_live_holder_keeps_its_lock_until_it_is_killed(tmp_path):
     state_path = tmp_path / "s.json"
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen([sys.executable, "-c", _HOLDER, str(state_path)], stdout=subprocess.PIPE, text=True,
+                             env=_child_env())
     try:
-        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 5))
-        _write_lock(state_path, pid=child.pid, created=now)  # taken by that live process
-        with pytest.raises(LockedError):
+        held_id = child.stdout.readline().strip()
+        with pytest.raises(LockedError, match=held_id) as info:
             lock.acquire(state_path)
-        if Path(f"/proc/{child.pid}/stat").exists():
-            # a lock from long before that process started: its pid was reused, the holder is gone
-            _write_lock(state_path, pid=child.pid, created="2001-01-01T00:00:00+00:00")
-            lock.acquire(state_path).release()
+        assert info.value.exit_status == ExitStatus.LOCKED
+        child.kill()  # kill -9: no cleanup ran, the lock file stays behind, the kernel drops the flock
+        child.wait()
+        assert lock.read_lock(state_path).id == held_id
+        with lock.acquire(state_path) as mine:
+            assert held_id in mine.takeover_warning
     finally:
         child.kill()
         child.wait()
 
 
-def test_an_unreadable_lock_file_counts_as_locked(tmp_path):
+def test_a_lock_whose_pid_now_belongs_to_another_live_process_is_taken_over(tmp_path):
     state_path = tmp_path / "s.json"
-    lock.lock_path(state_path).write_text("{not json")
-    with pytest.raises(LockedError, match="unreadable"):
-        lock.acquire(state_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:  # the holder died and its pid went to this unrelated process, started just after the lock
+        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 0.5))
+        stale = _write_lock(state_path, pid=other.pid, created=now)
+        warnings = []
+        with lock.acquire(state_path, on_warning=warnings.append) as held:
+            assert held.id != stale["id"] and stale["id"] in warnings[0]
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_lock_file_unlinked_by_its_releasing_holder_is_not_a_lock(tmp_path):
+    # A racer opened the lock file just before its holder released it (unlink, then drop the flock):
+    # a flock on that unlinked file would exclude nobody, so the racer must start over.
+    state_path = tmp_path / "s.json"
+    first = lock.acquire(state_path)
+    fd = os.open(lock.lock_path(state_path), os.O_RDWR)
+    try:
+        first.release()
+        with lock.acquire(state_path) as second:
+            assert lock._lock_opened_file(fd, state_path, "apply") is None
+            assert lock.read_lock(state_path).id == second.id
+    finally:
+        os.close(fd)
+
+
+def test_an_unreadable_lock_file_is_locked_only_while_someone_holds_it(tmp_path):
+    state_path = tmp_path / "s.json"
+    child = subprocess.Popen([sys.executable, "-c", _HOLDER, str(state_path)], stdout=subprocess.PIPE, text=True,
+                             env=_child_env())
+    try:
+        child.stdout.readline()
+        lock.lock_path(state_path).write_text("{not json")  # the holder's description, mangled
+        with pytest.raises(LockedError, match="unreadable"):
+            lock.acquire(state_path)
+    finally:
+        child.kill()
+        child.wait()
+    with lock.acquire(state_path) as held:  # nobody holds it now: a leftover, taken over
+        assert "unreadable" in held.takeover_warning
 
 
 def test_force_unlock_needs_the_matching_lock_id(tmp_path):
@@ -148,8 +202,11 @@ else:
 """
 
 
-def test_racing_processes_exactly_one_wins(tmp_path):
+@pytest.mark.parametrize("leftover", [False, True], ids=["free", "stale-lock-takeover"])
+def test_racing_processes_exactly_one_wins(tmp_path, leftover):
     state_path, go = tmp_path / "s.json", tmp_path / "go"
+    if leftover:  # every racer finds a lock left by a dead run and tries to take it over
+        _write_lock(state_path, pid=_dead_pid())
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(state_path), str(go)], stdout=subprocess.PIPE,
                                text=True, env=env) for _ in range(6)]
@@ -252,3 +309,21 @@ def test_a_new_journal_never_overwrites_a_leftover_one(tmp_path):
     Journal.create(state_path, state, dedup_enabled=True, started="s", carried=carried, replace=True).close()
     _, report = recover(state_path)
     assert [u.identity for u in report.unknown] == ["email:x@example.com"] and not report.unknown[0].dedup_enabled
+
+
+def test_a_lock_file_cannot_put_a_line_break_into_the_message(tmp_path):
+    state_path = tmp_path / "s.json"
+    child = subprocess.Popen([sys.executable, "-c", _HOLDER, str(state_path)], stdout=subprocess.PIPE, text=True,
+                             env=_child_env())
+    try:
+        child.stdout.readline()
+        data = json.loads(lock.lock_path(state_path).read_text())
+        data["holder"] = "x\n::add-mask::y\r"
+        lock.lock_path(state_path).write_text(json.dumps(data))
+        with pytest.raises(LockedError) as info:
+            lock.acquire(state_path)
+        assert "\n" not in str(info.value) and "\r" not in str(info.value)
+        assert "x\\n::add-mask::y\\r" in str(info.value)
+    finally:
+        child.kill()
+        child.wait()

@@ -24,6 +24,7 @@ import yaml
 
 from clirunner import invoke
 from reconcile.ci import annotations, comment as comment_helpers, commit as commit_helpers
+from reconcile.store.state import lead_to_json, load_state
 from workflow_runner import WorkflowRunner, condition_holds, evaluate, interpolate, parse_output_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +98,14 @@ class Origin:
 
     def show(self, ref: str, path: str) -> str:
         return git("show", f"{ref}:{path}", cwd=self.bare)
+
+    def state(self, ref: str, into: Path) -> dict:
+        """The state committed at `ref` (its top file and shards), as {"leads": {key: fields}}."""
+        into.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", ref], cwd=self.bare, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+        state = load_state(into / "reconcile.state.json")
+        return {"leads": {key: lead_to_json(lead) for key, lead in state.leads.items()}}
 
     def log(self, ref: str = "main", fmt: str = "%an <%ae>%n%B%x00") -> list[str]:
         return [entry.strip() for entry in git("log", f"--format={fmt}", ref, cwd=self.bare).split("\x00")
@@ -478,7 +487,7 @@ def test_steps_read_errors_as_json_and_run_the_ci_glue_through_the_cli():
 def test_triggers_concurrency_and_loop_protection():
     plan, apply = _load(PLAN_WORKFLOW), _load(APPLY_WORKFLOW)
     # PyYAML reads the key `on` as True
-    paths = ["leads/**", "schemas/**", "reconcile.state.json", "**.json.journal", "**.json.lock"]
+    paths = ["leads/**", "schemas/**", "reconcile.state.json", "reconcile.state.d/**", "**.json.journal", "**.json.lock"]
     # a pull request that adds a journal or a lock, anywhere, runs the plan job (which refuses it)
     for added in ("reconcile.state.json.journal", "reconcile.state.json.lock", "team/a/reconcile.state.json.lock"):
         assert any(fnmatch.fnmatchcase(added, pattern) for pattern in paths), added
@@ -699,7 +708,7 @@ def test_merge_applies_and_commits_the_state_back(tmp_path, emulator):
 
     # Marketo has the leads; the state on main records their IDs, committed by the bot with [skip ci]
     in_marketo = {(lead["email"] or "").lower(): lead["id"] for lead in emulator.leads()}
-    state = json.loads(origin.show("main", "reconcile.state.json"))
+    state = origin.state("main", tmp_path / "committed")
     assert sorted(state["leads"]) == ["email:ada@example.com", "email:grace@example.com", "fsp:SFDC:A-1"]
     ids = {key: lead["leadId"] for key, lead in state["leads"].items()}
     assert ids == {"email:ada@example.com": in_marketo["ada@example.com"],
@@ -711,9 +720,12 @@ def test_merge_applies_and_commits_the_state_back(tmp_path, emulator):
     assert subject == f"reconcile: record apply results in reconcile.state.json for {merged[:7]} [skip ci]"
     assert "Apply complete" in last and f"https://github.com/{REPO}/actions/runs/4242" in last
     assert "Initial lead files" in previous
-    assert git("ls-tree", "-r", "--name-only", "main", cwd=origin.bare).split() == [
+    tree = git("ls-tree", "-r", "--name-only", "main", cwd=origin.bare).split()
+    assert [name for name in tree if not name.startswith("reconcile.state.d/")] == [
         "leads/customers.yaml", "reconcile.state.json", "schemas/leads.schema.json", "schemas/mktows.wsdl",
         "schemas/mktows.xsd"]  # no journal, no lock
+    assert all(re.fullmatch(r"reconcile\.state\.d/(\.gitignore|[0-9a-f]{2}\.jsonl)", name) for name in tree
+               if name.startswith("reconcile.state.d/")), tree
 
     # the summary says what happened
     assert "### reconcile apply: succeeded" in job.summary
@@ -771,7 +783,7 @@ def test_a_partial_apply_commits_what_was_applied_and_fails(tmp_path, emulator):
     assert job.step("Apply").outputs == {"exitcode": "5"}
     assert "### reconcile apply: partially applied (exit 5)" in job.summary
     assert "Shoe_Size__c" in job.summary
-    state = json.loads(origin.show("main", "reconcile.state.json"))
+    state = origin.state("main", tmp_path / "committed")
     assert "email:odd@example.com" not in state["leads"] and len(state["leads"]) == 3
     assert "[skip ci]" in origin.log()[0]
     assert "reconcile-apply-4242-1" in job.artifacts

@@ -22,15 +22,19 @@ from reconcile.errors import Location, StateError
 from reconcile.store import journal as journal_store
 from reconcile.store.git import is_tracked_by_git
 from reconcile.store.journal import Journal, JournalEntry, RecoveryReport, ResultEntry, UnknownOutcome
-from reconcile.store.state import with_leads, write_state
+from reconcile.store.state import StateWriter, with_leads, write_state, writer_for
 
 __all__ = ["persist_state", "recover", "recover_state", "recovery_lines", "journal_entries", "Ledger"]
 
 
-def persist_state(state_path: Path, state: State) -> None:
-    """Write the state file. The only place an apply (or its recovery) writes the state."""
+def persist_state(state_path: Path, state: State, writer: StateWriter | None = None) -> None:
+    """Write the state. The only place an apply (or its recovery) writes the state; `writer` continues
+    from the last write, rewriting only the shards whose leads changed."""
     try:
-        write_state(state_path, state)
+        if writer is not None:
+            writer.write(state)
+        else:
+            write_state(state_path, state)
     except OSError as exc:
         # the journal keeps every answer: it is not removed, and the next apply recovers from it
         raise StateError(f"cannot write the state file: {exc.strerror or exc}; the answers received so far "
@@ -124,6 +128,7 @@ class Ledger:
         self._outcomes: dict[int, tuple[Action, StateLead]] = {}  # by position in the plan
         self._forgotten: list[str] = []
         self._journal: Journal | None = None
+        self._writer: StateWriter | None = None
 
     # -- the journal ----------------------------------------------------------------------------------
 
@@ -194,7 +199,9 @@ class Ledger:
         if leads == dict(self.current.leads):
             return
         following = with_leads(self.current, leads)
-        persist_state(self.state_path, following)
+        if self._writer is None:
+            self._writer = writer_for(self.state_path, self.current)
+        persist_state(self.state_path, following, self._writer)
         self.current = following
         self.written = True
         self._last_write = self._monotonic()

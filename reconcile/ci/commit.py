@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from reconcile.errors import InputError, InputErrors, Location, RemoteError, UsageError
+from reconcile.errors import InputError, InputErrors, Location, ReconcileError, RemoteError, UsageError
 from reconcile.store.journal import journal_path
 from reconcile.store.lock import lock_path
+from reconcile.store.state import load_state
+from reconcile.store.statecodec import serialize_v1
+from reconcile.store.statefiles import shard_dir_for
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
@@ -65,16 +70,19 @@ def commit_message(*, sha: str | None, summary_line: str | None, run_url: str | 
 def commit_state(state: str, *, branch: str, message: str, remote: str = "origin", attempts: int = 4,
                  environ: Mapping[str, str], cwd: str | None = None,
                  sleep: Callable[[float], None] = time.sleep, log: Callable[[str], None] = lambda _: None) -> str | None:
-    """Commit `state` (only that file) and push it to `branch`, rebasing onto a newer branch tip up to
-    `attempts` times. Returns the commit's SHA, or None when the state file did not change."""
+    """Commit the state (its top file and, in format 2, the shard directory beside it; nothing else) and
+    push it to `branch`, rebasing onto a newer branch tip up to `attempts` times. Returns the commit's
+    SHA, or None when the state did not change."""
     env = git_env(environ)
-    if not _git(["status", "--porcelain", "--", state], env, cwd).stdout.strip():
+    shards = str(shard_dir_for(state))  # named as git, in cwd, sees it
+    paths = [state] + ([shards] if (Path(cwd or ".") / shards).is_dir() else [])
+    if not _git(["status", "--porcelain", "--", *paths], env, cwd).stdout.strip():
         log(f"{state} is unchanged: nothing to commit.")
         return None
     _git(["config", "user.name", BOT_NAME], env, cwd)
     _git(["config", "user.email", BOT_EMAIL], env, cwd)
-    _git(["add", "--", state], env, cwd)
-    _git(["commit", "--no-verify", "--quiet", "-m", message, "--", state], env, cwd)
+    _git(["add", "-A", "--", *paths], env, cwd)
+    _git(["commit", "--no-verify", "--quiet", "-m", message, "--", *paths], env, cwd)
     for attempt in range(1, attempts + 1):
         pushed = _git(["push", "--quiet", remote, f"HEAD:refs/heads/{branch}"], env, cwd, check=False)
         if pushed.returncode == 0:
@@ -120,7 +128,32 @@ def refuse_tracked_runtime_files(state: str, environ: Mapping[str, str], cwd: st
         raise InputErrors(list(errors))
 
 
-def committed_text(path: str, environ: Mapping[str, str], cwd: str | None = None) -> str | None:
-    """`path` as the checked-out commit has it (before apply changed it); None when it is not there."""
-    shown = _git(["show", f"HEAD:./{path}"], git_env(environ), cwd, check=False)
-    return shown.stdout if shown.returncode == 0 else None
+def state_text(state: str, environ: Mapping[str, str], *, committed: bool = False,
+               cwd: str | None = None) -> str | None:
+    """The whole state at `state`, whatever its format, as one format-1 document (what the summary
+    compares); with `committed`, as the checked-out commit has it (before apply changed it). None when
+    there is none; an unreadable state comes back as its top file's text."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(cwd or ".") / state
+        if committed:  # the committed top file and shards, laid out in a scratch directory
+            path = Path(scratch) / state
+            if not _extract_committed([state, str(shard_dir_for(state))], scratch, environ, cwd) \
+                    and not _extract_committed([state], scratch, environ, cwd):
+                return None
+        if not path.is_file():
+            return None
+        try:
+            return serialize_v1(load_state(path)).decode("utf-8")
+        except (ReconcileError, OSError):
+            try:
+                return path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return None
+
+
+def _extract_committed(paths: Sequence[str], target: str, environ: Mapping[str, str], cwd: str | None) -> bool:
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD", "--", *paths], capture_output=True,
+                             cwd=cwd, env=git_env(environ))
+    if archive.returncode != 0:
+        return False
+    return subprocess.run(["tar", "-x", "-C", target], input=archive.stdout, capture_output=True).returncode == 0

@@ -68,7 +68,8 @@ class State:
     lineage: str
     serial: int
     leads: Mapping[str, StateLead]
-    format_version: int = 1
+    format_version: int = 1  # as read from disk; every write is the current format
+    instance: str | None = None  # the Marketo instance the state belongs to, once an apply has recorded it
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,43 +178,39 @@ class InputCache:
 
 
 def load_state(path: Path, cache_dir: Path | None):
-    """reconcile.store.state.load_state through the cache: a big state file unchanged since the last run is
+    """reconcile.store.state.load_state through the cache: a big state unchanged since the last run is
     not parsed again. Only a state that parsed without error is stored; every error, and every
     missing or unreadable file, is reconcile.store.state's own.
     """
     from reconcile import errors
     from reconcile.core import model
-    from reconcile.store import state as state_module
+    from reconcile.store import state as state_module, statecodec, statefiles
 
     path = Path(path)
     if cache_dir is None:
         return state_module.load_state(path)
-    cache = InputCache(cache_dir, _STATE_ENTRY, fingerprint=code_fingerprint((state_module, model, errors)))
+    cache = InputCache(cache_dir, _STATE_ENTRY,
+                       fingerprint=code_fingerprint((state_module, statecodec, statefiles, model, errors)))
     try:
-        with open(path, "rb") as handle:
-            if not cache.wants(os.fstat(handle.fileno()).st_size):
-                return state_module.parse_state(handle.read(), str(path))
-            digest = hashlib.file_digest(handle, "sha256").digest()  # the bytes are not needed on a hit
-    except OSError:  # missing (a new state) or unreadable: reconcile.store.state says what to do
+        found = state_module.fingerprint(path)  # every file of the state: top, shards, unfinished write
+    except Exception:  # unreadable: reconcile.store.state says what to do
+        found = None
+    if found is None or not cache.wants(found[1]):
         return state_module.load_state(path)
     from reconcile.core.model import State, StateLead
     from reconcile.core.gcpause import gc_paused
 
     with gc_paused():
-        cached = cache.get(digest)
+        cached = cache.get(found[0])
         if cached is not None:
             try:
                 head, leads = cached
                 return State(**head, leads={key: StateLead(*values) for key, *values in leads})
             except (TypeError, ValueError):  # not what this version writes: parse the file
                 pass
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            return state_module.load_state(path)
-        digest = hashlib.sha256(raw).digest()  # the bytes parsed are the bytes hashed
-        parsed = state_module.parse_state(raw, str(path))
-        cache.put(digest, _state_entry(parsed))
+        parsed = state_module.load_state(path)
+        if state_module.fingerprint(path) == found:  # unchanged while it was parsed
+            cache.put(found[0], _state_entry(parsed))
         return parsed
 
 

@@ -10,9 +10,10 @@ import secrets
 from pathlib import Path
 
 
-def write_atomic(path: Path | str, data: bytes) -> None:
+def write_atomic(path: Path | str, data: bytes, *, sync_directory: bool = True) -> None:
     """Replace `path` with `data`: write a temporary file beside it, fsync it, rename it over `path`,
-    then fsync the directory so the rename itself survives a power cut."""
+    then fsync the directory so the rename itself survives a power cut. A caller replacing many
+    files in one directory passes `sync_directory=False` and fsyncs the directory once at the end."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,8 @@ def write_atomic(path: Path | str, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    fsync_directory(directory)
+    if sync_directory:
+        fsync_directory(directory)
 
 
 def _existing_mode(path: Path) -> int | None:

@@ -23,6 +23,12 @@ their lead ID to another lead): the state keys in ``restore`` get back the recor
 
 ``carried`` keeps unknown-outcome records of an earlier, interrupted apply that a plain resend could
 duplicate (no Marketo ID): they stay in the journal until a later apply resolves them.
+
+The journal and the state's own commit record (:mod:`reconcile.store.statefiles`) divide the work: the
+journal holds every answer until a state write that contains it has committed (so it is removed only
+after the final write), and each state write, though it replaces several files, commits at one
+atomic rename. Whichever step a crash interrupts, replaying the journal onto the state on disk gives
+the same state.
 The journal holds lead data only: never credentials, keys or signatures.
 """
 

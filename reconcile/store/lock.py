@@ -1,14 +1,19 @@
-"""The state lock: one run at a time may change a state file (and Marketo through it).
+"""The state lock: one run at a time may change a state (and Marketo through it).
 
-A lock file beside the state (``<state>.lock``) holds JSON naming its holder::
+The operating system is the source of truth: a run holds an exclusive ``flock`` on the lock file beside
+the state (``<state>.lock``) for as long as it runs, and the kernel drops that lock the moment the
+process ends, however it ends (kill -9, a crash, a power cut with the file system remounted). The
+file's JSON only *describes* the holder, for the message another run shows::
 
     {"id": "<uuid4>", "holder": "alice@laptop", "host": "laptop", "pid": 4242,
      "created": "2026-01-02T03:04:05.123456+00:00", "operation": "apply"}
 
-It is created with ``O_CREAT | O_EXCL`` so exactly one of two racing runs gets it. A lock left by a
-process that is gone (same host, pid no longer running, or the pid now belongs to a process started
-after the lock was taken) is taken over, and the takeover is reported as a warning (never printed:
-only the CLI prints). ``force_unlock`` removes a lock only when given its id.
+Acquiring: open (or create) the file, take the flock without waiting, check that the path still names
+the file locked (a releasing run unlinks it first), then write the description. A file whose flock
+nobody holds was left by a run that is gone, whatever its pid now belongs to: it is taken over, and
+the takeover is reported as a warning (never printed: only the CLI prints). A description naming
+another host is never taken over — a file system shared between hosts may not carry locks across —
+and needs ``force_unlock``, which removes a lock only when given its id.
 
 No printing, no exiting: errors are :class:`reconcile.errors.LockedError` (exit 7) and
 :class:`reconcile.errors.UsageError` (exit 64).
@@ -16,6 +21,8 @@ No printing, no exiting: errors are :class:`reconcile.errors.LockedError` (exit 
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import getpass
 import json
 import os
@@ -27,12 +34,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from reconcile.errors import LockedError, UsageError
+from reconcile.errors import LockedError, StateError, UsageError
 
 __all__ = ["LockInfo", "StateLock", "acquire", "force_unlock", "lock_path", "read_lock"]
 
 _READ_RETRIES = 20  # a lock file that exists but is still being written: re-read for up to ~0.5 s
-_TAKEOVER_GUARD_STALE = 30.0  # seconds after which a leftover takeover guard is ignored
+_ATTEMPTS = 20  # the lock file replaced under us (released and re-created) this many times: give up
 
 
 def lock_path(state_path: Path | str) -> Path:
@@ -54,8 +61,15 @@ class LockInfo:
                 "created": self.created, "operation": self.operation}
 
     def describe(self) -> str:
-        return (f"{self.holder} (pid {self.pid}, {self.operation}, since {self.created}), "
-                f"lock ID {self.id}")
+        # The file is anyone's to write: nothing in it may become a line break or a runner command.
+        return (f"{_visible(self.holder)} (pid {self.pid}, {_visible(self.operation)}, since "
+                f"{_visible(self.created)}), lock ID {_visible(self.id)}")
+
+
+def _visible(text: str) -> str:
+    """`text` with control characters shown as escapes (`\\n`), cut to a sane length."""
+    shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return shown if len(shown) <= 200 else shown[:200] + "…"
 
 
 def _hostname() -> str:
@@ -75,13 +89,13 @@ def _parse(raw: bytes) -> LockInfo | None:
         info = LockInfo(id=str(data["id"]), holder=str(data["holder"]), host=str(data["host"]),
                         pid=int(data["pid"]), created=str(data["created"]),
                         operation=str(data.get("operation", "")))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
         return None
     return info
 
 
 def read_lock(state_path: Path | str, *, retries: int = _READ_RETRIES) -> LockInfo | None:
-    """The lock on `state_path`, or None if it is not locked.
+    """The description in the lock file of `state_path`, or None if there is no lock file.
 
     A lock file that cannot be parsed is re-read a few times (its creator may be writing it); if it
     stays unreadable a LockedError says so and how to remove it.
@@ -101,65 +115,15 @@ def read_lock(state_path: Path | str, *, retries: int = _READ_RETRIES) -> LockIn
                       f"delete that file")
 
 
-def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return True
-    return True
-
-
-def _process_start_time(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds), where /proc tells; None when unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
-        start_ticks = int(fields[19])  # field 22 of /proc/<pid>/stat
-        boot_time = None
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                boot_time = int(line.split()[1])
-                break
-        if boot_time is None:
-            return None
-        return boot_time + start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def holder_is_dead(info: LockInfo) -> bool:
-    """Whether the lock's holder is certainly gone: it ran on this host and its process is not running
-    (or its pid was reused by a process started after the lock was taken)."""
-    if info.host != _hostname():
-        return False
-    if info.pid == os.getpid():
-        return False  # our own process: never "dead" (a second lock in one process is still a conflict)
-    if not _process_alive(info.pid):
-        return True
-    started = _process_start_time(info.pid)
-    try:
-        created = datetime.fromisoformat(info.created).timestamp()
-    except ValueError:
-        return False
-    # /proc start times have clock-tick (10 ms) resolution and btime whole seconds: allow a margin.
-    return started is not None and started > created + 2.0
-
-
 class StateLock:
-    """A held lock. Use as a context manager; `release()` is idempotent."""
+    """A held lock: the open, flock'd lock file. Use as a context manager; `release()` is idempotent."""
 
-    def __init__(self, state_path: Path, info: LockInfo, takeover_warning: str | None = None):
+    def __init__(self, state_path: Path, info: LockInfo, fd: int, takeover_warning: str | None = None):
         self.state_path = Path(state_path)
         self.path = lock_path(state_path)
         self.info = info
         self.takeover_warning = takeover_warning
-        self._held = True
+        self._fd: int | None = fd
 
     @property
     def id(self) -> str:
@@ -167,22 +131,23 @@ class StateLock:
 
     @property
     def held(self) -> bool:
-        return self._held
+        return self._fd is not None
 
     def release(self) -> None:
-        """Remove the lock file, only if it is still ours (it may have been force-unlocked)."""
-        if not self._held:
+        """Unlink the lock file if it is still ours (it may have been force-unlocked), then drop the flock:
+        in that order, so a run waiting on this file finds it gone and opens a fresh one."""
+        fd, self._fd = self._fd, None
+        if fd is None:
             return
-        self._held = False
         try:
-            current = _parse(self.path.read_bytes())
+            if _names_file(self.path, fd):
+                current = _parse(self.path.read_bytes())
+                if current is not None and current.id == self.info.id:
+                    self.path.unlink()
         except FileNotFoundError:
-            return
-        if current is not None and current.id == self.info.id:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
+            pass
+        finally:
+            os.close(fd)
 
     def __enter__(self) -> "StateLock":
         return self
@@ -194,26 +159,14 @@ class StateLock:
         return f"StateLock({self.path}, id={self.info.id})"
 
 
-def _create(path: Path, info: LockInfo) -> bool:
-    """Create the lock file exclusively; False if it already exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _names_file(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd` (not unlinked or replaced since it was opened)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
         return False
-    try:
-        data = (json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n").encode("utf-8")
-        os.write(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        try:
-            path.unlink()
-        except OSError:
-            pass
-        raise
-    os.close(fd)
-    return True
+    mine = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _new_info(operation: str) -> LockInfo:
@@ -228,69 +181,82 @@ def _locked_error(state_path: Path, info: LockInfo) -> LockedError:
                        f"or if it is certainly gone run: reconcile force-unlock {info.id}")
 
 
+def _try_flock(fd: int, path: Path) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise StateError(f"cannot lock the state: {exc.strerror} (the file system of {path} must support "
+                         "file locks)") from exc
+    return True
+
+
+def _read_fd(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _lock_opened_file(fd: int, state_path: Path, operation: str) -> tuple[LockInfo, bytes] | None:
+    """Flock the open lock file and describe ourselves in it: (our description, what it held before).
+    None: try again with a fresh open. LockedError: another run holds it."""
+    path = lock_path(state_path)
+    if not _try_flock(fd, path):
+        existing = read_lock(state_path)
+        if existing is None:
+            return None  # released between our open and our read
+        raise _locked_error(state_path, existing)
+    if not _names_file(path, fd):
+        return None  # we locked a file its holder unlinked on release: open the new one
+    left = _read_fd(fd)
+    stale = _parse(left)
+    if stale is not None and stale.host != _hostname():
+        raise _locked_error(state_path, stale)
+    info = _new_info(operation)
+    data = (json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+    os.fsync(fd)
+    return info, left
+
+
 def acquire(state_path: Path | str, operation: str = "apply", *,
             on_warning: Callable[[str], None] | None = None) -> StateLock:
     """Lock `state_path` for `operation` or raise LockedError naming the holder and the lock ID.
 
-    A lock whose holder is dead (same host, process gone) is taken over; the warning is stored on
-    the returned lock (`takeover_warning`) and passed to `on_warning` when given.
+    A lock file nobody holds a flock on, left by a run on this host, is taken over; the warning is
+    stored on the returned lock (`takeover_warning`) and passed to `on_warning` when given.
     """
     state_path = Path(state_path)
     path = lock_path(state_path)
-    for _ in range(5):
-        info = _new_info(operation)
-        if _create(path, info):
-            return StateLock(state_path, info)
-        existing = read_lock(state_path)
-        if existing is None:
-            continue  # released between our attempt and the read: try again
-        if not holder_is_dead(existing):
-            raise _locked_error(state_path, existing)
-        taken = _take_over(state_path, existing, info)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ATTEMPTS):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            taken = _lock_opened_file(fd, state_path, operation)
+        except BaseException:
+            os.close(fd)
+            raise
         if taken is None:
-            continue  # someone else changed the lock meanwhile: look again
-        warning = (f"took over a stale lock on {state_path} left by {existing.describe()}: "
-                   f"that process is no longer running")
-        if on_warning is not None:
-            on_warning(warning)
-        return StateLock(state_path, taken, takeover_warning=warning)
-    current = read_lock(state_path)
-    if current is not None:
-        raise _locked_error(state_path, current)
+            os.close(fd)
+            continue
+        info, left = taken
+        held = StateLock(state_path, info, fd)
+        if left.strip():
+            stale = _parse(left)
+            held.takeover_warning = (
+                f"took over a stale lock on {state_path} left by "
+                + (stale.describe() if stale is not None else "a run whose lock file is unreadable")
+                + ": that run is no longer running")
+            if on_warning is not None:
+                on_warning(held.takeover_warning)
+        return held
     raise LockedError(f"could not lock state {state_path}: the lock file {path} keeps changing")
-
-
-def _take_over(state_path: Path, stale: LockInfo, info: LockInfo) -> LockInfo | None:
-    """Replace the stale lock with ours, guarded so that two runs cannot both take it over."""
-    path = lock_path(state_path)
-    guard = path.with_name(path.name + ".takeover")
-    try:
-        fd = os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        try:
-            age = time.time() - guard.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        if age > _TAKEOVER_GUARD_STALE:
-            try:
-                guard.unlink()
-            except FileNotFoundError:
-                pass
-        return None
-    os.close(fd)
-    try:
-        current = read_lock(state_path)
-        if current is None or current.id != stale.id:
-            return None
-        path.unlink()
-        if not _create(path, info):
-            return None
-        return info
-    finally:
-        try:
-            guard.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def force_unlock(state_path: Path | str, lock_id: str) -> LockInfo:

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile import __version__
-from reconcile.errors import InputError, Location, StalePlanError
+from reconcile.errors import InputError, Location, StalePlanError, UsageError
 from reconcile.core.model import Plan, State
 from reconcile.core.render import plan_to_json
 from reconcile.store.fs import write_atomic
-from reconcile.store.state import content_hash, state_file_hash
+from reconcile.store.state import content_hash, state_hash as hash_of_state
 
 PLAN_FILE_KIND = "reconcile-plan"
 PLAN_FILE_VERSION = 1
@@ -34,6 +34,17 @@ class SavedPlan:
     file_digests: dict[str, str] | None = None  # per lead file, to name the ones edited since
 
 
+def check_destination(path: Path) -> None:
+    """UsageError (exit 64) unless a plan file can be written at `path`; checked before planning."""
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a directory; give the plan file's name, e.g. {path / 'plan.json'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"--out {path}: {parent} is a file, not a directory")
+
+
 def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, leads_dir: Path,
          state_hash: str | None = None) -> None:
     """`state_hash`: the hash the state file will have when the plan is applied, if not its current one
@@ -43,8 +54,9 @@ def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, lea
                        "lead_files_hash": desired.files_hash, "state_path": state_path.as_posix(),
                        "lead_file_digests": dict(zip(desired.files, desired.file_digests)),
                        "state_lineage": state.lineage, "state_serial": state.serial,
-                       "state_hash": state_hash or state_file_hash(state_path)},
+                       "state_hash": state_hash or hash_of_state(state_path)},
             "plan": plan_to_json(plan)}
+    check_destination(path)
     write_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
@@ -78,7 +90,7 @@ def check_fresh(saved: SavedPlan, *, desired, state: State, state_path: Path) ->
     changed = []
     # The file's hash decides; lineage and serial only explain. (A state file that did not exist
     # then and does not now has a fresh random lineage on every load.)
-    if state_file_hash(state_path) != saved.state_hash:
+    if hash_of_state(state_path) != saved.state_hash:
         if saved.state_hash == content_hash(b""):
             changed.append(f"the state file was created since (now serial {state.serial})")
         elif state.lineage != saved.lineage:

@@ -1,49 +1,62 @@
-"""The state file: what reconcile last applied to Marketo, committed to git beside the lead files.
+"""The state: what reconcile last applied to Marketo, committed to git beside the lead files.
 
-Reading is strict (a corrupt or unknown state is an error, never silently replaced); writing is
-atomic (temp file, fsync, rename) so a crash leaves either the old file or the new one.
+`reconcile.state.json` is the state's top file. Format 2 (written by this version) keeps the leads in
+`reconcile.state.d/`, one line each, so a million leads stay small in git and a change is a small diff
+(layout and commit protocol: :mod:`reconcile.store.statefiles`). Format 1 (one JSON document) is still
+read; the first write after an upgrade migrates it, and the write's report says so.
+
+Reading is strict (a corrupt, ambiguous or unknown state is an error with a location, never silently
+replaced); writing is atomic across all of the state's files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Iterable, Mapping
 
-from reconcile.errors import Location, StateError
-from reconcile.store.fs import write_atomic
-from reconcile.core.model import FOREIGN_SYS_TYPES, State, StateLead
+from reconcile.core.model import State, StateLead
+from reconcile.errors import Location, StateError, UsageError
+from reconcile.store.statecodec import lead_to_json, parse_v1, serialize_v1, strict_json
+from reconcile.store.statefiles import (FORMAT_VERSION, PENDING_NAME, StateWriter, Top, WriteReport,
+                                        fingerprint_parts, read_v2, shard_dir_for)
 
-FORMAT_VERSION = 1
-_LEAD_FIELDS = {"leadId", "email", "foreignSysPersonId", "foreignSysType", "attributes", "syncedAt"}
+__all__ = ["FORMAT_VERSION", "StateWriter", "WriteReport", "new_state", "load_state", "open_state",
+           "write_state", "writer_for", "finish_interrupted_write", "with_leads", "with_instance", "rebind", "check_instance", "lead_to_json", "state_hash",
+           "content_hash", "content_hash_of", "check_state_path", "fingerprint", "format_on_disk", "shard_dir_for", "serialize_v1"]
 
 
 def new_state() -> State:
-    return State(lineage=str(uuid.uuid4()), serial=0, leads={})
+    return State(lineage=str(uuid.uuid4()), serial=0, leads={}, format_version=FORMAT_VERSION)
 
 
-def load_state(path: Path) -> State:
+def load_state(path: Path | str) -> State:
     """The state at `path`; a missing file is an empty state with a fresh lineage."""
+    return open_state(path)[0]
+
+
+def parse_state(data: bytes, name: str) -> State:
+    """A whole state held in one format-1 document (a v1 file, or `serialize_v1` of any state)."""
+    where = Location(name)
+    return parse_v1(strict_json(data, where), where)
+
+
+def open_state(path: Path | str) -> tuple[State, StateWriter]:
+    """The state at `path` and a writer that continues from it (see StateWriter)."""
+    path = Path(path)
+    where = Location(str(path))
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return new_state()
+        return new_state(), StateWriter(path, None)
+    except IsADirectoryError as exc:
+        raise StateError("the state path is a directory, not a state file", where) from exc
+    except NotADirectoryError as exc:
+        raise StateError("the state path runs through a file, not a directory", where) from exc
     except OSError as exc:
-        raise StateError(f"cannot read state file: {exc.strerror}", Location(str(path))) from exc
-    return parse_state(raw, str(path))
-
-
-def parse_state(raw: bytes, name: str) -> State:
-    where = Location(name)
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise StateError("state file is not UTF-8 text", where) from exc
-    except json.JSONDecodeError as exc:
-        raise StateError(f"state file is not valid JSON ({exc.msg}, column {exc.colno}); "
-                         "it may be truncated — restore it from git", Location(name, exc.lineno)) from exc
+        raise StateError(f"cannot read state file: {exc.strerror}", where) from exc
+    data = strict_json(raw, where)
     if not isinstance(data, dict):
         raise StateError("state file must hold a JSON object", where)
     version = data.get("format_version")
@@ -52,85 +65,133 @@ def parse_state(raw: bytes, name: str) -> State:
     if version > FORMAT_VERSION:
         raise StateError(f"state format_version {version} is newer than this reconcile understands "
                          f"({FORMAT_VERSION}); upgrade reconcile", where)
-    if version < 1:
+    if version == 1:
+        state = parse_v1(data, where)
+        return state, StateWriter(path, state)
+    if version != FORMAT_VERSION:
         raise StateError(f"unknown state format_version {version}", where)
-    lineage = data.get("lineage")
-    serial = data.get("serial")
-    leads = data.get("leads")
-    if not isinstance(lineage, str) or not lineage:
-        raise StateError("state lineage must be a non-empty string", where)
-    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
-        raise StateError("state serial must be a non-negative integer", where)
-    if not isinstance(leads, dict):
-        raise StateError("state leads must be an object", where)
-    unknown = set(data) - {"format_version", "lineage", "serial", "leads"}
-    if unknown:
-        raise StateError(f"state file has unknown field(s): {', '.join(sorted(unknown))}", where)
-    return State(lineage=lineage, serial=serial,
-                 leads={key: _parse_lead(key, value, where) for key, value in leads.items()})
+    state, top = read_v2(path, data)
+    return state, StateWriter(path, state, top)
 
 
-def _parse_lead(key: str, value: Any, where: Location) -> StateLead:
-    def bad(message: str) -> StateError:
-        return StateError(f"state lead {key!r}: {message}", where)
-
-    if not isinstance(value, dict):
-        raise bad("must be an object")
-    unknown = set(value) - _LEAD_FIELDS
-    if unknown:
-        raise bad(f"unknown field(s): {', '.join(sorted(unknown))}")
-    lead_id = value.get("leadId")
-    if lead_id is not None and (not isinstance(lead_id, int) or isinstance(lead_id, bool) or lead_id <= 0):
-        raise bad("leadId must be a positive integer or null")
-    for name in ("email", "foreignSysPersonId", "foreignSysType", "syncedAt"):
-        if value.get(name) is not None and not isinstance(value[name], str):
-            raise bad(f"{name} must be a string or null")
-    if value.get("foreignSysType") is not None and value["foreignSysType"] not in FOREIGN_SYS_TYPES:
-        raise bad(f"foreignSysType must be one of {', '.join(FOREIGN_SYS_TYPES)}")
-    attributes = value.get("attributes", {})
-    if not isinstance(attributes, dict) or not all(
-            isinstance(v, str) or v is None for v in attributes.values()):
-        raise bad("attributes must map names to strings or null")
-    if not (key.startswith(("id:", "fsp:", "email:"))):
-        raise bad("key must start with id:, fsp: or email:")
-    return StateLead(lead_id=lead_id, email=value.get("email"),
-                     foreign_sys_person_id=value.get("foreignSysPersonId"),
-                     foreign_sys_type=value.get("foreignSysType"), attributes=attributes,
-                     synced_at=value.get("syncedAt"))
+def writer_for(path: Path | str, on_disk: State) -> StateWriter:
+    """A writer continuing from `on_disk`, the state as loaded from `path` and still there (the caller
+    holds the lock). Reads only the top file, so an apply's checkpoints cost what changed."""
+    path = Path(path)
+    where = Location(str(path))
+    try:
+        data = strict_json(path.read_bytes(), where)
+    except FileNotFoundError:
+        return StateWriter(path, None)
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION \
+            or (shard_dir_for(path) / PENDING_NAME).exists():
+        return open_state(path)[1]  # format 1 (migrated by the first write), or an unfinished write
+    return StateWriter(path, on_disk, Top.from_json(data, where))
 
 
-def lead_to_json(lead: StateLead) -> dict[str, Any]:
-    return {"leadId": lead.lead_id, "email": lead.email, "foreignSysPersonId": lead.foreign_sys_person_id,
-            "foreignSysType": lead.foreign_sys_type, "attributes": dict(lead.attributes),
-            "syncedAt": lead.synced_at}
+def write_state(path: Path | str, state: State, changed: Iterable[str] | None = None) -> WriteReport:
+    """Write `state` at `path` (format 2), touching only what differs from the state on disk.
+
+    One-off writers use this; an apply that writes many versions keeps one StateWriter instead of
+    reading the state back before every write.
+    """
+    writer = open_state(path)[1] if Path(path).exists() else StateWriter(path, None)
+    return writer.write(state, changed)
 
 
-def state_to_json(state: State) -> dict[str, Any]:
-    return {"format_version": state.format_version, "lineage": state.lineage, "serial": state.serial,
-            "leads": {key: lead_to_json(lead) for key, lead in state.leads.items()}}
+def finish_interrupted_write(path: Path | str) -> bool:
+    """Complete a state write that a crash interrupted (call under the state lock); True if there was one."""
+    return open_state(path)[1].finish() if Path(path).exists() else False
 
 
-def serialize_state(state: State) -> bytes:
-    # Sorted keys and a stable indent keep a small change a small git diff.
-    return (json.dumps(state_to_json(state), sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+def with_leads(state: State, leads: Mapping[str, StateLead]) -> State:
+    """The next state: same lineage and instance, serial + 1."""
+    return State(lineage=state.lineage, serial=state.serial + 1, leads=dict(leads), format_version=FORMAT_VERSION,
+                 instance=state.instance)
+
+
+def with_instance(state: State, instance: str) -> State:
+    """The state bound to `instance` (recorded by the next write); serial + 1 when it was bound elsewhere."""
+    if state.instance == instance:
+        return state
+    return State(lineage=state.lineage, serial=state.serial + (state.instance is not None), leads=state.leads,
+                 format_version=state.format_version, instance=instance)
+
+
+def rebind(state: State, instance: str) -> State:
+    """The next state, bound to `instance` (`reconcile state rebind`)."""
+    following = with_leads(state, state.leads)
+    return State(lineage=following.lineage, serial=following.serial, leads=following.leads,
+                 format_version=following.format_version, instance=instance)
+
+
+def check_instance(state: State, instance: str, path: Path | str) -> State:
+    """`state`, bound to `instance` if it was bound to none; StateError (exit 3) naming both when the
+    state belongs to another Marketo instance."""
+    if state.instance is None:
+        return with_instance(state, instance)
+    if state.instance != instance:
+        raise StateError(f"this state belongs to Marketo instance {state.instance!r}, but the endpoint is "
+                         f"instance {instance!r}; if the leads really moved there, run `reconcile state rebind` "
+                         "with the new endpoint", Location(str(path)))
+    return state
+
+
+def format_on_disk(path: Path | str) -> int | None:
+    """The format_version of the state file at `path` (None when there is none or it is unreadable)."""
+    try:
+        data = strict_json(Path(path).read_bytes(), Location(str(path)))
+    except (OSError, StateError):
+        return None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
 
 
 def content_hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def state_file_hash(path: Path) -> str:
-    """Hash of the state file as on disk; a missing file hashes as empty."""
+def fingerprint(path: Path | str) -> tuple[bytes, int] | None:
+    """(sha256, total size) of every file the state at `path` is made of — the top file, the shards and
+    an unfinished write; None when there is no state file. Format 1: the file's own sha256."""
+    path = Path(path)
     try:
-        return content_hash(path.read_bytes())
+        parts = fingerprint_parts(path)
     except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"cannot read state file: {exc.strerror}", Location(str(path))) from exc
+    if len(parts) == 1:
+        return hashlib.sha256(parts[0][1]).digest(), len(parts[0][1])
+    digest = hashlib.sha256()
+    for name, data in parts:
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.digest(), sum(len(data) for _, data in parts)
+
+
+def state_hash(path: Path | str) -> str:
+    """A hash of the whole state at `path`: of what it holds (lineage, serial, every lead), not of how
+    its files are laid out, so it can be predicted for a state not yet written (`content_hash_of`).
+    A missing state hashes as empty. A format 1 file written by reconcile hashes as its own bytes, so
+    plans saved before an upgrade stay valid."""
+    if not Path(path).exists():
         return content_hash(b"")
+    return content_hash_of(load_state(path))
 
 
-def write_state(path: Path, state: State) -> None:
-    write_atomic(path, serialize_state(state))
+def content_hash_of(state: State) -> str:
+    """What `state_hash` gives once `state` is on disk."""
+    return content_hash(serialize_v1(state))
 
 
-def with_leads(state: State, leads: Mapping[str, StateLead]) -> State:
-    """The next state: same lineage, serial + 1."""
-    return State(lineage=state.lineage, serial=state.serial + 1, leads=dict(leads), format_version=FORMAT_VERSION)
+def check_state_path(path: Path | str) -> None:
+    """UsageError (exit 64) when no state can live at `path`: it is a directory, or a parent is a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"--state {path} is a directory; give the state file, e.g. {path / 'reconcile.state.json'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"--state {path}: {parent} is a file, not a directory")
