@@ -86,6 +86,9 @@ app.add_typer(state_app, name="state")
 LeadsOption = Annotated[Path, typer.Option("--leads", help="Directory of lead files (*.yaml, *.yml).")]
 StateOption = Annotated[Path, typer.Option("--state", help="State file.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and a redacted HTTP log.")]
+ApiOption = Annotated[Optional[str], typer.Option(
+    "--api", help="Marketo API: soap or rest (env RECONCILE_API; default: the credentials set).",
+    show_default=False)]
 
 
 @app.callback()
@@ -102,6 +105,7 @@ def validate(leads: LeadsOption = Path("leads"), debug: DebugOption = False) -> 
     from reconcile.inputs.validate import load_desired
 
     desired = load_desired(leads)
+    _check_fields(desired, Path("reconcile.state.json"))
     env().out(f"{len(desired.leads)} leads in {len(desired.files)} files are valid.")
     return ExitStatus.SUCCESS
 
@@ -112,18 +116,55 @@ def _load_inputs(leads: Path, state_path: Path):
 
     cache_dir = cache_dir_for(state_path)
     desired = load_desired(leads, cache_dir=cache_dir)
+    _check_fields(desired, state_path)
     state = load_state(state_path, cache_dir)
     return desired, state
 
 
-def _render(plan, fmt: OutputFormat) -> str:
+def _check_fields(desired, state_path: Path, catalog=None) -> None:
+    """With the instance's fields cached (`reconcile fields`), refuse attributes it cannot take."""
+    from reconcile.inputs.fields import check_leads, load_catalog
+
+    if catalog is None:
+        catalog = load_catalog(state_path, _rest_instance())
+    if catalog is not None:
+        check_leads(desired.leads, catalog)
+
+
+def _rest_instance() -> str | None:
+    from urllib.parse import urlsplit
+
+    from reconcile.remote.rest.config import ENV_REST_ENDPOINT
+
+    endpoint = (env().environ.get(ENV_REST_ENDPOINT) or "").strip()
+    try:
+        return (urlsplit(endpoint).hostname or "").lower() or None
+    except ValueError:
+        return None
+
+
+def _render(plan, fmt: OutputFormat, calls=None) -> str:
     from reconcile.core import render
 
+    calls = calls or render.Calls()
     if fmt is OutputFormat.json:
-        return render.render_json(plan)
+        return render.render_json(plan, calls)
     if fmt is OutputFormat.markdown:
-        return render.render_markdown(plan)
-    return render.render_text(plan, color=env().color)
+        return render.render_markdown(plan, calls)
+    return render.render_text(plan, color=env().color, calls=calls)
+
+
+def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | None = None):
+    """The API's call name and how many calls apply makes: REST calls never mix lookup keys."""
+    from reconcile.core import render
+
+    if api != "rest":
+        return render.Calls()
+    from reconcile.apply.engine import record_for
+    from reconcile.remote.rest.payload import count_calls
+
+    records = [record_for(action) for action in plan.actions if action.kind != "unchanged" and action.sends_record]
+    return render.Calls("Sync Leads", count_calls(records, plan.batch_size, dedup_enabled, foreign_id_field))
 
 
 @app.command("plan")
@@ -134,19 +175,22 @@ def plan_command(
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                     help="Exit 2 when apply has something to do, 0 when not.")] = False,
+    api: ApiOption = None,
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo."""
     from reconcile.core.gcpause import gc_paused
+    from reconcile.remote.rest.config import select_api
 
+    chosen = select_api(api, env().environ)
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     with gc_paused():
-        return _plan_and_render(leads, state, out, format, detailed_exitcode)
+        return _plan_and_render(leads, state, out, format, detailed_exitcode, chosen)
 
 
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
-                     detailed_exitcode: bool) -> int:
+                     detailed_exitcode: bool, api: str = "soap") -> int:
     from reconcile.store import planfile
     from reconcile.core.planner import plan as make_plan
 
@@ -154,7 +198,7 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     plan = make_plan(desired.leads, current)
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads)
-    env().out(_render(plan, format))
+    env().out(_render(plan, format, _calls(plan, api)))
     if out is not None and format is OutputFormat.text:
         env().out(f"Saved the plan to {out}; apply it exactly with: reconcile apply {out}")
     if detailed_exitcode and plan.has_changes:
@@ -218,14 +262,24 @@ def apply(
                                            "lead even when one with the email exists.")] = False,
     forget_orphans: Annotated[bool, typer.Option("--forget-orphans", help="Drop leads no longer declared "
                                                  "from the state (Marketo keeps them).")] = False,
+    api: ApiOption = None,
+    foreign_id_field: Annotated[Optional[str], typer.Option(
+        "--foreign-id-field", help="REST: the custom lead field that carries foreignSysPersonId "
+        "(env RECONCILE_FOREIGN_ID_FIELD).", show_default=False)] = None,
     debug: DebugOption = False,
 ) -> int:
-    """Apply the plan: send syncMultipleLeads calls and record the lead IDs in the state."""
+    """Apply the plan: send Sync Leads (REST) or syncMultipleLeads (SOAP) calls and record the lead IDs.
+
+    Credentials come only from the environment. REST: MARKETO_CLIENT_ID, MARKETO_CLIENT_SECRET,
+    MARKETO_REST_ENDPOINT (optional MARKETO_IDENTITY_ENDPOINT). SOAP: MARKETO_SOAP_ENDPOINT,
+    MARKETO_USER_ID, MARKETO_ENCRYPTION_KEY. Without --api (or RECONCILE_API), the set present decides.
+    """
     from reconcile.apply import engine as applier
     from reconcile.store import lock
     from reconcile.store import planfile
     from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.validate import load_desired
+    from reconcile.remote.rest.config import ENV_FOREIGN_ID_FIELD, REST, select_api
 
     options = applier.ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=not no_dedup,
                                    forget_orphans=forget_orphans)
@@ -234,9 +288,13 @@ def apply(
         leads, state = Path(saved.leads_dir), Path(saved.state_path)
     if use_emulator and endpoint:
         raise UsageError("--emulator and --endpoint are mutually exclusive")
+    chosen = select_api(api, env().environ, emulator=use_emulator)
+    if chosen == REST and endpoint:
+        raise UsageError("--endpoint is the SOAP endpoint; the REST API reads MARKETO_REST_ENDPOINT")
+    foreign_id_field = foreign_id_field or (env().environ.get(ENV_FOREIGN_ID_FIELD) or "").strip() or None
     with contextlib.ExitStack() as stack:
-        credentials = (stack.enter_context(_embedded_emulator(state)) if use_emulator
-                       else _credentials_from_env(endpoint))
+        credentials = (stack.enter_context(_embedded_emulator(state, chosen)) if use_emulator
+                       else _credentials_from_env(endpoint, chosen))
         held = lock.acquire(state, "apply", on_warning=lambda text: env().err(f"warning: {text}"))
         stack.callback(held.release)
         current, _ = applier.recover_state(state, on_event=_print_event)
@@ -245,27 +303,80 @@ def apply(
             planfile.check_fresh(saved, desired=desired, state=current, state_path=state)
         plan = make_plan(desired.leads, current, batch_size=options.batch_size)
         has_work = plan.has_changes or (forget_orphans and plan.summary["orphaned"])
-        env().out(_render(plan, OutputFormat.text))
+        transport = None
+        if chosen == REST and has_work:
+            transport = _rest_transport(credentials, desired, plan, state, options, foreign_id_field)
+            stack.callback(transport.close)
+        env().out(_render(plan, OutputFormat.text, _calls(plan, chosen, options.dedup_enabled, foreign_id_field)))
         if not has_work:
             env().out("Nothing to apply.")
             return ExitStatus.SUCCESS
         if saved is None and not auto_approve:
             _confirm(credentials.endpoint)
-        transport = _make_transport(credentials, options.concurrency)
-        stack.callback(transport.close)
+        if transport is None:
+            transport = _make_transport(credentials, options.concurrency)
+            stack.callback(transport.close)
         report = _run_apply(plan, current, state, transport, options)
         env().out(report.summary())
         return ExitStatus.SUCCESS
 
 
-def _credentials_from_env(endpoint: str | None):
+def _credentials_from_env(endpoint: str | None, api: str = "soap"):
     from reconcile.remote.soap.transport import Credentials
 
+    if api == "rest":
+        from reconcile.remote.rest.config import RestCredentials
+
+        return RestCredentials.from_env(env().environ)
     return Credentials.from_env(env().environ, endpoint_override=endpoint)
 
 
+def _rest_client(credentials, concurrency: int = 10):
+    from reconcile.remote.rest.client import RestClient
+
+    environment = env()  # the client logs from its worker threads, outside this context
+    log = (lambda text: environment.err(f"debug: {text}")) if environment.debug else None
+    return RestClient(credentials, max_concurrency=concurrency, log=log)
+
+
+def _rest_catalog(client, state_path: Path, refresh: bool = False):
+    """The instance's fields: the describe cache, fetched (one call) and saved when absent or asked."""
+    from reconcile.inputs.fields import FieldCatalog, load_catalog, save_catalog
+
+    instance = client.credentials.instance
+    catalog = None if refresh else load_catalog(state_path, instance)
+    if catalog is None:
+        saved = save_catalog(state_path, instance, client.describe())
+        catalog = load_catalog(state_path, instance)
+        env().err(f"Saved {len(catalog or FieldCatalog([]))} lead fields of {instance} to {saved}.")
+    return catalog
+
+
+def _rest_transport(credentials, desired, plan, state_path: Path, options, foreign_id_field: str | None):
+    """The REST transport, once the lead files are known to fit the instance's fields."""
+    from reconcile.apply.engine import record_for
+    from reconcile.remote.rest.transport import RestTransport
+
+    from reconcile.remote.rest.payload import missing_foreign_id_field_message
+
+    records = [record_for(a) for a in plan.actions if a.kind != "unchanged" and a.sends_record]
+    keyed = sum(1 for record in records if record.foreign_sys_person_id is not None)
+    if keyed and not foreign_id_field:
+        raise UsageError(missing_foreign_id_field_message(keyed))
+    client = _rest_client(credentials, options.concurrency)
+    try:
+        catalog = _rest_catalog(client, state_path)
+        _check_fields(desired, state_path, catalog)
+        field = catalog.resolve_rest_name(foreign_id_field, "--foreign-id-field") if foreign_id_field else None
+        transport = RestTransport(client, catalog.rest_names(), field)
+    except BaseException:
+        client.close()
+        raise
+    return transport
+
+
 @contextlib.contextmanager
-def _embedded_emulator(state_path: Path):
+def _embedded_emulator(state_path: Path, api: str = "soap"):
     """The built-in emulator, in-process on a free loopback port, with a database that persists
     beside the state so a second run sees what the first one created."""
     import secrets
@@ -279,6 +390,8 @@ def _embedded_emulator(state_path: Path):
     if create_database(db_path):
         env().err(f"Created the emulator's demo database at {db_path}.")
     key = secrets.token_hex(20)  # lives only in this process: nothing to leak
+    if api == "rest":
+        raise UsageError("the built-in emulator does not speak REST yet; use --api soap with --emulator")
     with Emulator(EmulatorConfig(encryption_key=key, db_path=db_path)) as running:
         env().err(f"Applying to the built-in Marketo emulator at {running.endpoint}.")
         yield Credentials(endpoint=running.endpoint, user_id=running.config.user_id, encryption_key=key)
@@ -387,6 +500,47 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+@app.command("fields")
+def fields_command(
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ask Marketo again (one Describe call).")] = False,
+    state: StateOption = Path("reconcile.state.json"),
+    use_emulator: Annotated[bool, typer.Option(
+        "--emulator", help="Describe the built-in emulator's REST face.")] = False,
+    api: ApiOption = None,
+    debug: DebugOption = False,
+) -> int:
+    """Show the instance's lead fields (REST Describe), cached under .reconcile/ beside the state."""
+    from reconcile.inputs.fields import load_catalog
+    from reconcile.remote.rest.config import REST, select_api
+
+    if select_api(api or REST, env().environ) != REST:
+        raise UsageError("`reconcile fields` reads Marketo's REST Describe: it needs --api rest and the REST "
+                         "credentials (SOAP has no describe call)")
+    catalog = None if refresh or use_emulator else load_catalog(state, _rest_instance())
+    if catalog is None:
+        with contextlib.ExitStack() as stack:
+            credentials = (stack.enter_context(_embedded_emulator(state, REST)) if use_emulator
+                           else _credentials_from_env(None, REST))
+            client = _rest_client(credentials, 1)
+            stack.callback(client.close)
+            catalog = _rest_catalog(client, state, refresh=True)
+    env().out(_fields_table(catalog))
+    return ExitStatus.SUCCESS
+
+
+def _fields_table(catalog) -> str:
+    rows = [("LEAD FILE (SOAP)", "REST", "TYPE", "LENGTH", "")]
+    for name in sorted(catalog.fields, key=str.lower):
+        spec = catalog.fields[name]
+        rows.append((name, spec.rest_name or "-", spec.data_type or "-", str(spec.length or "-"),
+                     "read-only" if spec.read_only else ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths + [0])).rstrip() for row in rows]
+    lines.append(f"{len(catalog)} fields of {catalog.instance or 'the instance'}, described at "
+                 f"{catalog.fetched_at or 'an unknown time'} (cached in {catalog.source}).")
+    return "\n".join(lines)
 
 
 @app.command("force-unlock")

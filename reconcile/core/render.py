@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
@@ -21,11 +22,26 @@ def _quote(value: str | int | None) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def summary_line(plan: Plan) -> str:
+SOAP_CALL = "syncMultipleLeads"
+
+
+@dataclass(frozen=True)
+class Calls:
+    """The API's call and how many of them apply needs: `Calls("Sync Leads", 3)` for REST, whose
+    calls each carry one action and lookup field, so it may need more than records / batch size."""
+
+    name: str = SOAP_CALL
+    count: int | None = None  # None: the plan's own count, records / batch size
+
+    def of(self, plan: Plan) -> int:
+        return plan.calls if self.count is None else self.count
+
+
+def summary_line(plan: Plan, calls: Calls = Calls()) -> str:
     s = plan.summary
-    calls = plan.calls
+    count = calls.of(plan)
     return (f"Plan: {s[CREATE]} to create, {s[UPDATE]} to update, {s[ORPHANED]} orphaned, "
-            f"{s[UNCHANGED]} unchanged; {calls} syncMultipleLeads call{'' if calls == 1 else 's'}.")
+            f"{s[UNCHANGED]} unchanged; {count} {calls.name} call{'' if count == 1 else 's'}.")
 
 
 def _lead_keys(action: Action) -> list[tuple[str, str | int | None]]:
@@ -81,7 +97,7 @@ def _action_lines(action: Action, paint) -> list[str]:
     return lines
 
 
-def render_text(plan: Plan, color: bool = False) -> str:
+def render_text(plan: Plan, color: bool = False, calls: Calls = Calls()) -> str:
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
@@ -95,7 +111,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
             out.append("")
             out.extend("  " + line for line in _action_lines(action, paint))
     out.append("")
-    out.append(paint(_BOLD, summary_line(plan)))
+    out.append(paint(_BOLD, summary_line(plan, calls)))
     return "\n".join(out) + "\n"
 
 
@@ -116,15 +132,15 @@ def action_to_json(action: Action) -> dict[str, Any]:
     return data
 
 
-def plan_to_json(plan: Plan) -> dict[str, Any]:
+def plan_to_json(plan: Plan, calls: Calls = Calls()) -> dict[str, Any]:
     """The versioned JSON form. Unchanged leads are counted in `summary` but not listed."""
-    return {"format_version": PLAN_FORMAT_VERSION, "summary": plan.summary, "calls": plan.calls,
+    return {"format_version": PLAN_FORMAT_VERSION, "summary": plan.summary, "calls": calls.of(plan),
             "records_to_send": plan.records_to_send, "batch_size": plan.batch_size,
             "actions": [action_to_json(a) for a in plan.actions if a.kind != UNCHANGED]}
 
 
-def render_json(plan: Plan) -> str:
-    return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+def render_json(plan: Plan, calls: Calls = Calls()) -> str:
+    return json.dumps(plan_to_json(plan, calls), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
 def _fence(body: str) -> str:
@@ -132,12 +148,12 @@ def _fence(body: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def render_markdown(plan: Plan) -> str:
+def render_markdown(plan: Plan, calls: Calls = Calls()) -> str:
     s = plan.summary
     out = ["### reconcile plan", "",
-           "| Create | Update | Orphaned | Unchanged | syncMultipleLeads calls |",
+           f"| Create | Update | Orphaned | Unchanged | {calls.name} calls |",
            "|---:|---:|---:|---:|---:|",
-           f"| {s[CREATE]} | {s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {plan.calls} |", ""]
+           f"| {s[CREATE]} | {s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {calls.of(plan)} |", ""]
     if not plan.has_changes and not s[ORPHANED]:
         out.append("No changes. Marketo matches the lead files.")
     sections = ((CREATE, "to create"), (UPDATE, "to update"), (ORPHANED, "orphaned (kept in Marketo)"))
@@ -149,5 +165,5 @@ def render_markdown(plan: Plan) -> str:
         fence = _fence(body)
         out += [f"<details><summary>{len(actions)} {title}</summary>", "", f"{fence}diff", body, fence, "",
                 "</details>", ""]
-    out.append(f"_{summary_line(plan)}_")
+    out.append(f"_{summary_line(plan, calls)}_")
     return "\n".join(out) + "\n"
