@@ -112,6 +112,7 @@ def test_one_token_serves_many_calls_and_is_renewed_before_it_runs_out(fake: Fak
     fake.expire_token()  # and Marketo hands out a new one
     transport.send([LeadRecord(email="late@example.com")])
     assert len(fake.calls("/identity/oauth/token")) == 2
+    assert len(fake.calls()) == 4  # renewed ahead of time: no call was refused for an expired token
     tokens = {request.headers["Authorization"] for request in fake.calls()}
     assert len(tokens) == 2
     assert all("access_token" not in request.url for request in fake.calls())

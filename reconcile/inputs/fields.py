@@ -92,8 +92,12 @@ class FieldCatalog:
         """The field a misspelt or REST-style name most likely means: `firstName` → `FirstName`."""
         if name in self._by_rest:
             return self._by_rest[name]
-        if name.lower() in self._by_folded:
-            return self._by_folded[name.lower()]
+        folded = name.lower()
+        if folded in self._by_folded:
+            return self._by_folded[folded]
+        by_folded_rest = {rest.lower(): soap for rest, soap in self._by_rest.items()}
+        if folded in by_folded_rest:
+            return by_folded_rest[folded]
         close = difflib.get_close_matches(name, list(self.fields), n=1, cutoff=0.8)
         return close[0] if close else None
 
