@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from reconcile.emulator import soap_api
 from reconcile.remote.soap import envelope as soap
 from reconcile.apply.engine import (ApplyOptions, BatchAnswered, BatchSent, JournalRecovered, RecordsFailed,
                                StateWritten, apply_plan, plan_batches, record_for, recover_state)
@@ -34,7 +35,7 @@ def run_apply(leads, state_path, transport, **kwargs):
 
 
 def sent_records(session):
-    return [list(soap.parse_request(body).records) for body in session.bodies]
+    return [list(soap_api.parse_request(body).records) for body in session.bodies]
 
 
 # -- records --------------------------------------------------------------------------------------

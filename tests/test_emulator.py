@@ -15,7 +15,7 @@ import requests
 from reconcile.remote.soap import envelope as soap
 from reconcile.emulator import DEFAULT_FIELDS, Emulator, EmulatorConfig, Faults, serve_forever_cli
 from reconcile.emulator.limits import quota_day
-from reconcile.emulator.server import parse_w3c_timestamp
+from reconcile.emulator.soap_api import parse_w3c_timestamp
 from reconcile.emulator.store import StoreError
 from reconcile.remote.soap.fault import SoapFault
 
@@ -698,7 +698,7 @@ def test_stop_during_a_slow_call_applies_nothing(emulator_factory):
 
 def test_faults_settings_are_validated():
     faults = Faults()
-    for name, value in (("fail_rate", 1.5), ("fail_every", -1), ("fail_code", "abc"),
+    for name, value in (("fail_rate", 1.5), ("fail_every", -1), ("fail_code", "abc"), ("fail_reason", "nope"),
                         ("fail_http_status", 200), ("latency", -1), ("drop_rate", -0.1)):
         with pytest.raises(ValueError):
             setattr(faults, name, value)

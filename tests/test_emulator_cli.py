@@ -35,7 +35,8 @@ def test_emulator_prints_exports_serves_and_stops_on_ctrl_c(tmp_path: Path) -> N
     process, lines = _start("--db", str(db), "--field", "Shoe_Size__c")
     try:
         exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
-        assert set(exports) == {"MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID", "MARKETO_ENCRYPTION_KEY"}
+        assert set(exports) == {"MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID", "MARKETO_ENCRYPTION_KEY",
+                                "MARKETO_REST_ENDPOINT", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET"}
         endpoint = exports["MARKETO_SOAP_ENDPOINT"]
         assert endpoint.startswith("http://127.0.0.1:") and endpoint.endswith("/soap/mktows/2_1")
         wsdl = urllib.request.urlopen(endpoint + "?WSDL", timeout=10).read().decode()
@@ -54,7 +55,7 @@ def test_emulator_prints_exports_serves_and_stops_on_ctrl_c(tmp_path: Path) -> N
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
-    assert "Marketo SOAP emulator stopped." in out
+    assert "Marketo emulator stopped." in out
     assert "Traceback" not in err
 
 

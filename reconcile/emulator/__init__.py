@@ -1,48 +1,55 @@
-"""A faithful local emulator of Marketo's SOAP endpoint for syncMultipleLeads.
+"""A faithful local emulator of one Marketo instance: a SOAP face and a REST face over one lead database.
 
 Marketo retired its SOAP API; this emulator keeps `reconcile` usable and testable without an
-account. In-process use::
+account, through either API. In-process use::
 
     from reconcile.emulator import Emulator, EmulatorConfig
 
     with Emulator(EmulatorConfig(db_path=Path(".reconcile/emulator.json"))) as emu:
-        emu.endpoint          # http://127.0.0.1:PORT/soap/mktows/2_1
+        emu.endpoint          # SOAP: http://127.0.0.1:PORT/soap/mktows/2_1
+        emu.rest_endpoint     # REST: http://127.0.0.1:PORT (/identity/oauth/token, /rest/v1/...)
         emu.faults.latency = 0.2
         emu.leads()           # the lead database
+        emu.calls             # the call log: api, operation, outcome, code of every call
 
-See `server` for the HTTP routes, the check order and the fault codes, `store` for the
-syncMultipleLeads semantics, `limits` for the rate/concurrency/quota limits and `faults` for fault
-injection.
+Layout: `httpd` (the HTTP server and the `Emulator`), `soap_api` and `rest_api` (the faces, each
+mapping the neutral `reasons` to its API's codes), `soap_rules` and `rest_rules` (what a write
+means in each API), `store` (the one database), `fields` (Describe and the SOAP <-> REST names),
+`tokens` (OAuth), `limits`, `faults`, `calls` (the call log), `admin` (drift and merge endpoints),
+`console` (`reconcile emulator` in the foreground).
 """
 
+from reconcile.emulator.calls import CallRecord
 from reconcile.emulator.config import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
     DEFAULT_ENCRYPTION_KEY,
     DEFAULT_FIELDS,
     DEFAULT_USER_ID,
     EmulatorConfig,
 )
+from reconcile.emulator.console import exposure_problem, export_lines, serve_forever_cli
 from reconcile.emulator.faults import Faults
+from reconcile.emulator.httpd import API_VERSION, Emulator
+from reconcile.emulator.reasons import Reason
 from reconcile.emulator.store import DEMO_LEADS, StoreError, create_database
-from reconcile.emulator.server import (
-    API_VERSION,
-    CallRecord,
-    Emulator,
-    export_lines,
-    serve_forever_cli,
-)
 
 __all__ = [
     "API_VERSION",
     "CallRecord",
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
     "DEFAULT_ENCRYPTION_KEY",
     "DEFAULT_FIELDS",
     "DEFAULT_USER_ID",
+    "DEMO_LEADS",
     "Emulator",
     "EmulatorConfig",
     "Faults",
-    "DEMO_LEADS",
+    "Reason",
     "StoreError",
     "create_database",
+    "exposure_problem",
     "export_lines",
     "serve_forever_cli",
 ]

@@ -1,4 +1,4 @@
-"""Emulator configuration: credentials, lead fields, limits and the injectable clock."""
+"""Emulator configuration: credentials, lead fields, limits and the injectable clocks."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ DEFAULT_USER_ID = "reconcile-emulator"
 # A fixed, publicly known key: the emulator listens on loopback and holds test data only. Pass another
 # one (`reconcile emulator --encryption-key`) when binding to a shared interface.
 DEFAULT_ENCRYPTION_KEY = "reconcile-emulator-secret-key-not-for-production"
+# The REST face's LaunchPoint client, as publicly known as the demo key above.
+DEFAULT_CLIENT_ID = "reconcile-emulator-client"
+DEFAULT_CLIENT_SECRET = "reconcile-emulator-client-secret-not-for-production"
+DEFAULT_TOKEN_TTL = 3600  # seconds; Marketo's access tokens live an hour
 
 # The API names (case-sensitive) of Marketo's standard lead fields, as syncMultipleLeads accepts them
 # in `attrName`. `Email` is always accepted as an attribute as well (it updates the lead's email).
@@ -45,14 +49,22 @@ DEFAULT_FIELDS: frozenset[str] = frozenset(
 )
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # ample for 300 records with dozens of attributes each
+REST_MAX_BODY_BYTES = 1024 * 1024  # Sync Leads payloads over 1 MB are refused with HTTP 413
+MAX_URL_BYTES = 8 * 1024  # longer request targets are refused with HTTP 414
 
 
 @dataclasses.dataclass(frozen=True)
 class EmulatorConfig:
-    """Everything that shapes one emulated Marketo instance. Defaults are Marketo's own limits."""
+    """Everything that shapes one emulated Marketo instance. Defaults are Marketo's own limits.
+
+    The encryption key and the client secret stay out of `repr` (and so out of logs and tracebacks).
+    """
 
     user_id: str = DEFAULT_USER_ID
-    encryption_key: str = DEFAULT_ENCRYPTION_KEY
+    encryption_key: str = dataclasses.field(default=DEFAULT_ENCRYPTION_KEY, repr=False)
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = dataclasses.field(default=DEFAULT_CLIENT_SECRET, repr=False)
+    token_ttl: float = DEFAULT_TOKEN_TTL  # seconds an access token lives
     db_path: Path | None = None  # None: in memory only
     fields: frozenset[str] = DEFAULT_FIELDS
     extra_fields: frozenset[str] = frozenset()  # custom fields of this "instance"
@@ -76,6 +88,10 @@ class EmulatorConfig:
             raise ValueError("user_id must not be empty")
         if not self.encryption_key:
             raise ValueError("encryption_key must not be empty")
+        if not self.client_id or not self.client_secret:
+            raise ValueError("client_id and client_secret must not be empty")
+        if not self.token_ttl > 0:
+            raise ValueError(f"token_ttl must be positive, not {self.token_ttl!r}")
         for name in ("max_batch", "rate_calls", "max_concurrency", "daily_quota", "max_body_bytes",
                      "first_lead_id"):
             value = getattr(self, name)
@@ -90,6 +106,11 @@ class EmulatorConfig:
     def all_fields(self) -> frozenset[str]:
         """Attribute names syncMultipleLeads accepts (case-sensitive)."""
         return self.fields | self.extra_fields | {"Email"}
+
+    @property
+    def uses_demo_secrets(self) -> bool:
+        """Whether anyone who read this code could sign SOAP requests or get a REST token."""
+        return self.encryption_key == DEFAULT_ENCRYPTION_KEY or self.client_secret == DEFAULT_CLIENT_SECRET
 
     def now(self) -> datetime:
         """The injected wall clock, always timezone-aware (a naive value is taken as UTC)."""

@@ -6,9 +6,11 @@ authentication, freshness and the limits) asks it once for a `Decision`:
 
 * `latency` seconds are slept inside the call, while it holds its concurrency slot;
 * the call fails (nothing applied) when `fail_every` divides the call's ordinal, or with
-  probability `fail_rate` drawn from `random.Random(seed)`; it then gets a SOAP fault with
-  `fail_code`, or, when `fail_http_status` is set, that HTTP status with a plain non-SOAP body
-  (as a proxy or load balancer in front of Marketo would send);
+  probability `fail_rate` drawn from `random.Random(seed)`. It is answered with the neutral
+  `fail_reason`, which each face turns into its own code (SOAP 20011, REST 611 for "internal"), or
+  with `fail_code` verbatim by the face whose API defines that code (a five-digit mktows code for
+  SOAP, a REST code such as 608). When `fail_http_status` is set, the answer is that HTTP status with
+  a plain body instead, as a proxy or load balancer in front of Marketo would send;
 * otherwise the call is dropped when `drop_every` divides its ordinal or with probability
   `drop_rate`: the batch is applied and persisted, then the connection is closed without any
   HTTP response, which a client sees as a timeout or a reset connection.
@@ -21,8 +23,12 @@ import random
 import threading
 from typing import Any
 
-_FIELDS = ("latency", "fail_rate", "fail_every", "fail_code", "fail_http_status", "drop_rate",
-           "drop_every", "seed")
+from reconcile.emulator.reasons import Reason
+from reconcile.remote.rest import codes as rest_codes
+from reconcile.remote.soap import codes as soap_codes
+
+_FIELDS = ("latency", "fail_rate", "fail_every", "fail_reason", "fail_code", "fail_http_status",
+           "drop_rate", "drop_every", "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +36,8 @@ class Decision:
     ordinal: int  # 1-based count of admitted calls since the last reset
     latency: float = 0.0
     fail: bool = False
-    fail_code: str = "20011"
+    fail_reason: Reason = Reason.INTERNAL_ERROR
+    fail_code: str | None = None
     fail_http_status: int | None = None
     drop: bool = False
 
@@ -39,14 +46,15 @@ class Faults:
     """Thread-safe, mutable fault settings. Assign attributes or call `update(...)` at any time."""
 
     def __init__(self, *, latency: float = 0.0, fail_rate: float = 0.0, fail_every: int = 0,
-                 fail_code: str = "20011", fail_http_status: int | None = None,
-                 drop_rate: float = 0.0, drop_every: int = 0, seed: int | None = 0) -> None:
+                 fail_reason: Reason | str = Reason.INTERNAL_ERROR, fail_code: str | None = None,
+                 fail_http_status: int | None = None, drop_rate: float = 0.0, drop_every: int = 0,
+                 seed: int | None = 0) -> None:
         object.__setattr__(self, "_lock", threading.RLock())
         object.__setattr__(self, "_ordinal", 0)
         object.__setattr__(self, "_rng", random.Random(seed))
-        self.update(latency=latency, fail_rate=fail_rate, fail_every=fail_every, fail_code=fail_code,
-                    fail_http_status=fail_http_status, drop_rate=drop_rate, drop_every=drop_every,
-                    seed=seed)
+        self.update(latency=latency, fail_rate=fail_rate, fail_every=fail_every, fail_reason=fail_reason,
+                    fail_code=fail_code, fail_http_status=fail_http_status, drop_rate=drop_rate,
+                    drop_every=drop_every, seed=seed)
 
     # -- settings -----------------------------------------------------------------------------------
 
@@ -70,8 +78,8 @@ class Faults:
 
     def clear(self) -> None:
         """No faults at all (the seed and the call ordinal are kept)."""
-        self.update(latency=0.0, fail_rate=0.0, fail_every=0, fail_code="20011",
-                    fail_http_status=None, drop_rate=0.0, drop_every=0)
+        self.update(latency=0.0, fail_rate=0.0, fail_every=0, fail_reason=Reason.INTERNAL_ERROR,
+                    fail_code=None, fail_http_status=None, drop_rate=0.0, drop_every=0)
 
     def reset_counter(self) -> None:
         """Restart the call ordinal used by `fail_every`/`drop_every`, and reseed the generator."""
@@ -108,8 +116,8 @@ class Faults:
                 drop = bool(self.drop_every and ordinal % self.drop_every == 0)
                 if self.drop_rate and self._rng.random() < self.drop_rate:
                     drop = True
-            return Decision(ordinal=ordinal, latency=self.latency, fail=fail, fail_code=self.fail_code,
-                            fail_http_status=self.fail_http_status, drop=drop)
+            return Decision(ordinal=ordinal, latency=self.latency, fail=fail, fail_reason=self.fail_reason,
+                            fail_code=self.fail_code, fail_http_status=self.fail_http_status, drop=drop)
 
 
 def _check(name: str, value: Any) -> Any:
@@ -127,10 +135,18 @@ def _check(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer (0: off), not {value!r}")
         return value
+    if name == "fail_reason":
+        try:
+            return Reason(value)
+        except ValueError:
+            choices = ", ".join(reason.value for reason in Reason)
+            raise ValueError(f"fail_reason must be one of {choices}, not {value!r}") from None
     if name == "fail_code":
+        if value is None:
+            return None
         value = str(value)
-        if not (value.isascii() and value.isdigit() and len(value) == 5):
-            raise ValueError(f"fail_code must be a five-digit mktows error code, not {value!r}")
+        if value not in soap_codes.CODES and value not in rest_codes.CODES:
+            raise ValueError(f"fail_code must be a Marketo SOAP or REST error code, not {value!r}")
         return value
     if name == "fail_http_status":
         if value is None:

@@ -1,9 +1,10 @@
 """Marketo's per-instance API limits: concurrency, sliding-window rate, and the daily quota.
 
-Admission is one atomic step under one lock, in this order: concurrency (20024), rate (20023),
-daily quota (20015). Only admitted calls are counted against the rate window and the quota; a
-refused call consumes nothing, so a client that backs off and retries is eventually served.
-The quota day starts at midnight US Central time (America/Chicago, CST/CDT), as Marketo's does.
+Admission is one atomic step under one lock, in this order: concurrency, rate, daily quota; a
+refusal carries a neutral `Reason` that each API face turns into its own code. Only admitted
+calls are counted against the rate window and the quota; a refused call consumes nothing, so a
+client that backs off and retries is eventually served. The quota day starts at midnight US
+Central time (America/Chicago, CST/CDT), as Marketo's does.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ import threading
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from reconcile.emulator.config import EmulatorConfig
-
-CONCURRENCY_LIMIT = "20024"
-RATE_LIMIT = "20023"
-QUOTA_EXCEEDED = "20015"
+from reconcile.emulator.reasons import Reason, Refused
 
 
 def _central() -> tzinfo:
@@ -38,12 +36,6 @@ def quota_day(moment: datetime) -> date:
     return moment.astimezone(CENTRAL).date()
 
 
-class Refused(Exception):
-    def __init__(self, code: str):
-        super().__init__(code)
-        self.code = code
-
-
 class Limits:
     def __init__(self, config: EmulatorConfig):
         self._config = config
@@ -54,22 +46,22 @@ class Limits:
         self._used_today = 0
 
     def admit(self) -> None:
-        """Take a concurrency slot and count the call, or raise `Refused` with the mktows code."""
+        """Take a concurrency slot and count the call, or raise `Refused` with the reason."""
         config = self._config
         now = config.monotonic()
         day = quota_day(config.now())
         with self._lock:
             if self._in_flight >= config.max_concurrency:
-                raise Refused(CONCURRENCY_LIMIT)
+                raise Refused(Reason.CONCURRENCY_LIMIT)
             horizon = now - config.rate_window
             while self._window and self._window[0] <= horizon:
                 self._window.popleft()
             if len(self._window) >= config.rate_calls:
-                raise Refused(RATE_LIMIT)
+                raise Refused(Reason.RATE_LIMIT)
             if day != self._day:
                 self._day, self._used_today = day, 0
             if self._used_today >= config.daily_quota:
-                raise Refused(QUOTA_EXCEEDED)
+                raise Refused(Reason.DAILY_QUOTA)
             self._in_flight += 1
             self._window.append(now)
             self._used_today += 1

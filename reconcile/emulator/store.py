@@ -1,91 +1,114 @@
-"""The emulated lead database and syncMultipleLeads' record-by-record semantics.
+"""The emulated lead database: one set of leads that every API face reads and writes.
 
-Rules (Marketo's, from the syncMultipleLeads/syncLead documentation), applied to each record in
-order, each call atomically (all records see the effects of the ones before them; the call is
-persisted as a whole before it is answered, or rolled back as a whole):
-
-1. No `Id`, no `ForeignSysPersonId`, no `Email` -> FAILED "20101 - Lead Key Required" (leadId 0).
-2. `Id` present: it takes precedence. The lead must exist, else FAILED "20103 - Lead Not Found"
-   (leadId = the requested Id). The lead's ForeignSysPersonId/Type is set when given (a foreign ID
-   that already belongs to another lead -> FAILED "20102 - Lead Key Bad"). The `Email` element is a
-   key here, not an update: the email changes only through an `Email` attribute.
-3. No `Id`, `ForeignSysPersonId` (+ `ForeignSysType`, default CUSTOM) present: a unique key. Update
-   the lead holding it, or create one (the `Email` element then sets the new lead's email). As with
-   `Id`, the `Email` element never changes an existing lead's email.
-4. Only `Email`: with `dedupEnabled` true or absent, update the lowest-id lead whose email matches
-   case-insensitively, else create; with `dedupEnabled` false, always create (duplicates).
-5. Any attribute name outside the configured fields (case-sensitive API names) -> the whole record
-   FAILED "20105 - Lead Attribute Bad: <name>" (leadId of the target, or 0); nothing of it applied.
-6. Attributes: an empty `attrValue` clears the field (stored as null); an `Email` attribute sets the
-   lead's email (empty clears it). New lead IDs are increasing integers from `first_lead_id`.
+A lead is `{"id", "email", "foreignSysPersonId", "foreignSysType", "attributes", "createdAt",
+"updatedAt"}`, its attributes keyed by SOAP field name (see `fields`). Writes happen in a
+`Transaction`: one call's changes, applied in order (each sees the ones before it), persisted as a
+whole before the call is answered, or rolled back as a whole. What a write means is each API's
+business: `soap_rules` (syncMultipleLeads) and `rest_rules` (Sync Leads) drive a transaction; the
+admin endpoints edit, merge and delete through one too.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Iterator
 
 from reconcile.core.clock import iso_utc
+from reconcile.emulator import soap_rules
+from reconcile.emulator.soap_rules import Outcome, RecordLike
 from reconcile.store.fs import write_atomic
 
-CREATED = "CREATED"
-UPDATED = "UPDATED"
-FAILED = "FAILED"
-DEFAULT_FOREIGN_SYS_TYPE = "CUSTOM"
 DB_FORMAT_VERSION = 1
-
-ERR_KEY_REQUIRED = "20101 - Lead Key Required"
-ERR_KEY_BAD = "20102 - Lead Key Bad"
-ERR_NOT_FOUND = "20103 - Lead Not Found"
-ERR_ATTRIBUTE_BAD = "20105 - Lead Attribute Bad"
-
-
-class RecordLike(Protocol):
-    """What the store needs of a request record (soap.LeadRecord has it)."""
-
-    lead_id: int | None
-    email: str | None
-    foreign_sys_person_id: str | None
-    foreign_sys_type: str | None
-    attributes: tuple[tuple[str, str | None], ...]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    lead_id: int
-    status: str
-    error: str | None = None
 
 
 class StoreError(Exception):
     """The database file cannot be read or written."""
 
 
-def _blank_to_none(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return value if value.strip() else None
+class Transaction:
+    """One call's changes to the database, undone as a whole if the call fails.
 
+    Read a lead with `lead`, call `change` before altering one, and alter keys only through
+    `set_email` / `set_fsp` / `set_attribute` so the indices follow.
+    """
 
-class _Undo:
-    def __init__(self, next_id: int):
-        self.next_id = next_id
-        self.originals: dict[int, dict[str, Any] | None] = {}  # None: created by this call
+    def __init__(self, store: "LeadStore", stamp: str):
+        self._store = store
+        self.stamp = stamp
+        self.fields = store.fields
+        self._next_id = store._next_id
+        self._originals: dict[int, dict[str, Any] | None] = {}  # None: created in this transaction
 
     @property
     def changed(self) -> bool:
-        return bool(self.originals)
+        return bool(self._originals)
+
+    def lead(self, lead_id: int) -> dict[str, Any] | None:
+        return self._store._leads.get(lead_id)
+
+    def ids_by_email(self, email: str) -> list[int]:
+        return list(self._store._by_email.get(email.lower(), ()))
+
+    def id_by_fsp(self, fsp_type: str, fsp: str) -> int | None:
+        return self._store._by_fsp.get((fsp_type, fsp))
+
+    def ids_by_attribute(self, name: str, value: str) -> list[int]:
+        return list(self._store._attribute_index(name).get(value, ()))
+
+    def create(self) -> dict[str, Any]:
+        store = self._store
+        lead = {"id": store._next_id, "email": None, "foreignSysPersonId": None, "foreignSysType": None,
+                "attributes": {}, "createdAt": self.stamp, "updatedAt": self.stamp}
+        store._next_id += 1
+        store._leads[lead["id"]] = lead
+        self._originals[lead["id"]] = None
+        return lead
+
+    def change(self, lead: dict[str, Any]) -> None:
+        if lead["id"] not in self._originals:
+            self._originals[lead["id"]] = _copy(lead)
+        lead["updatedAt"] = self.stamp
+
+    def set_email(self, lead: dict[str, Any], email: str | None) -> None:
+        self._store._set_email(lead, email)
+
+    def set_fsp(self, lead: dict[str, Any], fsp: str | None, fsp_type: str | None) -> None:
+        self._store._set_fsp(lead, fsp, fsp_type)
+
+    def set_attribute(self, lead: dict[str, Any], name: str, value: str | None) -> None:
+        self._store._set_attribute(lead, name, value)
+
+    def delete(self, lead_id: int) -> None:
+        store = self._store
+        lead = store._leads[lead_id]
+        if lead_id not in self._originals:
+            self._originals[lead_id] = _copy(lead)
+        store._set_email(lead, None)
+        store._set_fsp(lead, None, None)
+        for name in list(lead["attributes"]):
+            store._set_attribute(lead, name, None)
+        del store._leads[lead_id]
+
+    def rollback(self) -> None:
+        store = self._store
+        for lead_id, original in self._originals.items():
+            if original is None:
+                store._leads.pop(lead_id, None)
+            else:
+                store._leads[lead_id] = original
+        store._next_id = self._next_id
+        store._reindex()
 
 
 class LeadStore:
     def __init__(self, *, fields: frozenset[str], first_lead_id: int = 1_000_001,
                  path: Path | None = None, now: Callable[[], datetime] | None = None):
-        self._fields = fields
+        self.fields = fields  # SOAP names of the attributes a lead may have
         self._first_id = first_lead_id
         self._path = path
         self._now = now or (lambda: datetime.now(timezone.utc))
@@ -93,6 +116,7 @@ class LeadStore:
         self._leads: dict[int, dict[str, Any]] = {}
         self._by_fsp: dict[tuple[str, str], int] = {}
         self._by_email: dict[str, list[int]] = {}
+        self._by_attribute: dict[str, dict[str, list[int]]] = {}  # built on first lookup by a field
         self._next_id = first_lead_id
         if path is not None:
             self._load(path)
@@ -108,98 +132,48 @@ class LeadStore:
         with self._lock:
             return len(self._leads)
 
-    # -- syncMultipleLeads --------------------------------------------------------------------------
-
-    def sync(self, records: Iterable[RecordLike], dedup_enabled: bool | None) -> list[Outcome]:
-        """Apply one call's records in order, persist, and return one outcome per record.
-
-        Raises StoreError (with nothing applied) when the database file cannot be written.
-        """
+    def select(self, key: str, values: Iterable[Any]) -> list[dict[str, Any]]:
+        """Copies of the leads whose `key` ("id", "email" or an attribute's SOAP name) has one of
+        `values`, each lead once, sorted by id. Emails match case-insensitively, ids as integers."""
         with self._lock:
-            undo = _Undo(self._next_id)
-            stamp = iso_utc(self._now())
+            found: set[int] = set()
+            for value in values:
+                if key == "id":
+                    if isinstance(value, int) and value in self._leads:
+                        found.add(value)
+                elif key == "email":
+                    found.update(self._by_email.get(str(value).lower(), ()))
+                else:
+                    found.update(self._attribute_index(key).get(str(value), ()))
+            return [_copy(self._leads[i]) for i in sorted(found)]
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Serialize one call's changes; persist them on success, undo them on any exception
+        (StoreError when the file cannot be written)."""
+        with self._lock:
+            tx = Transaction(self, iso_utc(self._now()))
             try:
-                outcomes = [self._sync_one(r, dedup_enabled, stamp, undo) for r in records]
-                if undo.changed and self._path is not None:
+                yield tx
+                if tx.changed and self._path is not None:
                     self._save(self._path)
             except BaseException:
-                self._rollback(undo)
+                tx.rollback()
                 raise
-            return outcomes
 
-    def _sync_one(self, record: RecordLike, dedup_enabled: bool | None, stamp: str,
-                  undo: _Undo) -> Outcome:
-        lead_id = record.lead_id
-        email = _blank_to_none(record.email)
-        fsp = _blank_to_none(record.foreign_sys_person_id)
-        fsp_type = (record.foreign_sys_type or DEFAULT_FOREIGN_SYS_TYPE) if fsp is not None else None
-        attributes = tuple(record.attributes or ())
-
-        # Resolve the target lead by key precedence: Id > ForeignSysPersonId(+Type) > Email.
-        target: dict[str, Any] | None
-        if lead_id is not None:
-            target = self._leads.get(lead_id)
-            if target is None:
-                return Outcome(lead_id, FAILED, ERR_NOT_FOUND)
-        elif fsp is not None:
-            owner = self._by_fsp.get((fsp_type, fsp))
-            target = self._leads[owner] if owner is not None else None
-        elif email is not None:
-            target = None
-            if dedup_enabled is not False:
-                matches = self._by_email.get(email.lower())
-                if matches:
-                    target = self._leads[matches[0]]
-        else:
-            return Outcome(0, FAILED, ERR_KEY_REQUIRED)
-        target_id = target["id"] if target is not None else 0
-
-        for name, _value in attributes:
-            if name not in self._fields and name != "Email":
-                return Outcome(target_id, FAILED, f"{ERR_ATTRIBUTE_BAD}: {name}")
-        if lead_id is not None and fsp is not None:
-            owner = self._by_fsp.get((fsp_type, fsp))
-            if owner is not None and owner != target_id:
-                return Outcome(target_id, FAILED, f"{ERR_KEY_BAD}: ForeignSysPersonId already in use")
-
-        if target is None:
-            new_id = self._next_id
-            self._next_id += 1
-            target = {"id": new_id, "email": None, "foreignSysPersonId": None, "foreignSysType": None,
-                      "attributes": {}, "createdAt": stamp, "updatedAt": stamp}
-            self._leads[new_id] = target
-            undo.originals[new_id] = None
-            self._set_email(target, email)
-            self._set_fsp(target, fsp, fsp_type)
-            status = CREATED
-        else:
-            if target["id"] not in undo.originals:
-                undo.originals[target["id"]] = _copy(target)
-            if lead_id is not None and fsp is not None:
-                self._set_fsp(target, fsp, fsp_type)
-            status = UPDATED
-
-        for name, value in attributes:
-            value = value if value else None  # an empty attrValue clears the field
-            if name == "Email":
-                self._set_email(target, value)
-            else:
-                target["attributes"][name] = value
-        target["updatedAt"] = stamp
-        return Outcome(target["id"], status, None)
+    def sync(self, records: Iterable[RecordLike], dedup_enabled: bool | None) -> list[Outcome]:
+        """syncMultipleLeads: one call's records by `soap_rules`, one outcome per record, in order."""
+        with self.transaction() as tx:
+            return soap_rules.sync(tx, records, dedup_enabled)
 
     # -- indices ------------------------------------------------------------------------------------
 
     def _set_email(self, lead: dict[str, Any], email: str | None) -> None:
         old = lead["email"]
         if old is not None:
-            ids = self._by_email.get(old.lower())
-            if ids is not None:
-                position = bisect.bisect_left(ids, lead["id"])
-                if position < len(ids) and ids[position] == lead["id"]:
-                    del ids[position]
-                if not ids:
-                    del self._by_email[old.lower()]
+            _unindex(self._by_email, old.lower(), lead["id"])
         lead["email"] = email
         if email is not None:
             bisect.insort(self._by_email.setdefault(email.lower(), []), lead["id"])
@@ -212,24 +186,37 @@ class LeadStore:
         if fsp is not None:
             self._by_fsp[(fsp_type, fsp)] = lead["id"]
 
+    def _set_attribute(self, lead: dict[str, Any], name: str, value: str | None) -> None:
+        index = self._by_attribute.get(name)
+        if index is not None:
+            old = lead["attributes"].get(name)
+            if old is not None:
+                _unindex(index, old, lead["id"])
+            if value is not None:
+                bisect.insort(index.setdefault(value, []), lead["id"])
+        lead["attributes"][name] = value
+
+    def _attribute_index(self, name: str) -> dict[str, list[int]]:
+        index = self._by_attribute.get(name)
+        if index is None:
+            index = {}
+            for lead_id in sorted(self._leads):
+                value = self._leads[lead_id]["attributes"].get(name)
+                if value is not None:
+                    index.setdefault(value, []).append(lead_id)
+            self._by_attribute[name] = index
+        return index
+
     def _reindex(self) -> None:
         self._by_fsp.clear()
         self._by_email.clear()
+        self._by_attribute.clear()
         for lead_id in sorted(self._leads):
             lead = self._leads[lead_id]
             if lead["foreignSysPersonId"] is not None:
                 self._by_fsp[(lead["foreignSysType"], lead["foreignSysPersonId"])] = lead_id
             if lead["email"] is not None:
                 self._by_email.setdefault(lead["email"].lower(), []).append(lead_id)
-
-    def _rollback(self, undo: _Undo) -> None:
-        for lead_id, original in undo.originals.items():
-            if original is None:
-                self._leads.pop(lead_id, None)
-            else:
-                self._leads[lead_id] = original
-        self._next_id = undo.next_id
-        self._reindex()
 
     # -- persistence --------------------------------------------------------------------------------
 
@@ -265,6 +252,17 @@ class LeadStore:
             write_atomic(path, payload.encode("utf-8"))
         except OSError as exc:
             raise StoreError(f"cannot write emulator database {path}: {exc}") from exc
+
+
+def _unindex(index: dict[str, list[int]], key: str, lead_id: int) -> None:
+    ids = index.get(key)
+    if ids is None:
+        return
+    position = bisect.bisect_left(ids, lead_id)
+    if position < len(ids) and ids[position] == lead_id:
+        del ids[position]
+    if not ids:
+        del index[key]
 
 
 def _copy(lead: dict[str, Any]) -> dict[str, Any]:

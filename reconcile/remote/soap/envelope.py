@@ -6,8 +6,8 @@ cheap (the CLI must start quickly).
 
 Client side: :func:`build_request` (signed, XSD-validated envelope), :func:`parse_response`
 (statuses, or :class:`~reconcile.remote.soap.fault.SoapFault` / :class:`~reconcile.errors.ResponseError`),
-:func:`redact` (for debug logs).  Server side (emulator): :func:`parse_request`,
-:func:`build_response`, :func:`build_fault`, :func:`wsdl_text`.
+:func:`redact` (for debug logs). The emulator's server half is `reconcile.emulator.soap_api`; the
+vocabulary both share is `wire`.
 
 Every document is parsed with :func:`parse_xml_safely`: no DTDs, no entities, no network, bounded
 size and depth.  XSD validation never follows ``xsi:schemaLocation`` hints.
@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import re
 import threading
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -27,29 +26,24 @@ from reconcile.core.records import LeadRecord, SyncStatus
 from reconcile.errors import ExitStatus, ReconcileError, ResponseError
 from reconcile.remote.soap import codes
 from reconcile.remote.soap.fault import SoapFault
+from reconcile.remote.soap.wire import NS_MKTOWS, NS_SOAP, NS_XSI
+from reconcile.remote.soap.wire import MKTOWS as _MKTOWS, SOAP as _SOAP, XML_INCOMPATIBLE as _XML_INCOMPATIBLE
+from reconcile.remote.soap.wire import one_line as _one_line, resource_bytes as _resource_bytes
+from reconcile.remote.soap.wire import tag_name as _tag_name
 
 __all__ = [
     "NS_SOAP", "NS_MKTOWS", "NS_XSI", "SOAP_ACTION", "CONTENT_TYPE", "MAX_RESPONSE_BYTES",
-    "MAX_REQUEST_BYTES", "WSDL_ADDRESS_PLACEHOLDER",
-    "EnvelopeInvalid", "RequestRejected", "LeadRecord", "AuthHeader", "SyncStatus", "SyncRequest",
+    "EnvelopeInvalid", "LeadRecord", "SyncStatus",
     "sign", "w3c_timestamp", "build_request", "redact", "parse_response", "parse_xml_safely",
-    "parse_request", "build_response", "build_fault", "wsdl_text",
 ]
 
-NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
-NS_MKTOWS = "http://www.marketo.com/mktows/"
-NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SOAP_ACTION = "http://www.marketo.com/mktows/syncMultipleLeads"
 CONTENT_TYPE = "text/xml; charset=utf-8"
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
-WSDL_ADDRESS_PLACEHOLDER = "http://localhost/soap/mktows/2_1"
 
 SYNC_STATUSES = ("CREATED", "UPDATED", "FAILED")
 
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
-_SOAP = "{%s}" % NS_SOAP
-_MKTOWS = "{%s}" % NS_MKTOWS
 _XSI_NIL = "{%s}nil" % NS_XSI
 _TAG_ENVELOPE = _SOAP + "Envelope"
 _TAG_HEADER = _SOAP + "Header"
@@ -60,9 +54,6 @@ _TAG_PARAMS = _MKTOWS + "paramsSyncMultipleLeads"
 _TAG_SUCCESS = _MKTOWS + "successSyncMultipleLeads"
 _TAG_SERVICE_EXCEPTION = _MKTOWS + "serviceException"
 
-# Characters XML 1.0 can carry (Char production); anything else cannot be sent at all.
-_XML_INCOMPATIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
 
 class EnvelopeInvalid(ReconcileError):
     """We were about to send (or answer with) XML that breaks the mktows schema: a bug, never sent."""
@@ -70,53 +61,17 @@ class EnvelopeInvalid(ReconcileError):
     exit_status = ExitStatus.ERROR
 
 
-class RequestRejected(Exception):
-    """Server side: the request cannot be served; answer with a fault carrying this mktows code."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code} - {message}")
-        self.code = code
-        self.message = message
-
-
-# --------------------------------------------------------------------------------------------------
-# Data
-
-
-@dataclass(frozen=True)
-class AuthHeader:
-    """The ``ns1:AuthenticationHeader``. The signature is kept out of ``repr`` (logs)."""
-
-    user_id: str
-    signature: str = field(repr=False)
-    timestamp: str
-
-
-@dataclass(frozen=True)
-class SyncRequest:
-    header: AuthHeader | None
-    records: tuple[LeadRecord, ...]
-    dedup_enabled: bool | None
-
-
 # --------------------------------------------------------------------------------------------------
 # Lazily loaded machinery (lxml, xmlschema, the bundled XSD and WSDL)
 
 _lock = threading.Lock()
 _schema_cache: Any = None
-_wsdl_cache: bytes | None = None
 
 
 def _etree():
     from lxml import etree
 
     return etree
-
-
-def _resource_bytes(name: str) -> bytes:
-    from importlib import resources
-
-    return resources.files("reconcile").joinpath("schemas").joinpath(name).read_bytes()
 
 
 def _schema():
@@ -142,12 +97,6 @@ def _describe_schema_error(error: Any, limit: int = 240) -> str:
     path = getattr(error, "path", None)
     text = reason if not path else f"{reason} (at {path.replace(_MKTOWS, 'ns1:')})"
     return _one_line(text, limit)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    """Text fit for a one-line error message: XML-safe, whitespace collapsed, bounded."""
-    text = " ".join(_XML_INCOMPATIBLE.sub("\ufffd", text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -386,17 +335,6 @@ def _elements(parent) -> list:
     return [child for child in parent if isinstance(child.tag, str)]
 
 
-def _tag_name(el) -> str:
-    tag = el.tag
-    if not isinstance(tag, str):
-        return repr(tag)
-    if tag.startswith(_SOAP):
-        return "SOAP-ENV:" + tag[len(_SOAP):]
-    if tag.startswith(_MKTOWS):
-        return "ns1:" + tag[len(_MKTOWS):]
-    return _one_line(tag, 120)
-
-
 _HTML_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 
 
@@ -474,143 +412,3 @@ def _fault_from(fault, http_status: int | None) -> SoapFault:
     if not message:
         message = codes.CODES[code].message if code in codes.CODES else "no fault message"
     return SoapFault(code, _one_line(message), _one_line(faultcode, 100), http_status)
-
-
-# --------------------------------------------------------------------------------------------------
-# Server (emulator): request
-
-
-def _reject_invalid(element) -> None:
-    error = _first_schema_error(element)
-    if error is not None:
-        raise RequestRejected("20017", "Invalid Request: " + _describe_schema_error(error, 200))
-
-
-def parse_request(body: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> SyncRequest:
-    """Parse and validate a syncMultipleLeads request (emulator side).
-
-    Raises :class:`RequestRejected` with 20012 for malformed/hostile XML or a non-SOAP document,
-    20019 for an operation other than paramsSyncMultipleLeads, 20017 when the header or the body
-    breaks the XSD. A missing AuthenticationHeader gives ``header=None`` (the caller answers 20014).
-    """
-    try:
-        root = parse_xml_safely(body, max_bytes)
-    except ResponseError as exc:
-        raise RequestRejected("20012", f"Request Not Understood: {exc.message}") from None
-    if root.tag != _TAG_ENVELOPE:
-        raise RequestRejected("20012", f"Request Not Understood: expected a SOAP 1.1 envelope, "
-                                       f"got <{_tag_name(root)}>")
-    soap_body = root.find(_TAG_BODY)
-    if soap_body is None:
-        raise RequestRejected("20012", "Request Not Understood: SOAP envelope without a Body")
-    operations = _elements(soap_body)
-    if not operations:
-        raise RequestRejected("20012", "Request Not Understood: empty SOAP Body")
-    if len(operations) > 1:
-        raise RequestRejected("20012", "Request Not Understood: more than one element in the SOAP Body")
-    params = operations[0]
-    if params.tag != _TAG_PARAMS:
-        tag = params.tag
-        name = tag[len(_MKTOWS):] if tag.startswith(_MKTOWS) else _tag_name(params)
-        raise RequestRejected("20019", f"Unsupported Operation: {_one_line(name, 120)}")
-
-    header = None
-    soap_header = root.find(_TAG_HEADER)
-    auth = soap_header.find(_TAG_AUTH) if soap_header is not None else None
-    if auth is not None:
-        _reject_invalid(auth)
-        header = AuthHeader(user_id=auth.findtext("mktowsUserId"), signature=auth.findtext("requestSignature"),
-                            timestamp=auth.findtext("requestTimestamp"))
-    _reject_invalid(params)
-
-    records = []
-    for rec in params.find("leadRecordList").iterfind("leadRecord"):
-        lead_id = _text(rec, "Id")
-        attributes: list[tuple[str, str | None]] = []
-        attr_list = rec.find("leadAttributeList")
-        if attr_list is not None and not _is_nil(attr_list):
-            for attribute in attr_list.iterfind("attribute"):
-                attributes.append((attribute.findtext("attrName"), attribute.findtext("attrValue") or None))
-        records.append(LeadRecord(
-            lead_id=int(lead_id) if lead_id is not None else None,
-            email=_text(rec, "Email"),
-            foreign_sys_person_id=_text(rec, "ForeignSysPersonId"),
-            foreign_sys_type=_text(rec, "ForeignSysType"),
-            attributes=tuple(attributes),
-        ))
-    dedup = _text(params, "dedupEnabled")
-    dedup_enabled = None if dedup is None else dedup.strip() in ("true", "1")
-    return SyncRequest(header=header, records=tuple(records), dedup_enabled=dedup_enabled)
-
-
-# --------------------------------------------------------------------------------------------------
-# Server (emulator): response and faults
-
-
-def build_response(statuses: Sequence[SyncStatus]) -> bytes:
-    """A successSyncMultipleLeads envelope like Marketo's (``<error xsi:nil="true"/>`` when None)."""
-    etree = _etree()
-    envelope = etree.Element(_TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP, "xsi": NS_XSI, "ns1": NS_MKTOWS})
-    envelope.text = "\n"
-    body = _container(etree, envelope, _TAG_BODY)
-    success = _container(etree, body, _TAG_SUCCESS)
-    result = _container(etree, success, "result")
-    status_list = _container(etree, result, "syncStatusList")
-    for index, status in enumerate(statuses):
-        where = f"syncStatus[{index + 1}]"
-        if not isinstance(status, SyncStatus):
-            raise EnvelopeInvalid(f"invalid mktows envelope (not sent): {where} is not a SyncStatus")
-        if isinstance(status.lead_id, bool) or not isinstance(status.lead_id, int):
-            raise EnvelopeInvalid(f"invalid mktows envelope (not sent): {where} leadId {status.lead_id!r}")
-        item = _container(etree, status_list, "syncStatus")
-        _leaf(etree, item, "leadId", str(status.lead_id))
-        _leaf(etree, item, "status", _check_text(status.status, f"{where} status", optional=False))
-        error = _leaf(etree, item, "error", _check_text(status.error, f"{where} error"))
-        if status.error is None:
-            error.set(_XSI_NIL, "true")
-    data = _XML_DECLARATION + etree.tostring(envelope, encoding="UTF-8") + b"\n"
-    _validate_outgoing(data, (_TAG_BODY + "/" + _TAG_SUCCESS,))
-    return data
-
-
-def build_fault(code: str, message: str, faultcode: str = "SOAP-ENV:Client") -> bytes:
-    """A SOAP fault in Marketo's shape: faultstring ``"<code> - <message>"`` and a mktServiceException
-    detail with message ``"<message> (<code>)"`` and the code. Text is made XML-safe and one line."""
-    etree = _etree()
-    code = _one_line(str(code), 32)
-    message = _one_line(message or (codes.CODES[code].message if code in codes.CODES else "Internal Error"), 1000)
-    envelope = etree.Element(_TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP})
-    envelope.text = "\n"
-    body = _container(etree, envelope, _TAG_BODY)
-    fault = etree.SubElement(body, _TAG_FAULT)
-    fault.tail = "\n"
-    _leaf(etree, fault, "faultcode", _one_line(faultcode, 100))
-    _leaf(etree, fault, "faultstring", f"{code} - {message}")
-    detail = etree.SubElement(fault, "detail")
-    exception = etree.SubElement(detail, _TAG_SERVICE_EXCEPTION, nsmap={"ns1": NS_MKTOWS})
-    exception.text = "\n"
-    etree.SubElement(exception, "name").text = "mktServiceException"
-    _leaf(etree, exception, "message", f"{message} ({code})")
-    etree.SubElement(exception, "code").text = code
-    return _XML_DECLARATION + etree.tostring(envelope, encoding="UTF-8") + b"\n"
-
-
-# --------------------------------------------------------------------------------------------------
-# WSDL
-
-
-def wsdl_text(endpoint: str) -> str:
-    """The bundled WSDL (schemas/mktows.wsdl) with the soap:address location set to ``endpoint``
-    (attribute-escaped); the rest of the file is served byte for byte."""
-    global _wsdl_cache
-    if not isinstance(endpoint, str) or _XML_INCOMPATIBLE.search(endpoint):
-        raise ValueError(f"not a usable endpoint: {endpoint!r}")
-    if _wsdl_cache is None:
-        _wsdl_cache = _resource_bytes("mktows.wsdl")
-    text = _wsdl_cache.decode("utf-8")
-    placeholder = f'location="{WSDL_ADDRESS_PLACEHOLDER}"'
-    if text.count(placeholder) != 1:  # pragma: no cover - guards edits of the WSDL
-        raise RuntimeError("schemas/mktows.wsdl must contain the address placeholder exactly once")
-    escaped = (endpoint.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-               .replace('"', "&quot;").replace("\t", "&#9;").replace("\n", "&#10;").replace("\r", "&#13;"))
-    return text.replace(placeholder, f'location="{escaped}"')

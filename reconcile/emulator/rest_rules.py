@@ -1,0 +1,147 @@
+"""Sync Leads' record-by-record semantics (`POST /rest/v1/leads.json`), on one database transaction.
+
+From Marketo's REST documentation (../shared/marketo-rest-facts.md, "Sync Leads" and the record-level
+codes). Each record of `input`, in order, ends `created` or `updated` with its lead id, or `skipped`
+with reasons; a skipped record changes nothing:
+
+- not an object -> 1003. A field name the instance does not have -> 1006 "Field 'x' not found";
+  a read-only field (createdAt, updatedAt, or `id` when it is not the lookup field) -> 1003.
+  A value that is not a scalar, an integer/boolean field's value of another type, a non-ASCII
+  email, or a string longer than the field's length -> 1001.
+- `lookupField: id` with an action other than updateOnly -> 1003 (id is system-managed).
+- no value for the lookup field (all actions but createDuplicate) -> 1002.
+- a lookup value already seen in this call (emails compared case-insensitively) -> 1036.
+- createOrUpdate: update the one lead that matches, or create one; several match -> 1007.
+  createOnly: create, or 1005 when a lead matches. updateOnly: update the one lead that matches,
+  1004 when none does, 1007 when several do. createDuplicate: always create.
+- A null or empty value clears the field. Values are stored as text, exactly as sent (a JSON
+  number or boolean as its JSON text), under the field's SOAP name (see `fields`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from reconcile.emulator.fields import EMAIL, ID, Field, FieldTable
+from reconcile.remote.rest import codes
+
+ACTIONS = ("createOrUpdate", "createOnly", "updateOnly", "createDuplicate")
+_INTEGER = re.compile(r"-?\d+\Z")
+_BOOLEAN = {"true", "false", "1", "0"}
+
+
+class Skipped(Exception):
+    def __init__(self, code: str, message: str | None = None):
+        super().__init__(code)
+        self.code = code
+        self.message = message or codes.CODES[code].message
+
+
+def sync(tx: Any, table: FieldTable, action: str, lookup_field: str, records: list[Any]) -> list[dict]:
+    """Apply one Sync Leads call's `input` in order within `tx`; one result entry per record.
+    `action` is one of ACTIONS and `lookup_field` a field of `table` (the face checks both)."""
+    seen: set[str] = set()
+    results = []
+    for record in records:
+        try:
+            results.append(_sync_one(tx, table, action, lookup_field, record, seen))
+        except Skipped as reason:
+            results.append({"status": "skipped", "reasons": [{"code": reason.code, "message": reason.message}]})
+    return results
+
+
+def _sync_one(tx: Any, table: FieldTable, action: str, lookup_field: str, record: Any,
+              seen: set[str]) -> dict:
+    if not isinstance(record, dict):
+        raise Skipped(codes.INVALID_DATA, "Invalid data: a lead must be a JSON object")
+    if lookup_field == ID and action != "updateOnly":
+        raise Skipped(codes.INVALID_DATA, "Invalid data: lookupField 'id' may only be used with updateOnly")
+    values = _values(table, record, lookup_field)
+    if action == "createDuplicate":
+        return _create(tx, values)
+    key = values[lookup_field][1] if lookup_field in values else None
+    if key is None:
+        raise Skipped(codes.MISSING_VALUE, f"Missing value for lookup field '{lookup_field}'")
+    normalized = key.lower() if lookup_field == EMAIL else key
+    if normalized in seen:
+        raise Skipped(codes.DUPLICATE_IN_INPUT)
+    seen.add(normalized)
+    matches = _matches(tx, table.by_rest(lookup_field), key)
+    if len(matches) > 1 and action != "createOnly":
+        raise Skipped(codes.MULTIPLE_MATCHES)
+    if action == "createOnly":
+        if matches:
+            raise Skipped(codes.LEAD_EXISTS)
+        return _create(tx, values)
+    if not matches:
+        if action == "updateOnly":
+            raise Skipped(codes.LEAD_NOT_FOUND)
+        return _create(tx, values)
+    lead = tx.lead(matches[0])
+    tx.change(lead)
+    _write(tx, lead, values, skip=ID)
+    return {"id": lead["id"], "status": "updated"}
+
+
+def _values(table: FieldTable, record: dict, lookup_field: str) -> dict[str, tuple[Field, str | None]]:
+    """The record's fields and values as text, by REST name, checked against the field table."""
+    values: dict[str, tuple[Field, str | None]] = {}
+    for name, raw in record.items():
+        field = table.by_rest(name) if isinstance(name, str) else None
+        if field is None:
+            raise Skipped(codes.FIELD_NOT_FOUND, f"Field '{name}' not found")
+        if field.read_only and not (name == ID and lookup_field == ID):
+            raise Skipped(codes.INVALID_DATA, f"Invalid data: field '{name}' is read-only")
+        values[name] = (field, _text(field, raw))
+    return values
+
+
+def _text(field: Any, raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        text = raw
+    elif isinstance(raw, (bool, int, float)):
+        text = json.dumps(raw)
+    else:
+        raise Skipped(codes.INVALID_VALUE, f"Invalid value for field '{field.rest_name}': not a scalar")
+    if text == "":
+        return None
+    invalid = (
+        (field.data_type == "integer" and not _INTEGER.match(text))
+        or (field.data_type == "boolean" and text.lower() not in _BOOLEAN)
+        or (field.data_type == "email" and not text.isascii())
+        or (field.length is not None and len(text) > field.length)
+    )
+    if invalid:
+        raise Skipped(codes.INVALID_VALUE, f"Invalid value for field '{field.rest_name}' ({field.data_type}"
+                      + (f", at most {field.length} characters)" if field.length else ")"))
+    return text
+
+
+def _matches(tx: Any, field: Field, key: str) -> list[int]:
+    if field.rest_name == ID:
+        if not _INTEGER.match(key):
+            raise Skipped(codes.INVALID_VALUE, "Invalid value for field 'id' (integer)")
+        return [int(key)] if tx.lead(int(key)) is not None else []
+    if field.rest_name == EMAIL:
+        return tx.ids_by_email(key)
+    return tx.ids_by_attribute(field.soap_name, key)
+
+
+def _create(tx: Any, values: dict[str, tuple[Field, str | None]]) -> dict:
+    lead = tx.create()
+    _write(tx, lead, values)
+    return {"id": lead["id"], "status": "created"}
+
+
+def _write(tx: Any, lead: dict, values: dict[str, tuple[Field, str | None]], skip: str | None = None) -> None:
+    for name, (field, value) in values.items():
+        if name == skip:
+            continue
+        if name == EMAIL:
+            tx.set_email(lead, value)
+        else:
+            tx.set_attribute(lead, field.soap_name, value)

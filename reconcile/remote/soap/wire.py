@@ -1,0 +1,45 @@
+"""The mktows XML vocabulary that both sides of the SOAP wire share.
+
+The client (`remote.soap.envelope`) and the emulator's SOAP face (`emulator.soap_api`) build and read
+the same documents; the namespaces, the bundled XSD/WSDL and the rule for turning untrusted text
+into a one-line message live here once. Safe parsing itself is `envelope.parse_xml_safely`.
+"""
+
+from __future__ import annotations
+
+import re
+
+NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+NS_MKTOWS = "http://www.marketo.com/mktows/"
+NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+SOAP = "{%s}" % NS_SOAP
+MKTOWS = "{%s}" % NS_MKTOWS
+
+# Characters XML 1.0 can carry (Char production); anything else cannot be sent at all.
+XML_INCOMPATIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def resource_bytes(name: str) -> bytes:
+    """A file of the package's `schemas/` folder (mktows.xsd, mktows.wsdl)."""
+    from importlib import resources
+
+    return resources.files("reconcile").joinpath("schemas").joinpath(name).read_bytes()
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Text fit for a one-line error message: XML-safe, whitespace collapsed, bounded."""
+    text = " ".join(XML_INCOMPATIBLE.sub("\ufffd", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tag_name(element) -> str:
+    """An element's name as a message shows it: `SOAP-ENV:`/`ns1:` prefixes, else Clark notation."""
+    tag = element.tag
+    if not isinstance(tag, str):
+        return repr(tag)
+    if tag.startswith(SOAP):
+        return "SOAP-ENV:" + tag[len(SOAP):]
+    if tag.startswith(MKTOWS):
+        return "ns1:" + tag[len(MKTOWS):]
+    return one_line(tag, 120)
