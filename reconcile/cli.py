@@ -367,7 +367,7 @@ def _rest_transport(credentials, desired, plan, state_path: Path, options, forei
     try:
         catalog = _rest_catalog(client, state_path)
         _check_fields(desired, state_path, catalog)
-        field = catalog.resolve_rest_name(foreign_id_field, "--foreign-id-field") if foreign_id_field else None
+        field = catalog.resolve_rest_name(foreign_id_field, "--foreign-id-field") if keyed else None
         transport = RestTransport(client, catalog.rest_names(), field)
     except BaseException:
         client.close()
@@ -390,9 +390,15 @@ def _embedded_emulator(state_path: Path, api: str = "soap"):
     if create_database(db_path):
         env().err(f"Created the emulator's demo database at {db_path}.")
     key = secrets.token_hex(20)  # lives only in this process: nothing to leak
-    if api == "rest":
-        raise UsageError("the built-in emulator does not speak REST yet; use --api soap with --emulator")
-    with Emulator(EmulatorConfig(encryption_key=key, db_path=db_path)) as running:
+    secret = secrets.token_hex(20)
+    with Emulator(EmulatorConfig(encryption_key=key, client_secret=secret, db_path=db_path)) as running:
+        if api == "rest":
+            from reconcile.remote.rest.config import RestCredentials
+
+            env().err(f"Using the built-in Marketo emulator's REST API at {running.rest_endpoint}.")
+            yield RestCredentials(base_url=running.rest_endpoint, identity_url=f"{running.rest_endpoint}/identity",
+                                  client_id=running.config.client_id, client_secret=secret)
+            return
         env().err(f"Applying to the built-in Marketo emulator at {running.endpoint}.")
         yield Credentials(endpoint=running.endpoint, user_id=running.config.user_id, encryption_key=key)
 
