@@ -48,12 +48,19 @@ def _write_leads(directory: Path, count: int, version: int) -> None:
     (directory / "leads.yaml").write_text("\n".join(lines) + "\n")
 
 
-def _env(emulator) -> dict:
-    env = dict(os.environ)
-    env.update(MARKETO_SOAP_ENDPOINT=emulator.endpoint, MARKETO_USER_ID=emulator.user_id,
-               MARKETO_ENCRYPTION_KEY=emulator.encryption_key, NO_COLOR="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+def _env(emulator, api: str = "soap") -> dict:
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("MARKETO_", "RECONCILE_"))}
+    if api == "rest":
+        env.update(MARKETO_REST_ENDPOINT=emulator.rest_endpoint, MARKETO_CLIENT_ID=emulator.config.client_id,
+                   MARKETO_CLIENT_SECRET=emulator.config.client_secret)
+    else:
+        env.update(MARKETO_SOAP_ENDPOINT=emulator.endpoint, MARKETO_USER_ID=emulator.user_id,
+                   MARKETO_ENCRYPTION_KEY=emulator.encryption_key)
+    env.update(NO_COLOR="1", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
     return env
+
+
+both_apis = pytest.mark.parametrize("api", ["soap", "rest"])
 
 
 def _apply(work: Path, env: dict, *extra: str) -> subprocess.Popen:
@@ -63,12 +70,13 @@ def _apply(work: Path, env: dict, *extra: str) -> subprocess.Popen:
 
 
 @requires_apply
+@both_apis
 def test_kill_9_at_20_random_moments_loses_and_duplicates_nothing(emulator_factory, tmp_path,
-                                                                  state_matches_emulator):
+                                                                  state_matches_emulator, api):
     # Marketo's rate limit is not under test here: 21 processes in ~20 s would exceed 100 calls / 20 s.
     emulator = emulator_factory(rate_calls=100_000)
     emulator.faults.latency = 0.04
-    env = _env(emulator)
+    env = _env(emulator, api)
     rng = random.Random(20240611)
     landed = recovered = taken_over = 0
     count = 60
@@ -114,12 +122,14 @@ def test_kill_9_at_20_random_moments_loses_and_duplicates_nothing(emulator_facto
     again = _apply(tmp_path, env)
     again.communicate(timeout=60)
     assert again.returncode == 0
+    assert {call.api for call in emulator.calls if call.operation == "write"} == {api}
 
 
 @requires_apply
-def test_two_concurrent_applies_one_is_locked_out(emulator, tmp_path, state_matches_emulator):
+@both_apis
+def test_two_concurrent_applies_one_is_locked_out(emulator, tmp_path, state_matches_emulator, api):
     emulator.faults.latency = 0.3
-    env = _env(emulator)
+    env = _env(emulator, api)
     _write_leads(tmp_path / "leads", 20, 0)
     first = _apply(tmp_path, env, "--batch-size", "5", "--concurrency", "1")
     lock_file = tmp_path / "reconcile.state.json.lock"
@@ -137,9 +147,10 @@ def test_two_concurrent_applies_one_is_locked_out(emulator, tmp_path, state_matc
 
 
 @requires_apply
-def test_sigterm_stops_gracefully_and_a_rerun_finishes(emulator, tmp_path, state_matches_emulator):
+@both_apis
+def test_sigterm_stops_gracefully_and_a_rerun_finishes(emulator, tmp_path, state_matches_emulator, api):
     emulator.faults.latency = 0.25
-    env = _env(emulator)
+    env = _env(emulator, api)
     _write_leads(tmp_path / "leads", 40, 0)
     process = _apply(tmp_path, env, "--batch-size", "5", "--concurrency", "2")
     journal = tmp_path / "reconcile.state.json.journal"
@@ -163,3 +174,4 @@ def test_sigterm_stops_gracefully_and_a_rerun_finishes(emulator, tmp_path, state
     state = load_state(tmp_path / "reconcile.state.json")
     assert len(state.leads) == 40
     state_matches_emulator(state, emulator)
+    assert {call.api for call in emulator.calls if call.operation == "write"} == {api}
