@@ -160,11 +160,13 @@ def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | N
 
     if api != "rest":
         return render.Calls()
-    from reconcile.apply.engine import record_for
-    from reconcile.remote.rest.payload import count_calls
+    from reconcile.apply import plan_batches
+    from reconcile.remote.rest.payload import group_of
 
-    records = [record_for(action) for action in plan.actions if action.kind != "unchanged" and action.sends_record]
-    return render.Calls("Sync Leads", count_calls(records, plan.batch_size, dedup_enabled, foreign_id_field))
+    field = foreign_id_field or "foreign-id-field"  # any name: only which records share a call matters
+    batches = plan_batches(plan, plan.batch_size, dedup_enabled,
+                           group_of=lambda record, dedup: group_of(record, dedup, field))
+    return render.Calls("Sync Leads", len(batches))
 
 
 @app.command("plan")
@@ -195,15 +197,49 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     from reconcile.core.planner import plan as make_plan
 
     desired, current = _load_inputs(leads, state)
+    current, recovery, state_hash = _preview_recovery(state, current)
     plan = make_plan(desired.leads, current)
     if out is not None:
-        planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads)
-    env().out(_render(plan, format, _calls(plan, api)))
+        planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
+                      state_hash=state_hash)
+    env().out(_with_recovery(_render(plan, format, _calls(plan, api)), recovery, format))
     if out is not None and format is OutputFormat.text:
         env().out(f"Saved the plan to {out}; apply it exactly with: reconcile apply {out}")
     if detailed_exitcode and plan.has_changes:
         return ExitStatus.CHANGES_PRESENT
     return ExitStatus.SUCCESS
+
+
+def _preview_recovery(state_path: Path, current):
+    """The state as apply will see it: a leftover journal replayed, read-only. Returns that state,
+    lines saying what the replay changes, and the hash the state file will have once apply has made
+    the replay durable (None when it stays as it is)."""
+    from reconcile import apply as applier
+    from reconcile.store.journal import journal_path
+    from reconcile.store.state import content_hash, serialize_state
+
+    if not journal_path(state_path).exists():
+        return current, [], None
+    recovered, report = applier.recover(state_path, commit=False)
+    lines = applier.recovery_lines(current, recovered, report)
+    state_hash = content_hash(serialize_state(recovered)) if report.activity and report.changed else None
+    return recovered, lines, state_hash
+
+
+def _with_recovery(rendered: str, lines: list[str], fmt: OutputFormat) -> str:
+    if not lines:
+        return rendered
+    if fmt is OutputFormat.json:
+        for line in lines:
+            env().err(f"warning: {line}")
+        return rendered
+    if fmt is OutputFormat.markdown:
+        from reconcile.core.render import fence_for
+
+        body = "\n".join(lines)
+        fence = fence_for(body)
+        return f"**Apply first recovers an interrupted apply's journal:**\n\n{fence}text\n{body}\n{fence}\n\n" + rendered
+    return "\n".join(lines) + "\n\n" + rendered
 
 
 @state_app.command("list")
@@ -274,7 +310,7 @@ def apply(
     MARKETO_REST_ENDPOINT (optional MARKETO_IDENTITY_ENDPOINT). SOAP: MARKETO_SOAP_ENDPOINT,
     MARKETO_USER_ID, MARKETO_ENCRYPTION_KEY. Without --api (or RECONCILE_API), the set present decides.
     """
-    from reconcile.apply import engine as applier
+    from reconcile import apply as applier
     from reconcile.store import lock
     from reconcile.store import planfile
     from reconcile.core.planner import plan as make_plan
@@ -317,7 +353,7 @@ def apply(
             transport = _make_transport(credentials, options.concurrency)
             stack.callback(transport.close)
         report = _run_apply(plan, current, state, transport, options)
-        env().out(report.summary())
+        env().out(report.summary("complete"))
         return ExitStatus.SUCCESS
 
 
@@ -354,7 +390,7 @@ def _rest_catalog(client, state_path: Path, refresh: bool = False):
 
 def _rest_transport(credentials, desired, plan, state_path: Path, options, foreign_id_field: str | None):
     """The REST transport, once the lead files are known to fit the instance's fields."""
-    from reconcile.apply.engine import record_for
+    from reconcile.apply import record_for
     from reconcile.remote.rest.transport import RestTransport
 
     from reconcile.remote.rest.payload import missing_foreign_id_field_message
@@ -430,7 +466,7 @@ def _make_transport(credentials, concurrency: int):
 
 
 def _print_event(event) -> None:
-    from reconcile.apply import engine as applier
+    from reconcile import apply as applier
 
     if isinstance(event, applier.JournalRecovered):
         env().err(f"warning: {event.report.summary()}")
@@ -447,7 +483,7 @@ def _run_apply(plan, current, state_path: Path, transport, options):
     import signal
     import threading
 
-    from reconcile.apply import engine as applier
+    from reconcile import apply as applier
 
     stop = threading.Event()
     progress = _Progress(total_records=plan.records_to_send, calls=plan.calls)
@@ -467,7 +503,7 @@ def _run_apply(plan, current, state_path: Path, transport, options):
         report = getattr(exc, "report", None)
         if report is not None:
             progress.close()
-            env().out(report.summary())
+            env().out(report.summary("interrupted" if exc.exit_status == ExitStatus.INTERRUPTED else "failed"))
         raise
     finally:
         progress.close()
@@ -492,7 +528,7 @@ class _Progress:
             self.bar.start()
 
     def update(self, event) -> None:
-        from reconcile.apply import engine as applier
+        from reconcile import apply as applier
 
         if not isinstance(event, applier.BatchAnswered):
             return
@@ -564,7 +600,7 @@ def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock ID a lock
 def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (Marketo keeps the lead).")],
              state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
     """Forget a lead from the state. Nothing is sent to Marketo."""
-    from reconcile.apply import engine as applier
+    from reconcile import apply as applier
     from reconcile.store import lock
     from reconcile.core.planner import forget
     from reconcile.store.state import with_leads, write_state

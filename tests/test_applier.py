@@ -10,7 +10,7 @@ import pytest
 
 from reconcile.emulator import soap_api
 from reconcile.remote.soap import envelope as soap
-from reconcile.apply.engine import (ApplyOptions, BatchAnswered, BatchSent, JournalRecovered, RecordsFailed,
+from reconcile.apply import (ApplyOptions, BatchAnswered, BatchSent, JournalRecovered, RecordsFailed,
                                StateWritten, apply_plan, plan_batches, record_for, recover_state)
 from reconcile.errors import (ExitStatus, Interrupted, Location, PartialApplyError, RemoteError, ResponseError,
                               StalePlanError, UsageError)
@@ -129,7 +129,7 @@ def test_example_flow_create_then_nothing_then_one_attribute(emulator, transport
     events = []
     report = run_apply(desired, state_path, transport, on_event=events.append)
     assert sorted(report.created) == ["email:em1000@etestd.marketo.net", "fsp:SFDC:1224191"]
-    assert report.updated == (f"id:{existing}",) and report.failed == ()
+    assert report.adopted == (f"id:{existing}",) and report.updated == () and report.failed == ()
     assert report.calls == 1 and report.state_serial == 1
     assert any(isinstance(e, BatchSent) for e in events) and any(isinstance(e, BatchAnswered) for e in events)
     state = load_state(state_path)
@@ -447,7 +447,7 @@ def test_no_dedup_resolved_by_declaring_the_lead_id(emulator, transport_for, lea
     fixed = [lead(i + 1, lead_id=ids[d.email], email=d.email, attributes=dict(d.attributes))
              for i, d in enumerate(desired)]
     report = run_apply(fixed, state_path, transport, dedup_enabled=False)
-    assert len(report.updated) == 2 and len(emulator.leads()) == 2
+    assert len(report.adopted) == 2 and len(emulator.leads()) == 2
     state_matches_emulator(load_state(state_path), emulator)
     assert not journal_path(state_path).exists()
 

@@ -166,7 +166,7 @@ def test_apply_emulator_twice_has_nothing_to_do(tmp_path: Path, monkeypatch: pyt
     monkeypatch.chdir(tmp_path)
     first = invoke("apply", "--emulator", "--auto-approve")
     assert first.exit_code == 0, first.stderr
-    assert "Apply complete: 5 created, 1 updated, 0 failed" in first.stdout
+    assert "Apply complete: 5 created, 0 updated, 1 adopted, 0 failed" in first.stdout
     database = json.loads((tmp_path / ".reconcile" / "emulator-db.json").read_text())
     assert len(database["leads"]) == 6
     assert state_leads(tmp_path)["id:1090238"]["leadId"] == 1090238

@@ -33,7 +33,7 @@ def test_plan_of_examples_against_empty_state(workspace: Path) -> None:
     result = invoke("plan", "--detailed-exitcode")
     assert result.exit_code == 2
     assert result.stdout.rstrip().endswith(
-        "Plan: 6 to create, 0 to update, 0 orphaned, 0 unchanged; 1 syncMultipleLeads call.")
+        "Plan: 5 to create, 1 to adopt, 0 to update, 0 orphaned, 0 unchanged; 1 syncMultipleLeads call.")
     assert not (workspace / "reconcile.state.json").exists(), "plan never creates the state"
 
 
@@ -46,11 +46,12 @@ def test_plan_colour_only_on_a_tty_and_never_with_no_color(workspace: Path) -> N
 def test_plan_json_and_markdown(workspace: Path) -> None:
     data = json.loads(invoke("plan", "--format", "json").stdout)
     assert data["format_version"] == 1
-    assert data["summary"] == {"create": 6, "update": 0, "unchanged": 0, "orphaned": 0}
+    assert data["summary"] == {"create": 5, "update": 0, "unchanged": 0, "orphaned": 0, "adopt": 1}
     assert len(data["actions"]) == 6 and data["calls"] == 1
     markdown = invoke("plan", "--format", "markdown").stdout
-    assert "| 6 | 0 | 0 | 0 | 1 |" in markdown
-    assert "<details><summary>6 to create</summary>" in markdown
+    assert "| Create | Adopt | Update |" in markdown and "| 5 | 1 | 0 | 0 | 0 | 1 |" in markdown
+    assert "<details><summary>5 to create</summary>" in markdown
+    assert "<details><summary>1 to adopt</summary>" in markdown
 
 
 def test_plan_out_records_input_fingerprints(workspace: Path) -> None:
@@ -61,7 +62,7 @@ def test_plan_out_records_input_fingerprints(workspace: Path) -> None:
     inputs = saved["inputs"]
     assert inputs["state_serial"] == 0 and inputs["state_hash"].startswith("sha256:")
     assert inputs["lead_files_hash"].startswith("sha256:") and len(inputs["lead_files"]) == 4
-    assert saved["plan"]["summary"]["create"] == 6
+    assert saved["plan"]["summary"]["create"] == 5 and saved["plan"]["summary"]["adopt"] == 1
 
 
 def test_usage_errors_exit_64(workspace: Path) -> None:

@@ -29,7 +29,7 @@ def test_plan_case(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     as_json = invoke("plan", "--format", "json", "--detailed-exitcode")
     plan = json.loads(as_json.stdout)
     # Orphans are reported but apply does nothing about them, so they are not "changes present".
-    assert as_json.exit_code == (2 if plan["summary"]["create"] + plan["summary"]["update"] else 0)
+    assert as_json.exit_code == (2 if plan["summary"]["create"] + plan["summary"]["adopt"] + plan["summary"]["update"] else 0)
     assert_golden(as_json.stdout, case_dir / "plan.json")
 
     after = (case_dir / "reconcile.state.json").read_bytes() if (case_dir / "reconcile.state.json").exists() else None

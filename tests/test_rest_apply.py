@@ -157,7 +157,7 @@ def test_skipped_record_exits_5_and_stays_pending(tmp_path: Path, emulator) -> N
     assert list(state.leads) == ["email:real@example.com"]
     plan = invoke("plan", "--leads", str(work / "leads"), "--state", str(work / "reconcile.state.json"),
                   environ=rest_env(emulator))
-    assert "Plan: 1 to create" in plan.stdout
+    assert "1 to adopt" in plan.stdout and "id:999999 will be adopted" in plan.stdout
 
 
 def test_daily_quota_607_exits_4_with_the_reset_time(tmp_path: Path, emulator) -> None:

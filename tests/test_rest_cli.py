@@ -60,7 +60,7 @@ def test_plan_counts_one_rest_call_per_lookup_key(workspace: Path) -> None:
     rest = invoke("plan", environ=REST_ENV)
     assert rest.exit_code == 0, rest.stderr
     # email leads, the leadId lead and the foreign-ID lead travel in three separate calls
-    assert rest.stdout.rstrip().endswith("Plan: 4 to create, 0 to update, 0 orphaned, 0 unchanged; "
+    assert rest.stdout.rstrip().endswith("Plan: 3 to create, 1 to adopt, 0 to update, 0 orphaned, 0 unchanged; "
                                          "3 Sync Leads calls.")
     soap = invoke("plan", environ=SOAP_ENV)
     assert soap.stdout.rstrip().endswith("; 1 syncMultipleLeads call.")

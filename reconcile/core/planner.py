@@ -7,13 +7,14 @@ planning again after an apply finds nothing to do (the property tests check exac
 from __future__ import annotations
 
 from operator import attrgetter, itemgetter
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from reconcile.core.gcpause import gc_paused
 from reconcile.core.model import (CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
                              KeyChange, Lead, Plan, State, StateLead)
 
 _MISSING = object()
+ADOPT = "adopt"  # a summary count: creates that adopt an existing lead by its declared leadId
 
 
 class _StateIndex:
@@ -172,6 +173,21 @@ def _key_changes(lead: Lead, recorded: StateLead) -> tuple[KeyChange, ...]:
         if recorded_email is None or (email != recorded_email and email.lower() != recorded_email.lower()):
             changes.append(KeyChange("email", recorded_email, email))
     return tuple(changes) if changes else ()
+
+
+def is_adoption(action: Action) -> bool:
+    """A create of a lead that declares its leadId: it takes an existing Marketo lead under management
+    (Marketo updates it) rather than making a new one. Plans and applies count these apart."""
+    return action.kind == CREATE and action.lead is not None and action.lead.lead_id is not None
+
+
+def summary_counts(plan: Plan) -> dict[str, int]:
+    """The plan's counts by kind, with adoptions counted as `adopt` instead of `create`."""
+    counts = dict(plan.summary)
+    adopt = sum(1 for action in plan.actions if is_adoption(action))
+    counts[CREATE] -= adopt
+    counts[ADOPT] = adopt
+    return counts
 
 
 def recorded_lead(action: Action, lead_id: int | None, synced_at: str) -> StateLead:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
+from reconcile.core.planner import ADOPT, is_adoption, summary_counts
 
 PLAN_FORMAT_VERSION = 1
 
@@ -38,9 +39,10 @@ class Calls:
 
 
 def summary_line(plan: Plan, calls: Calls = Calls()) -> str:
-    s = plan.summary
+    s = summary_counts(plan)
     count = calls.of(plan)
-    return (f"Plan: {s[CREATE]} to create, {s[UPDATE]} to update, {s[ORPHANED]} orphaned, "
+    adopt = f"{s[ADOPT]} to adopt, " if s[ADOPT] else ""  # adoptions update a lead that exists already
+    return (f"Plan: {s[CREATE]} to create, {adopt}{s[UPDATE]} to update, {s[ORPHANED]} orphaned, "
             f"{s[UNCHANGED]} unchanged; {count} {calls.name} call{'' if count == 1 else 's'}.")
 
 
@@ -134,7 +136,7 @@ def action_to_json(action: Action) -> dict[str, Any]:
 
 def plan_to_json(plan: Plan, calls: Calls = Calls()) -> dict[str, Any]:
     """The versioned JSON form. Unchanged leads are counted in `summary` but not listed."""
-    return {"format_version": PLAN_FORMAT_VERSION, "summary": plan.summary, "calls": calls.of(plan),
+    return {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan), "calls": calls.of(plan),
             "records_to_send": plan.records_to_send, "batch_size": plan.batch_size,
             "actions": [action_to_json(a) for a in plan.actions if a.kind != UNCHANGED]}
 
@@ -143,26 +145,33 @@ def render_json(plan: Plan, calls: Calls = Calls()) -> str:
     return json.dumps(plan_to_json(plan, calls), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
-def _fence(body: str) -> str:
+def fence_for(body: str) -> str:
+    """A Markdown code fence longer than any run of backticks in `body`."""
     longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
     return "`" * max(3, longest + 1)
 
 
+def _section_of(action: Action) -> str:
+    return ADOPT if is_adoption(action) else action.kind
+
+
 def render_markdown(plan: Plan, calls: Calls = Calls()) -> str:
-    s = plan.summary
+    s = summary_counts(plan)
+    adopt_head, adopt_rule, adopt_cell = ("Adopt | ", "---:|", f"{s[ADOPT]} | ") if s[ADOPT] else ("", "", "")
     out = ["### reconcile plan", "",
-           f"| Create | Update | Orphaned | Unchanged | {calls.name} calls |",
-           "|---:|---:|---:|---:|---:|",
-           f"| {s[CREATE]} | {s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {calls.of(plan)} |", ""]
+           f"| Create | {adopt_head}Update | Orphaned | Unchanged | {calls.name} calls |",
+           f"|---:|{adopt_rule}---:|---:|---:|---:|",
+           f"| {s[CREATE]} | {adopt_cell}{s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {calls.of(plan)} |", ""]
     if not plan.has_changes and not s[ORPHANED]:
         out.append("No changes. Marketo matches the lead files.")
-    sections = ((CREATE, "to create"), (UPDATE, "to update"), (ORPHANED, "orphaned (kept in Marketo)"))
+    sections = ((CREATE, "to create"), (ADOPT, "to adopt"), (UPDATE, "to update"),
+                (ORPHANED, "orphaned (kept in Marketo)"))
     for kind, title in sections:
-        actions = [a for a in plan.actions if a.kind == kind]
+        actions = [a for a in plan.actions if _section_of(a) == kind]
         if not actions:
             continue
         body = "\n\n".join("\n".join(_action_lines(a, lambda _code, text: text)) for a in actions)
-        fence = _fence(body)
+        fence = fence_for(body)
         out += [f"<details><summary>{len(actions)} {title}</summary>", "", f"{fence}diff", body, fence, "",
                 "</details>", ""]
     out.append(f"_{summary_line(plan, calls)}_")

@@ -76,7 +76,20 @@ class TransportStats:
 
 @runtime_checkable
 class Transport(Protocol):
-    """What the apply engine needs from a Marketo API."""
+    """What the apply engine needs from a Marketo API.
+
+    Optional members, looked up with `getattr` (a transport without them, like SOAP's, is batched by
+    record count alone):
+
+    - ``group_of(record, dedup_enabled) -> Hashable``: records of different groups never share a
+      call (REST: one `action`/`lookupField` per call, which depend on the record's key).
+    - ``size_of(record) -> int`` with ``max_call_bytes: int``: the records of one call add up to at
+      most `max_call_bytes` (leave room for the call's own framing). A record bigger than that on its
+      own still gets a call, for the transport to refuse.
+
+    Whatever the grouping, records that reach one Marketo lead (same Id, same foreign ID, or the
+    same email with dedup) are never in two concurrent calls.
+    """
 
     #: the call's name as users know it, for plan and apply output ("syncMultipleLeads", "Sync Leads")
     call_name: str

@@ -15,6 +15,11 @@ Lines::
     {"type": "result", "batch": 3, "results": [{"identity", "state_key", "status", "leadId",
                                                 "error", "lead": {<state record>} | null}, ...]}
     {"type": "failed", "batch": 3, "outcome": "not_sent" | "rejected" | "unknown", "error": "..."}
+    {"type": "revoked", "batch": 5, "error": "...", "records": [{"identity", "state_key"}, ...],
+     "restore": {<state key>: {<state record>} | null, ...}}
+
+``revoked`` takes back results recorded earlier in the same apply (an answer of a later call gave
+their lead ID to another lead): the state keys in ``restore`` get back the records they had before.
 
 ``carried`` keeps unknown-outcome records of an earlier, interrupted apply that a plain resend could
 duplicate (no Marketo ID): they stay in the journal until a later apply resolves them.
@@ -27,7 +32,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from reconcile.errors import Location, StateError
 from reconcile.core.model import State, StateLead
@@ -135,14 +140,15 @@ class ResultEntry:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ResultEntry":
         raw = data.get("lead")
-        lead = None
-        if raw is not None:
-            lead = StateLead(lead_id=raw.get("leadId"), email=raw.get("email"),
-                             foreign_sys_person_id=raw.get("foreignSysPersonId"),
-                             foreign_sys_type=raw.get("foreignSysType"),
-                             attributes=dict(raw.get("attributes") or {}), synced_at=raw.get("syncedAt"))
+        lead = _lead_from_json(raw) if raw is not None else None
         return cls(identity=str(data["identity"]), state_key=data.get("state_key"), status=str(data["status"]),
                    lead_id=data.get("leadId"), error=data.get("error"), lead=lead)
+
+
+def _lead_from_json(raw: Mapping[str, Any]) -> StateLead:
+    return StateLead(lead_id=raw.get("leadId"), email=raw.get("email"),
+                     foreign_sys_person_id=raw.get("foreignSysPersonId"), foreign_sys_type=raw.get("foreignSysType"),
+                     attributes=dict(raw.get("attributes") or {}), synced_at=raw.get("syncedAt"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,6 +198,15 @@ class Journal:
         if outcome not in (NOT_SENT, REJECTED, UNKNOWN):
             raise ValueError(f"unknown batch outcome {outcome!r}")
         self._append({"type": "failed", "batch": batch, "outcome": outcome, "error": error})
+
+    def revoked(self, batch: int, revoked: Sequence[tuple[str, str | None]],
+                restore: Mapping[str, StateLead | None], error: str) -> None:
+        """Take back results journaled earlier: (identity, state_key) pairs, and the records their
+        state keys held before this apply (None: no record)."""
+        self._append({"type": "revoked", "batch": batch, "error": error,
+                      "records": [{"identity": identity, "state_key": key} for identity, key in revoked],
+                      "restore": {key: lead_to_json(lead) if lead is not None else None
+                                  for key, lead in restore.items()}})
 
     def close(self) -> None:
         if self._handle is not None:
@@ -283,13 +298,20 @@ def _read_lines(path: Path) -> tuple[list[dict[str, Any]], bool]:
                 raise ValueError("not a journal record")
         except (ValueError, UnicodeDecodeError):
             is_last = all(not rest.strip() for rest in lines[number:])
-            if is_last and not raw.endswith(b"\n"):
+            if is_last and not raw.endswith(b"\n") and _could_be_torn(line):
                 torn = True  # the crash cut the last append short: that batch was never acted on
                 break
             raise StateError(f"journal line {number} is corrupt; move the file aside and check the leads "
                              "of the interrupted apply in Marketo", Location(str(path), number)) from None
         records.append(record)
     return records, torn
+
+
+def _could_be_torn(line: bytes) -> bool:
+    """Whether `line` may be the start of an append cut short: our lines are JSON objects, and a
+    crash may also leave the end of a file zero-filled. Anything else was written by someone else."""
+    text = line.rstrip(b"\0")
+    return not text.strip() or text.lstrip().startswith(b"{")
 
 
 def recover(state_path: Path | str) -> tuple[State, RecoveryReport]:
@@ -312,66 +334,88 @@ def recover(state_path: Path | str) -> tuple[State, RecoveryReport]:
         raise StateError(f"journal version {begin.get('version')!r} is not understood by this reconcile",
                          Location(str(path), 1))
     state = _state_for(state_path, begin, path)
-    started = begin.get("started")
-
-    unknown: dict[str, UnknownOutcome] = {}
-    for raw in begin.get("carried") or []:
-        carried = UnknownOutcome.from_json(raw)
-        unknown[carried.identity] = carried
-    inflight: dict[int, tuple[list[JournalEntry], bool]] = {}
-    settled: set[int] = set()
-    leads = dict(state.leads)
-    recorded: list[str] = []
-    recorded_set: set[str] = set()
-    failed: list[tuple[str, str]] = []
-    answered = 0
+    replay = _Replay(state, begin)
     try:
         for record in records[1:]:
-            kind = record["type"]
-            if kind == "inflight":
-                entries = [JournalEntry.from_json(e) for e in record["records"]]
-                inflight[int(record["batch"])] = (entries, bool(record.get("dedup", True)))
-            elif kind == "result":
-                batch = int(record["batch"])
-                settled.add(batch)
-                answered += 1
-                for item in record["results"]:
-                    result = ResultEntry.from_json(item)
-                    if result.lead is not None:
-                        if result.state_key is not None and result.state_key != result.identity:
-                            leads.pop(result.state_key, None)
-                        leads[result.identity] = result.lead
-                        recorded.append(result.identity)
-                        recorded_set.add(result.identity)
-                        unknown.pop(result.identity, None)
-                    else:
-                        failed.append((result.identity, result.error or result.status))
-            elif kind == "failed":
-                batch = int(record["batch"])
-                if record.get("outcome") in (NOT_SENT, REJECTED):
-                    settled.add(batch)
-            # unknown record types from a newer writer are skipped
+            replay.apply(record)
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"journal is malformed ({exc}); move it aside and check the leads of the "
                          "interrupted apply in Marketo", Location(str(path))) from None
+    return replay.finish(path, torn)
 
-    unanswered = 0
-    for batch in sorted(inflight):
-        if batch in settled:
-            continue
-        unanswered += 1
-        entries, dedup = inflight[batch]
-        for entry in entries:
-            if entry.identity not in recorded_set:
-                unknown[entry.identity] = UnknownOutcome(entry=entry, batch=batch, dedup_enabled=dedup,
-                                                         started=started)
-    changed = leads != dict(state.leads)
-    new_state = with_leads(state, leads) if changed else state
-    report = RecoveryReport(found=True, path=path, started=started, recorded=tuple(dict.fromkeys(recorded)),
-                            failed=tuple(failed), unknown=tuple(unknown[k] for k in sorted(unknown)),
-                            changed=changed, torn_tail=torn, batches_answered=answered,
-                            batches_unknown=unanswered)
-    return new_state, report
+
+class _Replay:
+    """A journal's records played onto the state, one at a time."""
+
+    def __init__(self, state: State, begin: Mapping[str, Any]):
+        self.state = state
+        self.started = begin.get("started")
+        self.unknown: dict[str, UnknownOutcome] = {}
+        for raw in begin.get("carried") or []:
+            carried = UnknownOutcome.from_json(raw)
+            self.unknown[carried.identity] = carried
+        self.inflight: dict[int, tuple[list[JournalEntry], bool]] = {}
+        self.settled: set[int] = set()
+        self.leads = dict(state.leads)
+        self.recorded: dict[str, None] = {}  # identities, in the order first recorded
+        self.failed: list[tuple[str, str]] = []
+        self.answered = 0
+
+    def apply(self, record: Mapping[str, Any]) -> None:
+        kind = record["type"]
+        if kind == "inflight":
+            entries = [JournalEntry.from_json(e) for e in record["records"]]
+            self.inflight[int(record["batch"])] = (entries, bool(record.get("dedup", True)))
+        elif kind == "result":
+            self.settled.add(int(record["batch"]))
+            self.answered += 1
+            for item in record["results"]:
+                self._result(ResultEntry.from_json(item))
+        elif kind == "failed":
+            if record.get("outcome") in (NOT_SENT, REJECTED):
+                self.settled.add(int(record["batch"]))
+        elif kind == "revoked":
+            error = str(record.get("error") or "revoked")
+            for item in record["records"]:
+                identity = str(item["identity"])
+                self.recorded.pop(identity, None)
+                self.failed.append((identity, error))
+            for key, raw in dict(record["restore"]).items():
+                if raw is None:
+                    self.leads.pop(key, None)
+                else:
+                    self.leads[key] = _lead_from_json(raw)
+        # unknown record types from a newer writer are skipped
+
+    def _result(self, result: ResultEntry) -> None:
+        if result.lead is None:
+            self.failed.append((result.identity, result.error or result.status))
+            return
+        if result.state_key is not None and result.state_key != result.identity:
+            self.leads.pop(result.state_key, None)
+        self.leads[result.identity] = result.lead
+        self.recorded.setdefault(result.identity, None)
+        self.unknown.pop(result.identity, None)
+
+    def finish(self, path: Path, torn: bool) -> tuple[State, RecoveryReport]:
+        unanswered = 0
+        for batch in sorted(self.inflight):
+            if batch in self.settled:
+                continue
+            unanswered += 1
+            entries, dedup = self.inflight[batch]
+            for entry in entries:
+                if entry.identity not in self.recorded:
+                    self.unknown[entry.identity] = UnknownOutcome(entry=entry, batch=batch, dedup_enabled=dedup,
+                                                                  started=self.started)
+        changed = self.leads != dict(self.state.leads)
+        new_state = with_leads(self.state, self.leads) if changed else self.state
+        report = RecoveryReport(found=True, path=path, started=self.started, recorded=tuple(self.recorded),
+                                failed=tuple(self.failed),
+                                unknown=tuple(self.unknown[k] for k in sorted(self.unknown)),
+                                changed=changed, torn_tail=torn, batches_answered=self.answered,
+                                batches_unknown=unanswered)
+        return new_state, report
 
 
 def _state_for(state_path: Path, begin: Mapping[str, Any], path: Path) -> State:
@@ -391,7 +435,8 @@ def _state_for(state_path: Path, begin: Mapping[str, Any], path: Path) -> State:
 
 
 def commit_recovery(state_path: Path | str, state: State, report: RecoveryReport,
-                    keep_unknown: Iterable[UnknownOutcome] | None = None) -> None:
+                    keep_unknown: Iterable[UnknownOutcome] | None = None,
+                    write: Callable[[Path, State], None] = write_state) -> None:
     """Make a recovery durable: write `state` if it changed, then replace the journal.
 
     Unknown outcomes that a resend could duplicate (sent without a Marketo ID) are carried into a
@@ -401,7 +446,7 @@ def commit_recovery(state_path: Path | str, state: State, report: RecoveryReport
         return
     state_path = Path(state_path)
     if report.changed:
-        write_state(state_path, state)
+        write(state_path, state)
     carry = list(report.may_have_created if keep_unknown is None else keep_unknown)
     if not carry:
         remove_journal(state_path)

@@ -33,12 +33,15 @@ class SavedPlan:
     plan: dict
 
 
-def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, leads_dir: Path) -> None:
+def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, leads_dir: Path,
+         state_hash: str | None = None) -> None:
+    """`state_hash`: the hash the state file will have when the plan is applied, if not its current one
+    (a leftover journal that apply replays first)."""
     data = {"kind": PLAN_FILE_KIND, "format_version": PLAN_FILE_VERSION, "reconcile_version": __version__,
             "inputs": {"leads_dir": leads_dir.as_posix(), "lead_files": list(desired.files),
                        "lead_files_hash": desired.files_hash, "state_path": state_path.as_posix(),
                        "state_lineage": state.lineage, "state_serial": state.serial,
-                       "state_hash": state_file_hash(state_path)},
+                       "state_hash": state_hash or state_file_hash(state_path)},
             "plan": plan_to_json(plan)}
     write_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 

@@ -104,13 +104,3 @@ def size_of(record: LeadRecord, names: FieldNames) -> int:
 
 # The envelope around the records: `{"action":"createOrUpdate","lookupField":"...","input":[]}`.
 ENVELOPE_BYTES = 256
-
-
-def count_calls(records: Sequence[LeadRecord], batch_size: int, dedup_enabled: bool,
-                foreign_id_field: str | None) -> int:
-    """How many Sync Leads calls `records` need: groups never share a call."""
-    per_group: dict[Group, int] = {}
-    for record in records:
-        group = group_of(record, dedup_enabled, foreign_id_field or "foreign-id")
-        per_group[group] = per_group.get(group, 0) + 1
-    return sum(-(-count // batch_size) for count in per_group.values())

@@ -1,0 +1,146 @@
+"""From a plan to calls: one wire-neutral LeadRecord per action that sends, grouped into batches.
+
+Pure functions. A batch is one call. Records that would reach the same Marketo lead never share a
+batch nor run in two concurrent calls: they go to a later *wave*, sent after every call of the
+earlier waves is answered. A transport may add its own rules (see `reconcile.remote.base.Transport`):
+records of different groups never share a call, and a call stays under a size in bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Hashable, Sequence
+
+from reconcile.core.model import CREATE, MAX_BATCH_SIZE, UPDATE, Action, Lead, Plan
+from reconcile.core.records import LeadRecord
+
+__all__ = ["Batch", "GroupOf", "SizeOf", "record_for", "plan_batches", "conflict_keys"]
+
+GroupOf = Callable[[LeadRecord, bool], Hashable]
+SizeOf = Callable[[LeadRecord], int]
+
+
+def record_for(action: Action) -> LeadRecord:
+    """The LeadRecord that applies `action` (a create, or an update that sends something).
+
+    create: the declared keys — `Id` if a leadId is declared, else ForeignSysPersonId/Type and/or
+    Email — with every declared attribute (None clears the field). Keyed by Id or foreign ID, the
+    declared email is sent as an `Email` attribute (Marketo does not update the email from the key).
+    update of a lead with a known leadId: keyed by `Id` only, with only the changed attributes, plus
+    `Email` as an attribute when the email changed and ForeignSysPersonId/Type when the foreign ID
+    changed. update without a known leadId: the declared keys, with the changed attributes.
+    """
+    lead = action.lead
+    if lead is None or action.kind not in (CREATE, UPDATE):
+        raise ValueError(f"{action.identity}: a {action.kind} action sends no record")
+    if action.kind == CREATE:
+        return _declared_keys(lead, list(lead.attributes.items()), email_attribute=True)
+    changed = [(change.name, change.new) for change in action.attribute_changes]
+    key_names = {change.name for change in action.key_changes}
+    email_changed = "email" in key_names and lead.email is not None
+    if action.known_lead_id is not None:
+        fsp_changed = bool(key_names & {"foreignSysPersonId", "foreignSysType"}) \
+            and lead.foreign_sys_person_id is not None
+        attributes = changed + ([("Email", lead.email)] if email_changed else [])
+        return LeadRecord(lead_id=action.known_lead_id,
+                          foreign_sys_person_id=lead.foreign_sys_person_id if fsp_changed else None,
+                          foreign_sys_type=lead.effective_foreign_sys_type if fsp_changed else None,
+                          attributes=tuple(attributes))
+    return _declared_keys(lead, changed, email_attribute=email_changed)
+
+
+def _declared_keys(lead: Lead, attributes: list, *, email_attribute: bool) -> LeadRecord:
+    def with_email() -> tuple:
+        if email_attribute and lead.email is not None and not any(name == "Email" for name, _ in attributes):
+            return tuple(attributes) + (("Email", lead.email),)
+        return tuple(attributes)
+
+    if lead.lead_id is not None:
+        return LeadRecord(lead_id=lead.lead_id, foreign_sys_person_id=lead.foreign_sys_person_id,
+                          foreign_sys_type=lead.effective_foreign_sys_type, attributes=with_email())
+    if lead.foreign_sys_person_id is not None:
+        return LeadRecord(email=lead.email, foreign_sys_person_id=lead.foreign_sys_person_id,
+                          foreign_sys_type=lead.effective_foreign_sys_type, attributes=with_email())
+    return LeadRecord(email=lead.email, attributes=tuple(attributes))
+
+
+@dataclass(frozen=True)
+class Batch:
+    number: int  # 1-based, in sending order
+    wave: int  # batches of a later wave are sent only after every earlier one is answered
+    indexes: tuple[int, ...]  # positions of the actions in the plan
+    actions: tuple[Action, ...]
+    records: tuple[LeadRecord, ...]
+
+
+def conflict_keys(action: Action, record: LeadRecord, dedup_enabled: bool) -> list[tuple]:
+    """The ways `record` can reach a Marketo lead: two records sharing one never run at once."""
+    keys: list[tuple] = [("identity", action.identity)]
+    if record.lead_id is not None:
+        keys.append(("id", record.lead_id))
+    if record.foreign_sys_person_id is not None:
+        keys.append(("fsp", record.foreign_sys_type or "CUSTOM", record.foreign_sys_person_id))
+    elif record.lead_id is None and record.email is not None and dedup_enabled:
+        keys.append(("email", record.email.lower()))  # email-keyed records dedupe on the email
+    return keys
+
+
+_Item = tuple[int, Action, LeadRecord]
+
+
+def _waves(plan: Plan, dedup_enabled: bool) -> dict[int, list[_Item]]:
+    waves: dict[int, list[_Item]] = {}
+    last_wave: dict[tuple, int] = {}
+    for index, action in enumerate(plan.actions):
+        if not action.sends_record:
+            continue
+        record = record_for(action)
+        keys = conflict_keys(action, record, dedup_enabled)
+        wave = max((last_wave[k] + 1 for k in keys if k in last_wave), default=0)
+        for key in keys:
+            last_wave[key] = wave
+        waves.setdefault(wave, []).append((index, action, record))
+    return waves
+
+
+def _chunks(items: Sequence[_Item], batch_size: int, size_of: SizeOf | None,
+            max_call_bytes: int | None) -> list[list[_Item]]:
+    """Consecutive runs of at most `batch_size` items; with a size limit, a run closes before it would
+    pass `max_call_bytes` (a single record over the limit still gets a call of its own)."""
+    chunks: list[list[_Item]] = []
+    current: list[_Item] = []
+    used = 0
+    for item in items:
+        size = size_of(item[2]) if size_of is not None and max_call_bytes is not None else 0
+        if current and (len(current) >= batch_size or (max_call_bytes is not None and used + size > max_call_bytes)):
+            chunks.append(current)
+            current, used = [], 0
+        current.append(item)
+        used += size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def plan_batches(plan: Plan, batch_size: int = MAX_BATCH_SIZE, dedup_enabled: bool = True, *,
+                 group_of: GroupOf | None = None, size_of: SizeOf | None = None,
+                 max_call_bytes: int | None = None) -> list[Batch]:
+    """The calls that apply `plan`: at most `batch_size` records each, a lead never twice in a call.
+
+    Records that would reach the same Marketo lead (same Id, same foreign ID, or — with dedup — the
+    same email as the only key) go to a later wave, sent after the earlier one is answered.
+    `group_of(record, dedup_enabled)`: records of different groups never share a call (groups keep the
+    order in which they first appear). `size_of(record)` with `max_call_bytes`: the records' sizes in
+    one call add up to at most `max_call_bytes`.
+    """
+    batches: list[Batch] = []
+    waves = _waves(plan, dedup_enabled)
+    for wave in sorted(waves):
+        groups: dict[Hashable, list[_Item]] = {}
+        for item in waves[wave]:
+            groups.setdefault(group_of(item[2], dedup_enabled) if group_of is not None else None, []).append(item)
+        for items in groups.values():
+            for chunk in _chunks(items, batch_size, size_of, max_call_bytes):
+                batches.append(Batch(number=len(batches) + 1, wave=wave, indexes=tuple(i for i, _, _ in chunk),
+                                     actions=tuple(a for _, a, _ in chunk), records=tuple(r for _, _, r in chunk)))
+    return batches

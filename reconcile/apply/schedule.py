@@ -1,0 +1,188 @@
+"""Sending batches: waves, concurrency, build-ahead and stopping.
+
+Up to `concurrency` calls are in flight at once; a batch of a later wave is sent only when every
+call of the earlier waves has been answered; while calls are on the network the next call is built
+(envelope XML, validation), so that work overlaps the wait. A stop request (Ctrl-C, SIGTERM) or a
+fatal error sends nothing more and waits a while for the answers of the calls in flight.
+
+The scheduler knows nothing of journals or state: it asks its owner before each send and hands each
+finished call back, all on the thread that called `run`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+from reconcile.apply.batches import Batch
+from reconcile.apply.events import ApplyEvent, BatchRetrying, BatchSent
+from reconcile.apply.options import ApplyOptions
+
+__all__ = ["DaemonPool", "Scheduler", "SendOutcome", "BatchHandler"]
+
+_POLL = 0.1
+_FATAL_GRACE = 3600.0  # after a fatal error, answers in flight are still worth recording
+
+
+class DaemonPool:
+    """A minimal thread pool of daemon threads: an interrupted apply never waits at exit for a call."""
+
+    def __init__(self, workers: int):
+        self._workers = workers
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        self._queue.put((future, fn, args))
+        if len(self._threads) < self._workers:
+            thread = threading.Thread(target=self._run, name=f"reconcile-apply-{len(self._threads) + 1}",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # delivered to the applying thread
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+
+
+class BatchHandler(Protocol):
+    """What the scheduler's owner does around each call (all on the applying thread)."""
+
+    def before_send(self, batch: Batch) -> None: ...
+
+    def finished(self, batch: Batch, future: Future) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def emit(self, event: ApplyEvent) -> None: ...
+
+
+@dataclass
+class SendOutcome:
+    not_sent: list[Batch] = field(default_factory=list)  # never handed to the transport
+    unanswered: list[Batch] = field(default_factory=list)  # sent, no answer within the grace period
+
+
+class Scheduler:
+    def __init__(self, transport: Any, options: ApplyOptions, handler: BatchHandler,
+                 monotonic: Callable[[], float], stop: threading.Event):
+        self.transport = transport
+        self.options = options
+        self.handler = handler
+        self.monotonic = monotonic
+        self.stop = stop
+        self.halt = threading.Event()  # no new attempts: a stop request or a fatal error
+        self.interrupted = False
+        self.first_error: BaseException | None = None
+        self._events: "queue.SimpleQueue[ApplyEvent]" = queue.SimpleQueue()  # from the worker threads
+        self._prepare = getattr(transport, "prepare", None)
+
+    def fail(self, error: BaseException) -> None:
+        """A fatal error: remember the first, send nothing more."""
+        if self.first_error is None:
+            self.first_error = error
+        self.halt.set()
+
+    def drain_events(self) -> None:
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            self.handler.emit(event)
+
+    def run(self, batches: Sequence[Batch]) -> SendOutcome:
+        pool = DaemonPool(self.options.concurrency)
+        pending: deque[Batch] = deque(batches)
+        inflight: dict[Future, Batch] = {}
+        try:
+            try:
+                self._send_all(pool, pending, inflight)
+            except KeyboardInterrupt:
+                self.interrupted = True
+            except Exception as exc:  # e.g. an envelope that fails the XSD (a bug) or a journal write
+                self.fail(exc)
+            self.halt.set()
+            unanswered = self._wind_down(inflight)
+        finally:
+            pool.shutdown()
+            self.drain_events()
+        return SendOutcome(not_sent=list(pending), unanswered=unanswered)
+
+    def _send_all(self, pool: DaemonPool, pending: deque[Batch], inflight: dict[Future, Batch]) -> None:
+        prepared: dict[int, Any] = {}
+        while pending or inflight:
+            if self.stop.is_set() and not self.interrupted:
+                self.interrupted = True
+                self.halt.set()
+            if self.halt.is_set():
+                return
+            while pending and len(inflight) < self.options.concurrency and not self.halt.is_set() \
+                    and all(b.wave >= pending[0].wave for b in inflight.values()):
+                batch = pending[0]
+                call = prepared.pop(batch.number, None)
+                if call is None:
+                    call = self._build(batch)
+                self.handler.before_send(batch)
+                pending.popleft()
+                inflight[pool.submit(self._send_one, batch, call)] = batch
+                self.handler.emit(BatchSent(batch=batch.number, records=len(batch.records)))
+            if pending and self._prepare is not None and pending[0].number not in prepared \
+                    and not self.halt.is_set():
+                prepared[pending[0].number] = self._build(pending[0])  # overlaps the calls in flight
+            if inflight:
+                self._collect(inflight, _POLL)
+                self.handler.tick()
+
+    def _collect(self, inflight: dict[Future, Batch], timeout: float) -> None:
+        done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+        self.drain_events()
+        for future in sorted(done, key=lambda f: inflight[f].number):
+            self.handler.finished(inflight.pop(future), future)
+
+    def _wind_down(self, inflight: dict[Future, Batch]) -> list[Batch]:
+        """After a stop or a fatal error: collect the answers still coming, within limits."""
+        deadline = self.monotonic() + (self.options.stop_grace if self.interrupted else _FATAL_GRACE)
+        try:
+            while inflight:
+                remaining = deadline - self.monotonic()
+                if remaining <= 0:
+                    break
+                self._collect(inflight, min(_POLL, remaining))
+                if self.stop.is_set() and not self.interrupted:
+                    self.interrupted = True
+                    deadline = min(deadline, self.monotonic() + self.options.stop_grace)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        return sorted(inflight.values(), key=lambda b: b.number)
+
+    def _build(self, batch: Batch) -> Any:
+        if self._prepare is None:
+            return batch.records
+        return self._prepare(batch.records, self.options.dedup_enabled)
+
+    def _send_one(self, batch: Batch, call: Any) -> Any:
+        def on_retry(info: Any) -> None:
+            self._events.put(BatchRetrying(batch=batch.number, attempt=info.attempt, delay=info.delay,
+                                           reason=info.reason))
+
+        return self.transport.send(call, self.options.dedup_enabled, stop=self.halt, on_retry=on_retry)
