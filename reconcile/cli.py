@@ -659,10 +659,14 @@ def emulator(
     rate_window: Annotated[float, typer.Option("--rate-window", min=0.001, help="Rate window, seconds.")] = 20.0,
     max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1, help="Calls at once.")] = 10,
     daily_quota: Annotated[int, typer.Option("--daily-quota", min=1, help="Calls per day.")] = 10_000,
+    api: Annotated[Optional[str], typer.Option(
+        "--api", help="Print the export lines of this API only: soap or rest (env RECONCILE_API). Both "
+        "faces serve either way.", show_default=False)] = None,
     debug: DebugOption = False,
 ) -> int:
     """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C."""
     from reconcile import emulator as emu
+    from reconcile.remote.rest.config import ENV_API, select_api
 
     environ = env().environ
     key = encryption_key or environ.get("MARKETO_ENCRYPTION_KEY")
@@ -683,11 +687,33 @@ def emulator(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return emu.serve_forever_cli(config, host=host, port=port, faults=faults, out=env().out, err=env().err)
+        chosen = select_api(api, environ) if api or environ.get(ENV_API) else None
+        return emu.serve_forever_cli(config, host=host, port=port, faults=faults, out=_ExportLines(chosen),
+                                     err=env().err)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UsageError(f"cannot listen on {host}:{port}: {reason}; choose another --port (0: any free "
                          "port)") from None
+
+
+class _ExportLines:
+    """The emulator's output with only the chosen API's `export` lines: exporting both credential
+    sets would make every later command ask which API to use."""
+
+    def __init__(self, api: str | None):
+        self.api = api
+        self.section: str | None = None
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("# SOAP") or line.startswith("# REST"):
+            self.section = "soap" if line.startswith("# SOAP") else "rest"
+        elif not line.startswith("export "):
+            self.section = None
+        if self.api is not None and self.section not in (None, self.api):
+            return
+        env().out(line)
+        if self.api is None and line.startswith("export MARKETO_CLIENT_SECRET"):
+            env().out("# with both sets exported, choose one: export RECONCILE_API=rest (or soap)")
 
 
 def _split_debug(argv: list[str]) -> tuple[list[str], bool]:

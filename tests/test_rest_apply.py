@@ -212,3 +212,27 @@ def test_embedded_emulator_speaks_rest_when_asked(tmp_path: Path, monkeypatch: p
     again = invoke("apply", "--emulator", "--auto-approve")  # SOAP stays the emulator's default
     assert again.exit_code == 0 and "Nothing to apply" in again.stdout
     shutil.rmtree(work / ".reconcile")
+
+
+def test_emulator_api_rest_exports_only_rest_credentials_which_then_choose_rest(tmp_path: Path) -> None:
+    import signal
+
+    from test_emulator_cli import _start
+
+    process, lines = _start("--api", "rest", env={"RECONCILE_API": ""})
+    try:
+        exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
+        assert set(exports) == {"MARKETO_REST_ENDPOINT", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET"}
+        work = workspace(tmp_path, "leads:\n  - email: x@example.com\n")
+        environ = {name: value.strip("'") for name, value in exports.items()}
+        result = apply(work, environ)  # no --api: the REST credentials decide
+        assert result.exit_code == 0, result.stderr
+        assert "1 Sync Leads call." in result.stdout
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    both, lines = _start(env={"RECONCILE_API": ""})
+    both.send_signal(signal.SIGINT)
+    both.communicate(timeout=30)
+    assert sum(line.startswith("export MARKETO_") for line in lines) == 6
+    assert "export RECONCILE_API=rest" in "\n".join(lines)
