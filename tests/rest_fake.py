@@ -78,6 +78,7 @@ class FakeMarketo:
     requests: list[Request] = field(default_factory=list)
     leads: dict[int, dict[str, Any]] = field(default_factory=dict)
     failures: list[Any] = field(default_factory=list)
+    page_size: int = 300  # Get Leads records per page
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -190,7 +191,14 @@ class FakeMarketo:
         fields = query.get("fields", ["id,email"])[0].split(",")
         rows = [{name: lead.get(name) for name in fields if name in lead or name == "id"}
                 for lead in self.leads.values() if str(lead.get(filter_type)) in values]
-        return _answer(True, rows)
+        offset = int(query.get("nextPageToken", ["0"])[0])
+        page = rows[offset:offset + self.page_size]
+        answer = _answer(True, page)
+        if offset + self.page_size < len(rows):
+            document = json.loads(answer._body)
+            document["nextPageToken"] = str(offset + self.page_size)
+            answer = FakeResponse(200, json.dumps(document).encode())
+        return answer
 
 
 def _answer(success: bool, result: list | None = None, errors: list | None = None) -> FakeResponse:

@@ -232,6 +232,14 @@ def test_get_leads_reads_by_filter_and_switches_to_post_for_long_urls(fake: Fake
         client.get_leads("id", list(range(301)), ["id"])
 
 
+def test_get_leads_follows_next_page_tokens(fake: FakeMarketo) -> None:
+    fake.page_size = 2
+    fake.leads = {n: {"id": n, "company": "ACME"} for n in range(1, 6)}
+    rows = make_client(fake).get_leads("company", ["ACME"], ["id"])
+    assert [row["id"] for row in rows] == [1, 2, 3, 4, 5]
+    assert len(fake.calls()) == 3
+
+
 def test_describe_returns_marketo_entries(fake: FakeMarketo) -> None:
     entries = make_client(fake).describe()
     assert {entry["soap"]["name"]: entry["rest"]["name"] for entry in entries}["FirstName"] == "firstName"
