@@ -123,12 +123,12 @@ def _load_inputs(leads: Path, state_path: Path):
 
 def _check_fields(desired, state_path: Path, catalog=None) -> None:
     """With the instance's fields cached (`reconcile fields`), refuse attributes it cannot take."""
-    from reconcile.inputs.fields import check_leads, load_catalog
+    from reconcile.inputs.fields import check_desired, load_catalog
 
     if catalog is None:
         catalog = load_catalog(state_path, _rest_instance())
     if catalog is not None:
-        check_leads(desired.leads, catalog)
+        check_desired(desired.leads, desired.files_hash, catalog, state_path)
 
 
 def _rest_instance() -> str | None:

@@ -133,3 +133,21 @@ def test_read_only_fields_and_mistyped_values_are_refused(workspace: Path) -> No
     assert "'no' is not a valid boolean for Unsubscribed" in result.stderr
     assert "65 characters long; the field holds at most 64" in errors[3] and errors[3].startswith(
         "error: leads/people.yaml:8:")
+
+
+def test_a_check_is_remembered_only_for_the_same_files_and_fields(workspace: Path) -> None:
+    write_cache(workspace)
+    assert invoke("plan", environ=REST_ENV).exit_code == 0
+    entries = describe_entries()
+    for entry in entries:
+        if entry["soap"]["name"] == "Title":
+            entry["soap"]["readOnly"] = entry["rest"]["readOnly"] = True
+    save_catalog(workspace / "reconcile.state.json", "123-abc-456.mktorest.com", entries)
+    result = invoke("plan", environ=REST_ENV)
+    assert result.exit_code == 3 and "'Title' is read-only" in result.stderr
+    write_cache(workspace)
+    assert invoke("plan", environ=REST_ENV).exit_code == 0
+    with open(workspace / "leads" / "people.yaml", "a") as handle:
+        handle.write("  - email: x@example.com\n    attributes: {Tilte: typo}\n")
+    result = invoke("plan", environ=REST_ENV)
+    assert result.exit_code == 3 and "did you mean 'Title'?" in result.stderr

@@ -14,6 +14,7 @@ are present only where the field is usable in that API.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -69,10 +70,11 @@ class FieldCatalog:
     """The lead fields of one instance, by lead-file name."""
 
     def __init__(self, entries: Iterable[Mapping[str, Any]], instance: str = "", source: str = "",
-                 fetched_at: str = ""):
+                 fetched_at: str = "", fingerprint: str = ""):
         self.instance = instance
         self.source = source
         self.fetched_at = fetched_at
+        self.fingerprint = fingerprint  # of the cache file: what a remembered check was made against
         self.fields: dict[str, FieldSpec] = {}
         for entry in entries:
             spec = _spec(entry) if isinstance(entry, Mapping) else None
@@ -133,6 +135,20 @@ class FieldCatalog:
             return f"value of {name} is {len(value)} characters long; the field holds at most {spec.length}"
         return None
 
+    def suspect_values(self, name: str, values: Iterable[str | None]) -> list[str]:
+        """The values that may fail `value_problem`, found in bulk (the common case finds none)."""
+        spec = self.fields.get(name)
+        if spec is None:
+            return []
+        check = _VALUE_CHECKS.get(spec.data_type)
+        limit = spec.length if spec.length is not None and spec.data_type in _LENGTH_TYPES else None
+        if check is None and limit is None:
+            return []
+        present = [value for value in values if value is not None]
+        if check is not None:
+            return [value for value in present if not check(value) or (limit is not None and len(value) > limit)]
+        return [value for value in present if len(value) > limit]
+
     def _cached_note(self) -> str:
         return f" (fields as described by Marketo in {self.source}; `reconcile fields --refresh` renews it)" \
             if self.source else ""
@@ -159,27 +175,33 @@ _LENGTH_TYPES = frozenset({"string", "email", "phone", "url", "text", "textarea"
 
 def check_leads(leads: Sequence[Lead], catalog: FieldCatalog) -> None:
     """Raise InputErrors for every attribute the instance does not have, cannot set, or cannot hold."""
+    # Each distinct value is checked once: a plan of 100k leads repeats most of its values, and the
+    # leads are walked again only to place the errors found.
     names: set[str] = set()
+    collect = names.update
     for lead in leads:
-        names.update(lead.attributes)
-    bad_names = {name: problem for name in names if (problem := catalog.name_problem(name)) is not None}
-    typed = {name for name in names if name not in bad_names and _checks_values(catalog.fields.get(name))}
-    errors: list[tuple[Lead, str, str]] = []
-    if bad_names or typed:
-        for lead in leads:
-            for name, value in lead.attributes.items():
-                problem = bad_names.get(name)
-                if problem is None and name in typed:
-                    problem = catalog.value_problem(name, value)
+        collect(lead.attributes)
+    values = {name: {lead.attributes.get(name) for lead in leads} for name in names}
+    problems: dict[tuple[str, str | None], str] = {}
+    bad_names: dict[str, str] = {}
+    for name, seen in values.items():
+        problem = catalog.name_problem(name)
+        if problem is not None:
+            bad_names[name] = problem
+        else:
+            for value in catalog.suspect_values(name, seen):
+                problem = catalog.value_problem(name, value)
                 if problem is not None:
-                    errors.append((lead, name, problem))
-    if errors:
-        raise InputErrors(_located(errors))
-
-
-def _checks_values(spec: FieldSpec | None) -> bool:
-    return spec is not None and (spec.data_type in _VALUE_CHECKS
-                                 or (spec.length is not None and spec.data_type in _LENGTH_TYPES))
+                    problems[(name, value)] = problem
+    if not bad_names and not problems:
+        return
+    errors: list[tuple[Lead, str, str]] = []
+    for lead in leads:
+        for name, value in lead.attributes.items():
+            problem = bad_names.get(name) or problems.get((name, value))
+            if problem is not None:
+                errors.append((lead, name, problem))
+    raise InputErrors(_located(errors))
 
 
 def _located(errors: list[tuple[Lead, str, str]]) -> list[InputError]:
@@ -255,7 +277,8 @@ def load_catalog(state_path: Path, instance: str | None = None) -> FieldCatalog 
             return None
         path = found[0]
     try:
-        document = json.loads(path.read_bytes())
+        raw = path.read_bytes()
+        document = json.loads(raw)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -266,4 +289,22 @@ def load_catalog(state_path: Path, instance: str | None = None) -> FieldCatalog 
         raise InputError("not a describe cache this version of reconcile writes; run "
                          "`reconcile fields --refresh`", Location(str(path)))
     return FieldCatalog(document["fields"], instance=str(document.get("instance") or ""), source=str(path),
-                        fetched_at=str(document.get("fetched_at") or ""))
+                        fetched_at=str(document.get("fetched_at") or ""),
+                        fingerprint=hashlib.sha256(raw).hexdigest())
+
+
+def check_desired(leads: Sequence[Lead], files_hash: str, catalog: FieldCatalog, state_path: Path) -> None:
+    """`check_leads`, skipped when these very lead files passed against this very cache before."""
+    marker = cache_dir(state_path) / f".checked-{_INSTANCE_NAME.sub('_', catalog.instance or 'instance')}"
+    key = f"{catalog.fingerprint} {files_hash}"
+    try:
+        if catalog.fingerprint and marker.read_text() == key:
+            return
+    except OSError:
+        pass
+    check_leads(leads, catalog)
+    if catalog.fingerprint:
+        try:
+            marker.write_text(key)
+        except OSError:  # only a lost shortcut
+            pass
