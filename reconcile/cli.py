@@ -492,8 +492,13 @@ def _run_apply(plan, current, state_path: Path, transport, options):
         for signum in (signal.SIGINT, signal.SIGTERM):
             restore.append((signum, signal.signal(signum, lambda *_: stop.set())))
 
+    failures = []
+
     def on_event(event) -> None:
-        _print_event(event)
+        if isinstance(event, applier.BatchFailed) and not failures:
+            failures.append(event)  # the first failure ends the apply: its error line says it once
+        else:
+            _print_event(event)
         progress.update(event)
 
     try:

@@ -131,6 +131,9 @@ class FakeMarketo:
     def close(self) -> None:
         pass
 
+    def mount(self, prefix: str, adapter: Any) -> None:
+        pass
+
     def _token_answer(self, url: str) -> FakeResponse:
         query = parse_qs(urlsplit(url).query)
         if query.get("client_id") != [CLIENT_ID] or query.get("client_secret") != [CLIENT_SECRET]:

@@ -426,6 +426,12 @@ def test_build_response_round_trips_through_parse_response():
     assert soap.parse_response(soap_api.build_response([])) == []
 
 
+def test_server_error_text_with_line_breaks_comes_back_escaped():
+    body = soap_api.build_response([SyncStatus(7, "FAILED", "bad\n::add-mask::x\r\x85done")])
+    [status] = soap.parse_response(body)
+    assert status.error == "bad\\n::add-mask::x\\r\\x85done"
+
+
 def test_build_response_refuses_invalid_statuses():
     with pytest.raises(soap.EnvelopeInvalid, match="not an element of the set"):
         soap_api.build_response([SyncStatus(1, "DONE", None)])

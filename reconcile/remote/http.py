@@ -73,6 +73,7 @@ from urllib.parse import urlsplit
 from reconcile.errors import ConfigError, ResponseError, TransportError
 from reconcile.remote.base import (NotDelivered, OutcomeUnknown, RetryInfo, TransportStats, mark_outcome)
 from reconcile.remote.codes import Handling
+from reconcile.remote.text import visible
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -94,23 +95,19 @@ T = TypeVar("T")
 # Text that reaches a message
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
 def one_line(text: str, limit: int = 300) -> str:
-    """Untrusted text fit for a one-line message: control characters shown escaped (a visible ``\\r``,
-    never a raw one), bounded in length."""
-    text = _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), str(text))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Untrusted text fit for a one-line message: control characters shown escaped, bounded."""
+    return visible(text, limit)
 
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*:/+)[^/?#@\s]*@")
+_SECRET_PARAMS = re.compile(r"(?i)([?&](?:access_token|client_secret|client_id)=)[^&#\s]*")
 
 
 def redact_url(url: str) -> str:
-    """The URL with any ``user:password@`` replaced by ``***@`` (also inside longer text)."""
-    return _USERINFO.sub(r"\1***@", str(url))
+    """The URL with any ``user:password@`` replaced by ``***@`` and secret query parameters
+    (``access_token``, ``client_id``, ``client_secret``) by ``***``; also inside longer text."""
+    return _SECRET_PARAMS.sub(r"\1***", _USERINFO.sub(r"\1***@", str(url)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,8 +330,9 @@ class Failure(Exception):
 
     def __init__(self, error: BaseException, handling: Handling, reason: str, *,
                  retry_after: float | None = None, final: Callable[[str], BaseException] | None = None,
-                 unknown: bool | None = None):
+                 unknown: bool | None = None, max_attempts: int | None = None):
         super().__init__(reason)
+        self.max_attempts = max_attempts  # a tighter cap than the policy's (a DNS failure: 2)
         self.error = error
         self.handling = handling
         self.reason = reason
@@ -415,6 +413,8 @@ def call_with_retries(attempt: Callable[[int], T], classify: Callable[[BaseExcep
         delay = backoff_delay(policy, backoffs, failure.retry_after, uniform)
         limit = max(policy.max_attempts, policy.max_throttled_attempts) if handling is Handling.THROTTLED \
             else policy.max_attempts
+        if failure.max_attempts is not None:
+            limit = min(limit, failure.max_attempts)
         if backoffs >= limit or monotonic() - started + delay > policy.max_elapsed:
             suffix = f" (gave up after {backoffs} attempt{'s' if backoffs != 1 else ''})"
             raise failure.give_up(suffix, ambiguous)
@@ -470,6 +470,94 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return one_line(redact_url(" ".join(str(exc).split())), limit)
 
 
+class _Watch:
+    """One attempt's deadline: when it passes, the attempt's connections are shut down, which wakes
+    any read blocked on them (a per-read timeout cannot catch a server trickling one byte a second)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Watch":
+        _watching.current = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._timer.cancel()
+        _watching.current = None
+
+    def add(self, sock: Any) -> None:
+        """Watch a connection's socket. (The socket, not the connection: http.client detaches the
+        socket from the connection when the answer says "Connection: close".)"""
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: Any) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+# The watch of the attempt running on this thread; the connection classes below register with it.
+_watching = threading.local()
+
+
+def _watched_adapter(pool_maxsize: int) -> Any:
+    """A requests adapter whose connections register with the current thread's _Watch."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Watched:
+        def connect(self) -> None:
+            watch = getattr(_watching, "current", None)
+            super().connect()  # type: ignore[misc]
+            if watch is not None and getattr(self, "sock", None) is not None:
+                watch.add(self.sock)
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            watch = getattr(_watching, "current", None)
+            if watch is not None and getattr(self, "sock", None) is not None:
+                watch.add(self.sock)  # a kept-alive connection: connect() is not called again
+            return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    class WatchedHTTPConnection(Watched, HTTPConnection):
+        pass
+
+    class WatchedHTTPSConnection(Watched, HTTPSConnection):
+        pass
+
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    class WatchedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+    return WatchedAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0, pool_block=False)
+
+
 class HttpClient:
     """One endpoint's session, limits and counters; `exchange` makes one request. Thread-safe.
 
@@ -497,7 +585,7 @@ class HttpClient:
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._monotonic = monotonic
         self._log = log
-        self._session = session
+        self._session = self._mount(session) if session is not None else None
         self._session_lock = threading.Lock()
 
     @property
@@ -510,17 +598,18 @@ class HttpClient:
             with self._session_lock:
                 if self._session is None:
                     import requests
-                    from requests.adapters import HTTPAdapter
 
                     session = requests.Session()
-                    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.max_concurrency,
-                                          max_retries=0, pool_block=False)
-                    session.mount("https://", adapter)
-                    session.mount("http://", adapter)
                     session.verify = True
                     session.headers.update({"User-Agent": user_agent()})
-                    self._session = session
+                    self._session = self._mount(session)
         return self._session
+
+    def _mount(self, session: "requests.Session") -> "requests.Session":
+        adapter = _watched_adapter(self.max_concurrency)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
 
     def close(self) -> None:
         with self._session_lock:
@@ -551,39 +640,24 @@ class HttpClient:
             lines += [f"> {name}: {value}" for name, value in headers.items()]
             self._log("\n".join(lines) + ("\n" + _truncate(show(body)) if show and body else ""))
         began = self._monotonic()
-        try:
-            response = self.session.request(method, url, data=body, headers=headers, timeout=self.timeout,
-                                            stream=True, verify=True, allow_redirects=False)
-        except requests.exceptions.SSLError as exc:
-            error = TransportError(f"TLS error talking to {shown_url}: {_short(exc)}")
-            raise Failure(mark_outcome(error, False), Handling.STOP, "TLS error") from None
-        except requests.exceptions.ConnectTimeout as exc:
-            error = NotDelivered(f"connection to {shown_url} timed out: {_short(exc)}")
-            raise Failure(error, Handling.RETRY, "connect timeout") from None
-        except requests.exceptions.ReadTimeout:
+        with _Watch(self.deadline) as watch:
+            try:
+                response = self.session.request(method, url, data=body, headers=headers, timeout=self.timeout,
+                                                stream=True, verify=True, allow_redirects=False)
+            except requests.exceptions.RequestException as exc:
+                raise self._unanswered(exc, url, watch) from None
             self.counters.count(attempts=1)
-            error = OutcomeUnknown(f"no answer from {shown_url} within {self._read_timeout():g} s")
-            raise Failure(error, Handling.UNKNOWN, "read timeout") from None
-        except requests.exceptions.ConnectionError as exc:
-            if _failed_before_sending(exc):
-                error = NotDelivered(f"cannot connect to {shown_url}: {_short(exc)}")
-                raise Failure(error, Handling.RETRY, "connection failed") from None
-            self.counters.count(attempts=1)
-            error = OutcomeUnknown(f"connection to {shown_url} lost before an answer: {_short(exc)}")
-            raise Failure(error, Handling.UNKNOWN, "connection lost") from None
-        except requests.exceptions.RequestException as exc:
-            error = TransportError(f"cannot send to {shown_url}: {_short(exc)}")
-            raise Failure(mark_outcome(error, False), Handling.STOP, "request error") from None
-        self.counters.count(attempts=1)
-        try:
-            content = self._read_bounded(response, began)
-        except ResponseError as exc:
-            raise Failure(mark_outcome(exc, True), Handling.STOP, "response refused", unknown=True) from None
-        except (requests.exceptions.RequestException, OSError) as exc:
-            error = OutcomeUnknown(f"connection to {shown_url} lost while reading the answer: {_short(exc)}")
-            raise Failure(error, Handling.UNKNOWN, "connection lost") from None
-        finally:
-            response.close()
+            try:
+                content = self._read_bounded(response)
+            except ResponseError as exc:
+                raise Failure(mark_outcome(exc, True), Handling.STOP, "response refused", unknown=True) from None
+            except (requests.exceptions.RequestException, OSError) as exc:
+                if watch.expired:
+                    raise self._late(shown_url) from None
+                error = OutcomeUnknown(f"connection to {shown_url} lost while reading the answer: {_short(exc)}")
+                raise Failure(error, Handling.UNKNOWN, "connection lost") from None
+            finally:
+                response.close()
         status, reason = response.status_code, one_line(response.reason or "", 200)
         if self._log is not None:
             elapsed = self._monotonic() - began
@@ -591,16 +665,52 @@ class HttpClient:
                       + (_truncate(show(content)) if show else ""))
         return Answer(status, reason, content, response.headers)
 
+    def _late(self, shown_url: str) -> Failure:
+        error = OutcomeUnknown(f"no complete answer from {shown_url} within {self.deadline:g} s")
+        return Failure(error, Handling.UNKNOWN, "deadline passed")
+
+    def _not_connected(self, url: str, why: str, reason: str, max_attempts: int | None = None) -> Failure:
+        error = NotDelivered(f"could not connect to {host_port(url)} ({why}); check {self.endpoint_env}")
+        return Failure(error, Handling.RETRY, reason, max_attempts=max_attempts)
+
+    def _unanswered(self, exc: BaseException, url: str, watch: _Watch) -> Failure:
+        """Classify a request that raised before any answer arrived."""
+        import requests
+
+        shown_url = redact_url(url)
+        before_sending = _failed_before_sending(exc)
+        if watch.expired and not before_sending:
+            self.counters.count(attempts=1)
+            return self._late(shown_url)
+        if isinstance(exc, requests.exceptions.SSLError):
+            error = TransportError(f"TLS error talking to {shown_url}: {_short(exc)}")
+            return Failure(mark_outcome(error, False), Handling.STOP, "TLS error")
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return self._not_connected(url, "timed out", "connect timeout")
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            self.counters.count(attempts=1)
+            error = OutcomeUnknown(f"no answer from {shown_url} within {self._read_timeout():g} s")
+            return Failure(error, Handling.UNKNOWN, "read timeout")
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            if before_sending:
+                why = _why_not_connected(exc)
+                return self._not_connected(url, why, "host not found" if why == _DNS else "connection failed",
+                                           max_attempts=2 if why == _DNS else None)
+            self.counters.count(attempts=1)
+            error = OutcomeUnknown(f"connection to {shown_url} lost before an answer: {_short(exc)}")
+            return Failure(error, Handling.UNKNOWN, "connection lost")
+        error = TransportError(f"cannot send to {shown_url}: {_short(exc)}")
+        return Failure(mark_outcome(error, False), Handling.STOP, "request error")
+
     def _read_timeout(self) -> float:
         timeout = self.timeout
         return float(timeout[1] if isinstance(timeout, tuple) else timeout)
 
-    def _read_bounded(self, response: Any, began: float) -> bytes:
+    def _read_bounded(self, response: Any) -> bytes:
         limit = self.max_response_bytes
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             raise ResponseError(f"response of {declared.strip()} bytes exceeds the limit of {limit} bytes")
-        deadline = began + 2 * max(self._read_timeout(), 1.0)
         chunks = []
         total = 0
         for chunk in response.iter_content(64 * 1024):
@@ -608,8 +718,6 @@ class HttpClient:
             if total > limit:
                 raise ResponseError(f"response exceeds the limit of {limit} bytes")
             chunks.append(chunk)
-            if self._monotonic() > deadline:
-                raise ResponseError("response took too long to arrive")
         return b"".join(chunks)
 
     def classify_status(self, answer: Answer, url: str, detail: str = "") -> Failure | None:
@@ -637,22 +745,52 @@ class HttpClient:
         return Failure(mark_outcome(error, False), Handling.STOP, f"HTTP {status}")
 
 
-def _failed_before_sending(exc: BaseException) -> bool:
-    """Whether a requests ConnectionError happened while connecting (nothing was sent)."""
-    try:
-        from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-    except ImportError:  # pragma: no cover
-        return False
+_DNS = "host name not found"
+
+
+def _causes(exc: BaseException) -> list[Any]:
+    """`exc` and everything urllib3 and requests wrapped inside it."""
     seen: set[int] = set()
+    found: list[Any] = []
     stack: list[Any] = [exc]
     while stack:
         item = stack.pop()
         if item is None or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError, socket.gaierror)):
-            return True
+        found.append(item)
         if isinstance(item, BaseException):
             stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
             stack.extend(arg for arg in item.args if isinstance(arg, BaseException))
-    return False
+    return found
+
+
+def _why_not_connected(exc: BaseException) -> str:
+    """A few plain words for a failed connect, never urllib3's own text."""
+    import errno
+
+    causes = _causes(exc)
+    for item in causes:
+        if isinstance(item, socket.gaierror):
+            return _DNS
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(item, (socket.timeout, TimeoutError)):
+            return "timed out"
+    for item in causes:
+        number = getattr(item, "errno", None)
+        if number in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable" if number == errno.ENETUNREACH else "host unreachable"
+        if "Name or service not known" in str(item) or "nodename nor servname" in str(item):
+            return _DNS
+    return "connection failed"
+
+
+def _failed_before_sending(exc: BaseException) -> bool:
+    """Whether a requests ConnectionError happened while connecting (nothing was sent)."""
+    try:
+        from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+    except ImportError:  # pragma: no cover
+        return False
+    failed = (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError, socket.gaierror)
+    return any(isinstance(item, failed) for item in _causes(exc))

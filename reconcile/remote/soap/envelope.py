@@ -30,6 +30,7 @@ from reconcile.remote.soap.wire import NS_MKTOWS, NS_SOAP, NS_XSI
 from reconcile.remote.soap.wire import MKTOWS as _MKTOWS, SOAP as _SOAP, XML_INCOMPATIBLE as _XML_INCOMPATIBLE
 from reconcile.remote.soap.wire import one_line as _one_line, resource_bytes as _resource_bytes
 from reconcile.remote.soap.wire import tag_name as _tag_name
+from reconcile.remote.text import visible
 
 __all__ = [
     "NS_SOAP", "NS_MKTOWS", "NS_XSI", "SOAP_ACTION", "CONTENT_TYPE", "MAX_RESPONSE_BYTES",
@@ -85,6 +86,45 @@ def _schema():
                 text = _resource_bytes("mktows.xsd").decode("utf-8")
                 _schema_cache = xmlschema.XMLSchema(text, allow="none", defuse="always")
     return _schema_cache
+
+
+class _AnswerSchema:
+    """libxml2's validator for the mktows XSD, for answers from the server: it checks a 300-status
+    answer in about 1 ms where xmlschema takes about 45. (Outgoing envelopes stay with xmlschema.)
+    lxml validators keep their error log on the object, so one call at a time."""
+
+    def __init__(self) -> None:
+        etree = _etree()
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        self._schema = etree.XMLSchema(etree.fromstring(_resource_bytes("mktows.xsd"), parser))
+        self._lock = threading.Lock()
+
+    def first_error(self, element) -> str | None:
+        """The first violation of `element` (a global mktows element), described, or None."""
+        import copy
+
+        document = _etree().ElementTree(copy.deepcopy(element))  # validated as a document's root
+        with self._lock:
+            if self._schema.validate(document):
+                return None
+            entry = self._schema.error_log[0] if len(self._schema.error_log) else None
+        if entry is None:  # pragma: no cover - libxml2 always logs why
+            return "invalid"
+        path = getattr(entry, "path", None)
+        text = entry.message if not path else f"{entry.message} (at {path})"
+        return _one_line(text.replace("{%s}" % NS_MKTOWS, "ns1:"), 240)
+
+
+_answer_schema_cache: _AnswerSchema | None = None
+
+
+def _answer_schema() -> _AnswerSchema:
+    global _answer_schema_cache
+    if _answer_schema_cache is None:
+        with _lock:
+            if _answer_schema_cache is None:
+                _answer_schema_cache = _AnswerSchema()
+    return _answer_schema_cache
 
 
 def _first_schema_error(elem) -> Any:
@@ -376,16 +416,24 @@ def parse_response(body: bytes, http_status: int = 200) -> list[SyncStatus]:
     if not 200 <= http_status < 300:
         raise ResponseError(f"{where}: a successSyncMultipleLeads body with an error status")
     success = children[0]
-    error = _first_schema_error(success)
-    if error is not None:
-        raise ResponseError(f"{where}: response does not match the mktows schema: "
-                            + _describe_schema_error(error))
-    statuses = []
-    for item in success.find("result").find("syncStatusList").iterfind("syncStatus"):
-        statuses.append(SyncStatus(lead_id=int(item.findtext("leadId")),
-                                   status=item.findtext("status"),
-                                   error=_text(item, "error") or None))
-    return statuses
+    problem = _answer_schema().first_error(success)
+    if problem is not None:
+        raise ResponseError(f"{where}: response does not match the mktows schema: {problem}")
+    return [_status(item) for item in success.find("result").find("syncStatusList").iterchildren("syncStatus")]
+
+
+def _status(item) -> SyncStatus:
+    """One schema-valid syncStatus (one pass over its children: find() per field costs 3x more)."""
+    lead_id = status = error = None
+    for child in item.iterchildren("leadId", "status", "error"):
+        tag = child.tag
+        if tag == "leadId":
+            lead_id = child.text
+        elif tag == "status":
+            status = child.text
+        elif not _is_nil(child):
+            error = child.text
+    return SyncStatus(lead_id=int(lead_id), status=status, error=visible(error) if error else None)
 
 
 _LEADING_CODE_RE = re.compile(r"\s*(\d+)\b")
