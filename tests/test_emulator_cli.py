@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from clirunner import invoke
+
+from reconcile.emulator import DEFAULT_CLIENT_SECRET, EmulatorConfig
 
 
 def _start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, list[str]]:
@@ -65,3 +69,58 @@ def test_a_chosen_key_is_never_printed() -> None:
     out, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "chosen-secret-0451" not in "\n".join(lines) + out
+
+
+def test_a_chosen_client_secret_is_never_printed_but_the_demo_one_is() -> None:
+    process, lines = _start(env={"MARKETO_CLIENT_SECRET": "chosen-client-secret-0452"})
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert "chosen-client-secret-0452" not in "\n".join(lines) + out + err
+    assert 'export MARKETO_CLIENT_SECRET="$MARKETO_CLIENT_SECRET"' in "\n".join(lines)
+    process, lines = _start()
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert f"export MARKETO_CLIENT_SECRET={DEFAULT_CLIENT_SECRET}" in lines
+
+
+def test_config_repr_holds_neither_the_key_nor_the_client_secret() -> None:
+    config = EmulatorConfig(encryption_key="key-0453-secret", client_secret="client-0454-secret")
+    assert "key-0453-secret" not in repr(config) and "client-0454-secret" not in repr(config)
+    assert "key-0453-secret" not in str(config) and "reconcile-emulator-client" in repr(config)
+
+
+def _run_emulator(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reconcile", "emulator", *args], capture_output=True, text=True,
+                          timeout=30, env={**os.environ, **(env or {})})
+
+
+def test_a_port_in_use_is_one_usage_line_not_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_emulator("--port", str(port))
+    assert result.returncode == 64, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port (0: any free port)"]
+
+
+@pytest.mark.parametrize("env", [{}, {"MARKETO_ENCRYPTION_KEY": "own-key-0455"},
+                                 {"MARKETO_CLIENT_SECRET": "own-secret-0456"}])
+def test_a_non_loopback_host_needs_both_own_secrets(env) -> None:
+    result = _run_emulator("--host", "0.0.0.0", "--port", "0", env=env)
+    assert result.returncode == 64 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "--encryption-key and --client-secret" in result.stderr
+    assert "own-key-0455" not in result.stderr and "own-secret-0456" not in result.stderr
+
+
+def test_a_non_loopback_host_with_own_secrets_warns_about_the_admin_endpoints() -> None:
+    process, lines = _start("--host", "0.0.0.0", "--encryption-key", "own-key-0457", "--client-secret",
+                            "own-secret-0458")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "/_emulator/leads" in warning[0] and "/_emulator/merge" in warning[0]
+    assert "own-key-0457" not in "\n".join(lines) + out + err
+    assert "own-secret-0458" not in "\n".join(lines) + out + err

@@ -433,7 +433,7 @@ def test_server_error_text_with_line_breaks_comes_back_escaped():
 
 
 def test_build_response_refuses_invalid_statuses():
-    with pytest.raises(soap.EnvelopeInvalid, match="not an element of the set"):
+    with pytest.raises(soap.EnvelopeInvalid, match="is not one of CREATED, UPDATED, FAILED"):
         soap_api.build_response([SyncStatus(1, "DONE", None)])
     with pytest.raises(soap.EnvelopeInvalid):
         soap_api.build_response([SyncStatus("1", "CREATED", None)])

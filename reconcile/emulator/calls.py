@@ -47,6 +47,7 @@ class CallRecord:
     http_status: int | None  # None when no response was sent (dropped or aborted)
     api: str = SOAP  # "soap" | "rest" | "admin"
     operation: str = WRITE  # "write" | "read" | "token"
+    racing_keys: int = 0  # lookup keys this call shared with another Sync Leads call in flight (see races)
 
     @property
     def duration(self) -> float:
@@ -84,6 +85,7 @@ class Call:
         self.code: str | None = None
         self.records = 0
         self.outcome: str | None = None
+        self.racing_keys = 0
         self._admit, self._release = admit, release
         self._calls = calls
         self._clock = clock
@@ -107,7 +109,7 @@ class Call:
         self._calls.append(CallRecord(
             received=self.received, start=self.start, end=self._clock(), outcome=outcome, code=self.code,
             records=self.records, admitted=self.admitted, http_status=status, api=self.api,
-            operation=self.operation))
+            operation=self.operation, racing_keys=self.racing_keys))
         if self.admitted:  # after logging: no call in flight means every call is in the log
             self._release()
 

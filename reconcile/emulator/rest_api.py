@@ -38,7 +38,8 @@ from urllib.parse import parse_qsl
 from reconcile.emulator import calls as calllog
 from reconcile.emulator import rest_rules
 from reconcile.emulator.config import MAX_URL_BYTES, REST_MAX_BODY_BYTES
-from reconcile.emulator.fields import EMAIL, ID
+from reconcile.emulator.fields import EMAIL, ID, FieldTable
+from reconcile.emulator.races import KeysInFlight
 from reconcile.emulator.reasons import Reason, Refused
 from reconcile.emulator.store import StoreError
 from reconcile.emulator.tokens import TokenState
@@ -83,6 +84,7 @@ class RestFace:
     def __init__(self, emulator: Any):
         self._emulator = emulator
         self._request_ids = itertools.count(1)
+        self._keys = KeysInFlight()
 
     # -- routing ------------------------------------------------------------------------------------
 
@@ -117,7 +119,11 @@ class RestFace:
                           lambda: self._answer_error(handler, call, CallError(REASON_CODES[Reason.INTERNAL_ERROR])))
 
     def _call(self, handler: Any, call: Any, work: Callable[[Any, Any], Any], limited: bool) -> None:
-        body, problem = handler.read_body(REST_MAX_BODY_BYTES) if handler.command == "POST" else (b"", None)
+        if handler.command == "POST":
+            body, problem = handler.read_body(REST_MAX_BODY_BYTES)
+        else:  # a stray body on a GET must not be read as the next request of the connection
+            handler.discard_body()
+            body, problem = b"", None
         if problem is not None:
             if problem != "eof":
                 status, text = (413, b"Request Entity Too Large\n") if problem == "size" else (
@@ -137,10 +143,16 @@ class RestFace:
 
     def _admit_and_inflict(self, handler: Any, call: Any) -> Any:
         """Take a slot and draw this call's fault; None when the call has been answered already."""
+        self._admit(call)
+        return self._inflict(handler, call)
+
+    def _admit(self, call: Any) -> None:
         try:
             call.admit()
         except Refused as refused:
             raise CallError(REASON_CODES[refused.reason]) from None
+
+    def _inflict(self, handler: Any, call: Any) -> Any:
         return self._emulator.inflict(handler, call, lambda failure: self._answer_error(handler, call, CallError(
             failure.fail_code if failure.fail_code in codes.CODES else REASON_CODES[failure.fail_reason])))
 
@@ -193,15 +205,41 @@ class RestFace:
     # -- Sync Leads ---------------------------------------------------------------------------------
 
     def _sync_leads(self, handler: Any, call: Any) -> dict | None:
-        emulator = self._emulator
         action, lookup_field, records = self._sync_request(handler)
         call.records = len(records)
-        decision = self._admit_and_inflict(handler, call)
-        if decision is None:
-            return None
+        self._admit(call)
+        keys = set()
+        if action in ("createOrUpdate", "createOnly") and lookup_field != ID:
+            keys = {key for r in records if isinstance(r, dict)
+                    for key in [rest_rules.lookup_key(lookup_field, r.get(lookup_field))] if key is not None}
+        racing = self._keys.enter(keys)
+        try:
+            missed = frozenset(racing - self._held(lookup_field, racing))
+            call.racing_keys = len(racing)
+            decision = self._inflict(handler, call)
+            return None if decision is None else self._apply_sync(handler, call, decision, action, lookup_field,
+                                                                   records, missed)
+        finally:
+            self._keys.leave(keys)
+
+    def _held(self, lookup_field: str, keys: set[str]) -> set[str]:
+        """Those of `keys` some lead holds now."""
+        if not keys:
+            return set()
+        field = self._emulator.fields.by_rest(lookup_field)
+        store_key = "email" if lookup_field == EMAIL else field.soap_name
+        held = set()
+        for lead in self._emulator.store.select(store_key, keys):
+            value = lead["email"] if lookup_field == EMAIL else lead["attributes"].get(field.soap_name)
+            held.add(rest_rules.lookup_key(lookup_field, value))
+        return held
+
+    def _apply_sync(self, handler: Any, call: Any, decision: Any, action: str, lookup_field: str, records: list,
+                    missed: frozenset[str]) -> dict | None:
+        emulator = self._emulator
         try:
             with emulator.store.transaction() as tx:
-                result = rest_rules.sync(tx, emulator.fields, action, lookup_field, records)
+                result = rest_rules.sync(tx, emulator.fields, action, lookup_field, records, missed)
         except StoreError:
             calllog.log.exception("emulator: the lead database could not be written; call rolled back")
             raise CallError(REASON_CODES[Reason.INTERNAL_ERROR]) from None
@@ -249,8 +287,8 @@ class RestFace:
 
     def _get_leads(self, handler: Any, call: Any, params: list[tuple[str, str]]) -> dict | None:
         query = dict(params)
-        key, values = self._filter(query)
-        fields = self._fields(query.get("fields"))
+        key, values = _filter(self._emulator.fields, query)
+        fields = _fields(self._emulator.fields, query.get("fields"))
         batch_size = _int_param(query, "batchSize", 300, 1, 300)
         offset = _page_offset(query.get("nextPageToken"))
         decision = self._admit_and_inflict(handler, call)
@@ -268,35 +306,6 @@ class RestFace:
             answer["nextPageToken"] = _page_token(offset + batch_size)
         return answer
 
-    def _filter(self, query: dict[str, str]) -> tuple[str, list]:
-        filter_type = query.get("filterType", "")
-        values = [v.strip() for v in query.get("filterValues", "").split(",") if v.strip()]
-        if not filter_type or not values:
-            raise CallError(codes.INVALID_DATA, "Invalid data: filterType and filterValues are required")
-        if len(values) > MAX_FILTER_VALUES:
-            raise CallError(codes.INVALID_DATA, f"Invalid data: {len(values)} filterValues; at most "
-                                                f"{MAX_FILTER_VALUES} are allowed")
-        if filter_type == ID:
-            if not all(v.isascii() and v.isdigit() for v in values):
-                raise CallError(codes.INVALID_DATA, "Invalid data: filterValues of id must be integers")
-            return "id", [int(v) for v in values]
-        if filter_type == EMAIL:
-            return "email", values
-        field = self._emulator.fields.by_rest(filter_type)
-        if field is None or field.read_only:
-            raise CallError(codes.INVALID_DATA, f"Invalid data: invalid filterType '{filter_type[:100]}'")
-        return field.soap_name, values
-
-    def _fields(self, text: str | None) -> list:
-        names = [n.strip() for n in text.split(",") if n.strip()] if text else list(DEFAULT_GET_FIELDS)
-        fields = []
-        for name in names:
-            field = self._emulator.fields.by_rest(name)
-            if field is None:
-                raise CallError(codes.FIELD_NOT_FOUND, f"Field '{name[:100]}' not found")
-            fields.append(field)
-        return fields
-
     def _describe(self, handler: Any, call: Any) -> dict | None:
         decision = self._admit_and_inflict(handler, call)
         if decision is None:
@@ -310,6 +319,39 @@ class RestFace:
     def _not_found(self, handler: Any, call: Any) -> None:
         self._check_token(handler)
         raise CallError(codes.NOT_FOUND)
+
+
+def _filter(table: FieldTable, query: dict[str, str]) -> tuple[str, list]:
+    """The store's key and values of a Get Leads filter."""
+    filter_type = query.get("filterType", "")
+    values = [v.strip() for v in query.get("filterValues", "").split(",") if v.strip()]
+    if not filter_type or not values:
+        raise CallError(codes.INVALID_DATA, "Invalid data: filterType and filterValues are required")
+    if len(values) > MAX_FILTER_VALUES:
+        raise CallError(codes.INVALID_DATA, f"Invalid data: {len(values)} filterValues; at most "
+                                            f"{MAX_FILTER_VALUES} are allowed")
+    if filter_type == ID:
+        if not all(v.isascii() and v.isdigit() for v in values):
+            raise CallError(codes.INVALID_DATA, "Invalid data: filterValues of id must be integers")
+        return "id", [int(v) for v in values]
+    if filter_type == EMAIL:
+        return "email", values
+    field = table.by_rest(filter_type)
+    if field is None or field.read_only:
+        raise CallError(codes.INVALID_DATA, f"Invalid data: invalid filterType '{filter_type[:100]}'")
+    return field.soap_name, values
+
+
+def _fields(table: FieldTable, text: str | None) -> list:
+    """The fields a Get Leads answer shows, `id` always among them."""
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else list(DEFAULT_GET_FIELDS)
+    fields = []
+    for name in names:
+        field = table.by_rest(name)
+        if field is None:
+            raise CallError(codes.FIELD_NOT_FOUND, f"Field '{name[:100]}' not found")
+        fields.append(field)
+    return fields
 
 
 def _form(handler: Any) -> dict[str, str]:

@@ -39,21 +39,34 @@ class Skipped(Exception):
         self.message = message or codes.CODES[code].message
 
 
-def sync(tx: Any, table: FieldTable, action: str, lookup_field: str, records: list[Any]) -> list[dict]:
+def sync(tx: Any, table: FieldTable, action: str, lookup_field: str, records: list[Any],
+         missed: frozenset[str] = frozenset()) -> list[dict]:
     """Apply one Sync Leads call's `input` in order within `tx`; one result entry per record.
-    `action` is one of ACTIONS and `lookup_field` a field of `table` (the face checks both)."""
+    `action` is one of ACTIONS and `lookup_field` a field of `table` (the face checks both). A key
+    in `missed` (as `lookup_key` gives it) finds no lead, whatever the database holds now (see
+    `races`)."""
     seen: set[str] = set()
     results = []
     for record in records:
         try:
-            results.append(_sync_one(tx, table, action, lookup_field, record, seen))
+            results.append(_sync_one(tx, table, action, lookup_field, record, seen, missed))
         except Skipped as reason:
             results.append({"status": "skipped", "reasons": [{"code": reason.code, "message": reason.message}]})
     return results
 
 
+def lookup_key(lookup_field: str, raw: Any) -> str | None:
+    """A record's lookup value as the rules compare it (emails case-insensitively), or None."""
+    if raw is None or isinstance(raw, (dict, list)):
+        return None
+    text = raw if isinstance(raw, str) else json.dumps(raw)
+    if text == "":
+        return None
+    return text.lower() if lookup_field == EMAIL else text
+
+
 def _sync_one(tx: Any, table: FieldTable, action: str, lookup_field: str, record: Any,
-              seen: set[str]) -> dict:
+              seen: set[str], missed: frozenset[str]) -> dict:
     if not isinstance(record, dict):
         raise Skipped(codes.INVALID_DATA, "Invalid data: a lead must be a JSON object")
     if lookup_field == ID and action != "updateOnly":
@@ -64,11 +77,11 @@ def _sync_one(tx: Any, table: FieldTable, action: str, lookup_field: str, record
     key = values[lookup_field][1] if lookup_field in values else None
     if key is None:
         raise Skipped(codes.MISSING_VALUE, f"Missing value for lookup field '{lookup_field}'")
-    normalized = key.lower() if lookup_field == EMAIL else key
+    normalized = lookup_key(lookup_field, key)
     if normalized in seen:
         raise Skipped(codes.DUPLICATE_IN_INPUT)
     seen.add(normalized)
-    matches = _matches(tx, table.by_rest(lookup_field), key)
+    matches = [] if normalized in missed else _matches(tx, table.by_rest(lookup_field), key)
     if len(matches) > 1 and action != "createOnly":
         raise Skipped(codes.MULTIPLE_MATCHES)
     if action == "createOnly":
@@ -91,9 +104,9 @@ def _values(table: FieldTable, record: dict, lookup_field: str) -> dict[str, tup
     for name, raw in record.items():
         field = table.by_rest(name) if isinstance(name, str) else None
         if field is None:
-            raise Skipped(codes.FIELD_NOT_FOUND, f"Field '{name}' not found")
+            raise Skipped(codes.FIELD_NOT_FOUND, f"Field '{str(name)[:100]}' not found")
         if field.read_only and not (name == ID and lookup_field == ID):
-            raise Skipped(codes.INVALID_DATA, f"Invalid data: field '{name}' is read-only")
+            raise Skipped(codes.INVALID_DATA, f"Invalid data: field '{name[:100]}' is read-only")
         values[name] = (field, _text(field, raw))
     return values
 
