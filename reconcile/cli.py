@@ -540,8 +540,10 @@ class _Progress:
         if self.bar is not None:
             self.bar.advance(self.task, event.records)
         elif self.calls > 1:
-            env().err(f"call {event.batch}/{self.calls}: {event.created} created, {event.updated} updated, "
-                      f"{event.failed} failed")
+            adopted = f", {event.adopted} adopted" if event.adopted else ""
+            refused = f", {event.refused} not recorded (conflicting lead IDs)" if event.refused else ""
+            env().err(f"call {event.batch}/{self.calls}: {event.created} created, {event.updated} updated"
+                      f"{adopted}, {event.failed} failed{refused}")
 
     def close(self) -> None:
         if self.bar is not None:

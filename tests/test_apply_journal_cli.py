@@ -122,3 +122,15 @@ def test_a_failed_apply_says_failed_not_complete(workspace: Path, emulator) -> N
     assert result.exit_code == 5, result.stderr
     assert "Apply complete" not in result.stdout
     assert "Apply failed: 1 created, 0 updated, 1 failed;" in result.stdout
+
+
+def test_progress_lines_count_adoptions_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "leads", tmp_path / "leads")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("apply", "--emulator", "--auto-approve", "--batch-size", "1", "--concurrency", "1")
+    assert result.exit_code == 0, result.stderr
+    calls = [line for line in result.stderr.splitlines() if line.startswith("call ")]
+    assert len(calls) == 6 and sum(", 1 adopted," in line for line in calls) == 1
+    assert "Apply complete: 5 created, 0 updated, 1 adopted, 0 failed" in result.stdout

@@ -33,13 +33,17 @@ from reconcile.core.records import CREATED
 from reconcile.errors import ReconcileError, RemoteError, ResponseError, StalePlanError
 from reconcile.remote.base import mark_outcome, not_delivered, outcome_unknown
 from reconcile.store import journal as journal_store
-from reconcile.store.journal import ResultEntry
+from reconcile.store.journal import RecoveryReport, ResultEntry
 
 __all__ = ["apply_plan"]
 
 
 class _Apply:
     """One apply: wires the ledger, the scheduler, the answer checks and the tally together."""
+
+    # made by run() once check_state() has settled which state the apply starts from
+    ledger: Ledger
+    checker: AnswerChecker
 
     def __init__(self, plan: Plan, state: State, state_path: Path, transport: Any, options: ApplyOptions,
                  clock: Callable[[], datetime], monotonic: Callable[[], float],
@@ -54,7 +58,7 @@ class _Apply:
         stats = getattr(transport, "stats", None)
         self._stats_start = (getattr(stats, "attempts", 0), getattr(stats, "retries", 0))
         self._handled = 0
-        self.recovered = None
+        self.recovered: RecoveryReport | None = None  # a leftover journal this apply replayed
         self.unknowns = UnknownOutcomes((), dedup_enabled=options.dedup_enabled, started=self.started_at)
 
     # -- the scheduler's handler --------------------------------------------------------------------
