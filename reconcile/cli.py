@@ -391,14 +391,14 @@ def _rest_catalog(client, state_path: Path, refresh: bool = False):
 def _rest_transport(credentials, desired, plan, state_path: Path, options, foreign_id_field: str | None):
     """The REST transport, once the lead files are known to fit the instance's fields."""
     from reconcile.apply import record_for
-    from reconcile.remote.rest.transport import RestTransport
-
     from reconcile.remote.rest.payload import missing_foreign_id_field_message
+    from reconcile.remote.rest.transport import RestTransport
 
     records = [record_for(a) for a in plan.actions if a.kind != "unchanged" and a.sends_record]
     keyed = sum(1 for record in records if record.foreign_sys_person_id is not None)
     if keyed and not foreign_id_field:
         raise UsageError(missing_foreign_id_field_message(keyed))
+    _refuse_foreign_id_clashes(desired.leads)
     client = _rest_client(credentials, options.concurrency)
     try:
         catalog = _rest_catalog(client, state_path)
@@ -409,6 +409,26 @@ def _rest_transport(credentials, desired, plan, state_path: Path, options, forei
         client.close()
         raise
     return transport
+
+
+def _refuse_foreign_id_clashes(leads) -> None:
+    """REST keeps a foreign ID in one custom field, without its type: SFDC 42 and CUSTOM 42 would be
+    one lead there, and both would be sent to it."""
+    from reconcile.errors import InputError, InputErrors
+
+    first: dict[str, object] = {}
+    errors = []
+    for lead in leads:
+        if lead.foreign_sys_person_id is None:
+            continue
+        other = first.setdefault(lead.foreign_sys_person_id, lead)
+        if other is not lead and other.effective_foreign_sys_type != lead.effective_foreign_sys_type:
+            errors.append(InputError(
+                f"foreignSysPersonId {lead.foreign_sys_person_id!r} ({lead.effective_foreign_sys_type}) is also "
+                f"declared as {other.effective_foreign_sys_type} at {other.location}; through the REST API "
+                "both would be the same lead (its foreign-ID field has no type)", lead.location))
+    if errors:
+        raise InputErrors(errors)
 
 
 @contextlib.contextmanager

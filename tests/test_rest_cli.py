@@ -151,3 +151,16 @@ def test_a_check_is_remembered_only_for_the_same_files_and_fields(workspace: Pat
         handle.write("  - email: x@example.com\n    attributes: {Tilte: typo}\n")
     result = invoke("plan", environ=REST_ENV)
     assert result.exit_code == 3 and "did you mean 'Title'?" in result.stderr
+
+
+def test_one_foreign_id_under_two_types_is_refused_for_rest(workspace: Path) -> None:
+    (workspace / "leads" / "people.yaml").write_text(
+        "leads:\n"
+        "  - foreignSysPersonId: \"42\"\n    foreignSysType: SFDC\n"
+        "  - foreignSysPersonId: \"42\"\n    foreignSysType: NETSUITE\n")
+    assert invoke("plan", environ=SOAP_ENV).exit_code == 0  # two leads for SOAP
+    result = invoke("apply", "--auto-approve", "--api", "rest", "--foreign-id-field", "ExternalId__c",
+                    environ=UNREACHABLE)
+    assert result.exit_code == 3, result.stderr
+    assert "error: leads/people.yaml:4:" in result.stderr and "also declared as SFDC at leads/people.yaml:2" \
+        in result.stderr
