@@ -266,3 +266,24 @@ def test_identity_endpoint_override_and_plain_http_refused() -> None:
         RestCredentials.from_env({**environ, "MARKETO_REST_ENDPOINT": "http://a.mktorest.com"})
     assert RestCredentials.from_env({**environ, "MARKETO_REST_ENDPOINT": "http://127.0.0.1:9/rest"}).base_url \
         == "http://127.0.0.1:9"
+
+
+def test_an_unreachable_identity_service_is_reported_without_the_secret(fake: FakeMarketo) -> None:
+    import requests
+
+    class Refusing(FakeMarketo):
+        def request(self, method, url, **kwargs):
+            if "/identity/" in url:  # what urllib3 says: the whole URL, query string and all
+                raise requests.exceptions.ConnectionError(f"Max retries exceeded with url: {url} (refused)")
+            return super().request(method, url, **kwargs)
+
+    transport = make_transport(Refusing(), retry=RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0))
+    with pytest.raises(RemoteError) as caught:
+        transport.send([LeadRecord(email="a@example.com")])
+    chain, error = [], caught.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    assert caught.value.exit_status == ExitStatus.REMOTE_FAILURE
+    assert "/identity/oauth/token" in chain[0]
+    assert not any(CLIENT_SECRET in text for text in chain)
