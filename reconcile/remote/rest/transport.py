@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from reconcile.core.records import LeadRecord, SyncStatus
 from reconcile.errors import UsageError
@@ -49,10 +49,6 @@ class RestTransport:
     @property
     def stats(self) -> TransportStats:
         return self.client.stats
-
-    @property
-    def endpoint(self) -> str:
-        return self.client.credentials.endpoint
 
     # -- what the engine asks before batching -------------------------------------------------------
 
@@ -105,9 +101,3 @@ class RestTransport:
     def close(self) -> None:
         self.client.close()
 
-
-def make_transport(credentials: Any, field_names: Mapping[str, str], *, foreign_id_field: str | None = None,
-                   max_concurrency: int = 10, log: Callable[[str], None] | None = None,
-                   **client_options: Any) -> RestTransport:
-    client = RestClient(credentials, max_concurrency=max_concurrency, log=log, **client_options)
-    return RestTransport(client, field_names, foreign_id_field)
