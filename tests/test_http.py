@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -311,3 +312,36 @@ def test_the_debug_log_never_shows_credentials_in_a_url():
     text = "\n".join(logs) + str(info.value.error)
     assert logs and "Pa55word" not in text and "t0ken-value" not in text
     assert f"> GET http://***@127.0.0.1:{port}/soap/mktows/2_1?access_token=***&x=1" in text
+
+
+def test_a_dropped_connection_and_a_tls_failure_are_said_plainly(trickler):
+    dropped = trickler(b"", fast_prefix=0)  # reads the request, answers nothing, closes
+    client = http.HttpClient(endpoint_env="MARKETO_SOAP_ENDPOINT")
+    with pytest.raises(http.Failure) as info:
+        client.exchange("POST", dropped.endpoint, body=b"<x/>")
+    port = dropped.endpoint.split(":")[2].split("/")[0]
+    assert info.value.handling is Handling.UNKNOWN
+    assert re.fullmatch(rf"connection to 127\.0\.0\.1:{port} lost before an answer "
+                        r"\((closed by the server|connection reset)\)", str(info.value.error))
+
+    plain = trickler(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" * 10, fast_prefix=10_000)
+    with pytest.raises(http.Failure) as info:
+        client.exchange("POST", plain.endpoint.replace("http://", "https://"), body=b"<x/>")
+    port = plain.endpoint.split(":")[2].split("/")[0]
+    assert info.value.handling is Handling.STOP
+    message = str(info.value.error)
+    assert message.startswith(f"TLS error talking to 127.0.0.1:{port} (") and "MARKETO_SOAP_ENDPOINT" in message
+    assert "Pool" not in message and "Caused by" not in message
+
+
+def test_a_trickled_answer_without_dedup_is_given_up_at_the_deadline_and_not_resent(trickler):
+    import time
+
+    server = trickler(HEADERS + b"x" * 30, fast_prefix=len(HEADERS))
+    transport, sleeps = _soap_transport(server.endpoint, deadline=2.0)
+    began = time.monotonic()
+    with pytest.raises(OutcomeUnknown) as info:
+        transport.send(_one_record(), dedup_enabled=False)
+    assert time.monotonic() - began < 3.5
+    assert "deadline passed" in str(info.value) and "not resent" in str(info.value)
+    assert outcome_unknown(info.value) and sleeps == []

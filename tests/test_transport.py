@@ -12,6 +12,8 @@ import pytest
 
 from reconcile.remote.soap import envelope as soap
 from reconcile.errors import ConfigError, ExitStatus, ResponseError
+from reconcile.remote.codes import Handling
+from reconcile.remote.soap.codes import CODES
 from reconcile.remote.soap.fault import SoapFault
 from reconcile.remote.soap.transport import (Credentials, NotDelivered, OutcomeUnknown, QuotaExhausted, RateLimiter,
                                  RetryPolicy, TransportError, is_resend_safe, outcome_unknown,
@@ -477,3 +479,26 @@ def test_credentials_constructed_directly_are_checked_too():
         Credentials("http://marketo.example.com/soap/mktows/2_1", "u", "k")
     with pytest.raises(ConfigError, match="MARKETO_ENCRYPTION_KEY"):
         Credentials("https://marketo.example.com/soap/mktows/2_1", "u", "")
+
+
+# -- every fault code is handled as the one table says -------------------------------------------------
+
+
+def _calls_expected(handling, policy):
+    return {Handling.RETRY: policy.max_attempts, Handling.UNKNOWN: policy.max_attempts,
+            Handling.THROTTLED: max(policy.max_attempts, policy.max_throttled_attempts),
+            Handling.RESIGN: 1 + policy.max_resign, Handling.QUOTA: 1, Handling.STOP: 1}[handling]
+
+
+@pytest.mark.parametrize("code", sorted(c for c, entry in CODES.items() if entry.handling is not Handling.RECORD))
+def test_each_call_level_fault_code_is_handled_as_the_table_says(emulator, transport_for, code):
+    handling = CODES[code].handling
+    emulator.faults.update(fail_every=1, fail_code=code)
+    policy = RetryPolicy(max_attempts=3, max_throttled_attempts=4, max_resign=2, base_delay=0.0)
+    transport = transport_for(emulator, retry=policy)
+    expected_error = QuotaExhausted if handling is Handling.QUOTA else SoapFault
+    with pytest.raises(expected_error) as info:
+        transport.send(records(1))
+    assert info.value.code == code
+    assert len(emulator.calls) == _calls_expected(handling, policy), handling
+    assert outcome_unknown(info.value) == (handling is Handling.UNKNOWN)

@@ -4,10 +4,12 @@ A transport built on this module keeps only its own session details, its request
 classification of answers. Everything else lives here:
 
 Endpoints
-    ``validate_endpoint(url, what)`` -> the URL, checked: https (plain http only to a loopback host),
+    ``validate_endpoint(url, what, example)`` -> the URL, checked: https (plain http only to a loopback host),
     a host, no ``user:password@``. Raises ``ConfigError`` naming ``what`` (an env var or option), with
-    any userinfo redacted. ``redact_url(url)`` hides userinfo in any URL about to be shown or logged;
-    ``is_loopback(host)``.
+    any userinfo redacted. ``redact_url(text)`` hides userinfo and ``access_token`` / ``client_id`` /
+    ``client_secret`` query values in any URL about to be shown or logged (the debug log does this
+    itself); ``host_port(url)``; ``is_loopback(host)``. ``one_line(text, limit)`` escapes control
+    characters visibly (``\\r``) in server text before it reaches a message.
 
 Limits
     ``RateLimiter(calls, window)`` (thread-safe sliding window; ``acquire(stop)`` raises ``Stopped``
@@ -24,13 +26,17 @@ One HTTP exchange: ``HttpClient``
     requests session (TLS verified, no redirects, no urllib3 retries, our user agent), the concurrency
     slots, the rate limiter and the counters (``stats``, a ``remote.base.TransportStats``).
     ``client.exchange(method, url, body=..., headers=..., attempt=n, stop=stop, show=redactor)`` makes
-    ONE request and returns an ``Answer(status, reason, content, headers)``; the whole exchange
-    (connect, headers, body) must finish within ``deadline`` seconds. A failure without an answer
-    raises ``Failure`` with a ``Handling`` already decided (RETRY for "certainly not sent", UNKNOWN
-    for "sent, no usable answer", STOP for TLS errors and refused oversized answers). Bodies are read
+    ONE request and returns an ``Answer(status, reason, content, headers)`` (reason already escaped);
+    the whole exchange (connect, headers, body) must finish within ``deadline`` seconds, enforced by
+    a watchdog that shuts the socket down. A failure without an answer raises ``Failure`` with a
+    ``Handling`` already decided: RETRY for "certainly not sent" (the error reads "could not connect
+    to HOST:PORT (connection refused); check <endpoint_env>"; an unknown host gets one retry only),
+    UNKNOWN for "sent, no usable answer" (read timeout, connection lost, deadline passed), STOP for
+    TLS errors and refused oversized answers. ``stats.attempts`` counts requests that left, not
+    connection attempts. It raises ``Stopped`` when ``stop`` is set while waiting for a slot. Bodies are read
     with a size cap (``max_response_bytes``). ``show(bytes) -> str`` turns bodies into debug-log text
     (redact secrets there); ``log`` receives one text per request and per answer.
-    ``client.classify_status(answer, detail)`` -> the ``Failure`` for an HTTP status that carries no
+    ``client.classify_status(answer, url, detail)`` -> the ``Failure`` for an HTTP status that carries no
     API-level error (429, 5xx, 3xx, 4xx), or None for 2xx.
 
 The retry loop
@@ -46,6 +52,9 @@ The retry loop
     * RESIGN - try again at once (renew the signature or token in ``attempt``), at most
       ``max_resign`` times, not counted as a backoff attempt;
     * QUOTA, STOP, RECORD - stop now.
+
+    ``Failure.max_attempts`` tightens the policy's cap for one kind of failure; ``Failure(...,
+    unknown=True)`` marks a STOP whose call may nevertheless have been applied.
 
     Stopping raises ``Failure.final(suffix)`` when the classifier gave one (e.g. a ``QuotaExhausted``
     or an API fault with " (gave up after 3 attempts)" appended), else a ``NotDelivered`` /
@@ -81,7 +90,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "is_loopback", "validate_endpoint", "redact_url", "one_line", "RateLimiter", "Stopped", "pause",
     "RetryPolicy", "backoff_delay", "quota_reset_after", "quota_message", "retry_after", "user_agent",
-    "Answer", "Failure", "HttpClient", "call_with_retries", "DEFAULT_DEADLINE", "LOG_BODY_LIMIT",
+    "Answer", "Failure", "HttpClient", "Counters", "call_with_retries", "host_port", "DEFAULT_DEADLINE",
+    "LOG_BODY_LIMIT",
 ]
 
 DEFAULT_DEADLINE = 120.0  # seconds one attempt (connect + headers + body) may take at most
@@ -128,8 +138,9 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
-def validate_endpoint(endpoint: str, what: str, example: str = "https://123-ABC-456.mktoapi.com/soap/mktows/2_1") -> str:
-    """The endpoint, checked: https (or http to a loopback host only), with a host, no credentials."""
+def validate_endpoint(endpoint: str, what: str, example: str | None = None) -> str:
+    """The endpoint, checked: https (or http to a loopback host only), with a host, no credentials.
+    `example` is a well-formed endpoint of the caller's API, shown when the URL is not usable."""
     endpoint = (endpoint or "").strip()
     shown = one_line(redact_url(endpoint), 200)
     try:
@@ -140,7 +151,8 @@ def validate_endpoint(endpoint: str, what: str, example: str = "https://123-ABC-
         raise ConfigError(f"{what} is not a valid URL: {one_line(redact_url(str(exc)), 200)}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http") or not host:
-        raise ConfigError(f"{what} must be an https:// URL such as {example}, not {shown!r}")
+        such = f" such as {example}" if example else ""
+        raise ConfigError(f"{what} must be an https:// URL{such}, not {shown!r}")
     if parts.username is not None or parts.password is not None:
         raise ConfigError(f"{what} must not contain a user name or password")
     if scheme == "http" and not is_loopback(host):
@@ -654,7 +666,8 @@ class HttpClient:
             except (requests.exceptions.RequestException, OSError) as exc:
                 if watch.expired:
                     raise self._late(shown_url) from None
-                error = OutcomeUnknown(f"connection to {shown_url} lost while reading the answer: {_short(exc)}")
+                error = OutcomeUnknown(f"connection to {host_port(url)} lost while reading the answer "
+                                       f"({_why_lost(exc)})")
                 raise Failure(error, Handling.UNKNOWN, "connection lost") from None
             finally:
                 response.close()
@@ -683,7 +696,8 @@ class HttpClient:
             self.counters.count(attempts=1)
             return self._late(shown_url)
         if isinstance(exc, requests.exceptions.SSLError):
-            error = TransportError(f"TLS error talking to {shown_url}: {_short(exc)}")
+            error = TransportError(f"TLS error talking to {host_port(url)} ({_why_tls(exc)}); "
+                                   f"check {self.endpoint_env}")
             return Failure(mark_outcome(error, False), Handling.STOP, "TLS error")
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return self._not_connected(url, "timed out", "connect timeout")
@@ -697,7 +711,7 @@ class HttpClient:
                 return self._not_connected(url, why, "host not found" if why == _DNS else "connection failed",
                                            max_attempts=2 if why == _DNS else None)
             self.counters.count(attempts=1)
-            error = OutcomeUnknown(f"connection to {shown_url} lost before an answer: {_short(exc)}")
+            error = OutcomeUnknown(f"connection to {host_port(url)} lost before an answer ({_why_lost(exc)})")
             return Failure(error, Handling.UNKNOWN, "connection lost")
         error = TransportError(f"cannot send to {shown_url}: {_short(exc)}")
         return Failure(mark_outcome(error, False), Handling.STOP, "request error")
@@ -746,6 +760,33 @@ class HttpClient:
 
 
 _DNS = "host name not found"
+
+
+def _why_lost(exc: BaseException) -> str:
+    """A few plain words for a connection that broke after the request went out."""
+    import http.client
+
+    for item in _causes(exc):
+        if isinstance(item, (ConnectionResetError, BrokenPipeError)):
+            return "connection reset"
+        if isinstance(item, (http.client.RemoteDisconnected, http.client.IncompleteRead)):
+            return "closed by the server"
+        if isinstance(item, (socket.timeout, TimeoutError)):
+            return "timed out"
+    return "connection lost"
+
+
+def _why_tls(exc: BaseException) -> str:
+    """The TLS failure in a few words (the certificate problem, when that is what it was)."""
+    import ssl
+
+    for item in _causes(exc):
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return one_line(f"certificate verify failed: {item.verify_message or item.reason}", 200)
+    for item in _causes(exc):
+        if isinstance(item, ssl.SSLError):
+            return one_line(str(item.reason or item.strerror or "handshake failed"), 200)
+    return "handshake failed"
 
 
 def _causes(exc: BaseException) -> list[Any]:
