@@ -14,6 +14,7 @@ import requests
 
 from reconcile.remote.soap import envelope as soap
 from reconcile.emulator import DEFAULT_FIELDS, Emulator, EmulatorConfig, Faults, serve_forever_cli
+from reconcile.emulator.store import LeadStore, create_database
 from reconcile.emulator.limits import quota_day
 from reconcile.emulator.soap_api import parse_w3c_timestamp
 from reconcile.emulator.store import StoreError
@@ -387,13 +388,49 @@ def test_database_survives_a_restart(tmp_path, emulator_factory):
     assert len(second.leads()) == 3
 
 
+def persisted(db):
+    """The leads a database on disk holds, as a restarted emulator would load them."""
+    return LeadStore(fields=frozenset(), path=db).leads()
+
+
 def test_database_is_written_before_the_response(tmp_path, emulator_factory):
     db = tmp_path / "emulator.json"
     emu = emulator_factory(db_path=db)
     [status] = sync(emu, [R(email="a@example.com")])
-    stored = json.loads(db.read_text())  # read right after the response: already on disk
-    assert [lead["id"] for lead in stored["leads"]] == [status.lead_id]
-    assert [p.name for p in tmp_path.iterdir()] == ["emulator.json"]  # no temporary files left
+    assert [lead["id"] for lead in persisted(db)] == [status.lead_id]  # right after the response: on disk
+    emu.stop()
+    assert [lead["id"] for lead in json.loads(db.read_text())["leads"]] == [status.lead_id]
+    assert (tmp_path / "emulator.json.log").read_bytes() == b"", "a stopped emulator leaves one complete file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emulator.json", "emulator.json.log"]  # no temp files
+
+
+def test_a_call_appends_what_it_changed_and_the_log_is_folded_when_it_outgrows_the_snapshot(tmp_path):
+    db = tmp_path / "emulator.json"
+    create_database(db, leads=[])
+    store = LeadStore(fields=frozenset({"Title"}), path=db, min_log_bytes=2000)
+    snapshot = db.read_bytes()
+    store.sync([R(email=f"u{i}@example.com") for i in range(3)], True)
+    store.sync([R(email="u1@example.com", attributes=(("Title", "CTO"),))], True)
+    log_lines = (tmp_path / "emulator.json.log").read_text().splitlines()
+    assert db.read_bytes() == snapshot, "a call does not rewrite the whole database"
+    assert [len(json.loads(line)["leads"]) for line in log_lines] == [3, 1], "only what each call changed"
+    assert persisted(db) == store.leads()
+    store.sync([R(email=f"many{i}@example.com", attributes=(("Title", "x" * 50),)) for i in range(30)], True)
+    assert (tmp_path / "emulator.json.log").read_bytes() == b"" and json.loads(db.read_text())["leads"] == \
+        store.leads(), "folded into the snapshot once the log outgrew it"
+
+
+def test_a_torn_last_log_line_is_dropped_and_a_corrupt_one_refused(tmp_path):
+    db = tmp_path / "emulator.json"
+    store = LeadStore(fields=frozenset(), path=db)
+    store.sync([R(email="kept@example.com")], True)
+    log = tmp_path / "emulator.json.log"
+    with open(log, "ab") as handle:
+        handle.write(b'{"deleted": [], "leads": [{"id": 1000002, "ema')  # a crash mid-write
+    assert [lead["email"] for lead in persisted(db)] == ["kept@example.com"]
+    log.write_bytes(b'{"not": "a change"}\n' + log.read_bytes())
+    with pytest.raises(StoreError, match="corrupt at line 1"):
+        persisted(db)
 
 
 def test_failed_write_rolls_the_call_back_and_faults_20011(tmp_path, emulator_factory, monkeypatch):
@@ -403,7 +440,7 @@ def test_failed_write_rolls_the_call_back_and_faults_20011(tmp_path, emulator_fa
     def broken(path):
         raise StoreError("disk full")
 
-    monkeypatch.setattr(emu.store, "_save", broken)
+    monkeypatch.setattr(emu.store, "_append", lambda path, changes: broken(path))
     assert sync_fault(emu, [R(email="a@example.com", attributes={"Title": "New"}), R(email="b@example.com")]) == "20011"
     assert [(lead["email"], lead["attributes"]) for lead in emu.leads()] == [("a@example.com", {"Title": "Old"})]
     monkeypatch.undo()
@@ -654,7 +691,7 @@ def test_commit_then_drop_applies_and_persists_but_sends_nothing(tmp_path, emula
     with pytest.raises(requests.ConnectionError):
         post(emu, envelope(emu, [R(email="b@example.com"), R(email="c@example.com")]))
     assert [lead["email"] for lead in emu.leads()] == ["a@example.com", "b@example.com", "c@example.com"]
-    assert len(json.loads(db.read_text())["leads"]) == 3
+    assert len(persisted(db)) == 3
     assert emu.calls[-1].outcome == "dropped" and emu.calls[-1].http_status is None
     # a retry of the same batch is answered, and dedup makes it idempotent
     statuses = sync(emu, [R(email="b@example.com"), R(email="c@example.com")])

@@ -54,11 +54,11 @@ def test_emulator_prints_exports_serves_and_stops_on_ctrl_c(tmp_path: Path) -> N
         result = invoke("apply", "--auto-approve", "--leads", str(tmp_path / "leads"),
                         "--state", str(tmp_path / "state.json"), environ=env)
         assert result.exit_code == 0, result.stderr
-        assert "Shoe_Size__c" in db.read_text(), "an extra --field is accepted and persisted"
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
+    assert "Shoe_Size__c" in db.read_text(), "an extra --field is accepted and persisted"
     assert "Marketo emulator stopped." in out
     assert "Traceback" not in err
 

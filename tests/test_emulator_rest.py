@@ -7,6 +7,7 @@ against (../shared/marketo-rest-facts.md).
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -15,6 +16,7 @@ import requests
 from reconcile.core.records import LeadRecord
 from reconcile.emulator import Faults, Reason
 from reconcile.emulator import rest_api, soap_api
+from reconcile.emulator.store import LeadStore
 from reconcile.remote.rest import codes as rest_codes
 from reconcile.remote.soap import codes as soap_codes
 from reconcile.remote.soap import envelope as soap
@@ -99,6 +101,16 @@ def test_token_is_reused_until_it_expires_then_renewed_and_the_old_one_is_602(em
     assert renewed["access_token"] != first["access_token"] and renewed["expires_in"] == 60
     answer = requests.get(describe, headers={"Authorization": f"Bearer {renewed['access_token']}"}, timeout=10)
     assert answer.json()["success"] is True
+
+
+def test_a_short_token_ttl_expires_in_real_time(emulator_factory):
+    emu = emulator_factory(token_ttl=0.5)
+    rest = Rest(emu)
+    assert rest.get(filterType="id", filterValues="1")["success"] is True
+    time.sleep(0.6)
+    assert error_code(rest.get(filterType="id", filterValues="1")) == rest_codes.TOKEN_EXPIRED
+    rest.token = token_of(emu)
+    assert rest.get(filterType="id", filterValues="1")["success"] is True
 
 
 def test_a_bad_client_is_http_401_in_oauth_shape(emulator):
@@ -404,3 +416,15 @@ def test_one_key_in_two_calls_at_once_can_create_a_duplicate_as_marketo_warns(em
     later = together([{"email": "a@example.com", "title": "A"}], [{"email": "a@example.com", "title": "B"}])
     assert [answer["result"][0]["status"] for answer in later] == ["updated", "updated"], \
         "a lead that existed before both calls is found by both"
+
+
+def test_a_merge_and_a_delete_are_persisted(emulator_factory, tmp_path):
+    db = tmp_path / "emulator.json"
+    emu = emulator_factory(db_path=db)
+    rest = Rest(emu)
+    winner, loser, gone = [r["id"] for r in rest.sync([{"email": "w@example.com"}, {"email": "l@example.com"},
+                                                       {"email": "gone@example.com"}])["result"]]
+    requests.post(f"{emu.base_url}/_emulator/merge", json={"winner": winner, "loser": loser}, timeout=10)
+    requests.delete(f"{emu.base_url}/_emulator/leads/{gone}", timeout=10)
+    reloaded = LeadStore(fields=frozenset(), path=db).leads()  # as a restart after kill -9 loads it
+    assert [(lead["id"], lead["email"]) for lead in reloaded] == [(winner, "w@example.com")]

@@ -15,8 +15,8 @@ account, through either API. In-process use::
 Layout: `httpd` (the HTTP server and the `Emulator`), `soap_api` and `rest_api` (the faces, each
 mapping the neutral `reasons` to its API's codes), `soap_rules` and `rest_rules` (what a write
 means in each API), `store` (the one database), `fields` (Describe and the SOAP <-> REST names),
-`tokens` (OAuth), `limits`, `faults`, `calls` (the call log), `admin` (drift and merge endpoints),
-`console` (`reconcile emulator` in the foreground).
+`tokens` (OAuth), `limits`, `faults`, `races` (one key in two calls at once), `calls` (the call
+log), `admin` (drift and merge endpoints), `console` (`reconcile emulator` in the foreground).
 """
 
 from reconcile.emulator.calls import CallRecord

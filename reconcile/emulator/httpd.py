@@ -262,6 +262,7 @@ class Emulator:
             if thread is not None:
                 thread.join(timeout=10)
             self._server = self._thread = None
+            self.store.close()
             log.info("Marketo emulator stopped")
 
     def __enter__(self) -> "Emulator":

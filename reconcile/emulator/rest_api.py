@@ -17,9 +17,10 @@ checked in this order; the first failure answers and nothing is applied:
                 a missing or unknown token -> 601; an expired one -> 602
   3. request    not JSON content -> 612; unparsable JSON -> 609; a bad action, lookupField,
                 filterType, batchSize, page token or a body that is not a Sync Leads request, more
-                than 300 records or filter values -> 1003 (call level: Marketo's "invalid data"
-                code, which is also what the REST facts name for a misused lookupField); an
-                unknown field in `fields` -> 1006
+                than 300 records or filter values -> 1003 at call level. (The facts give 1003,
+                "invalid data", for a request Marketo will not execute as sent, and list it among
+                the call-level errors a client stops on; no other documented code fits "too many
+                records".) An unknown field in `fields` -> 1006
   4. limits     the instance's limits (shared with the SOAP face), as their reasons' codes below
   5. faults     injected latency / failure / commit-then-drop (see `faults`)
   6. semantics  Sync Leads records in order, atomically, persisted before the answer
@@ -98,7 +99,7 @@ class RestFace:
             handler.send(414, b"Request-URI Too Long\n", "text/plain; charset=utf-8")
             return
         if path == TOKEN_PATH:
-            self._serve(handler, calllog.TOKEN, self._token, limited=False)
+            self._serve(handler, calllog.TOKEN, self._token, needs_token=False)
         elif path == LEADS_PATH and method == "POST" and handler.query_value("_method") == "GET":
             self._serve(handler, calllog.READ, self._get_leads_form)
         elif path == LEADS_PATH and method == "POST":
@@ -112,13 +113,13 @@ class RestFace:
 
     # -- one call -----------------------------------------------------------------------------------
 
-    def _serve(self, handler: Any, operation: str, work: Callable[[Any, Any], Any], limited: bool = True) -> None:
+    def _serve(self, handler: Any, operation: str, work: Callable[[Any, Any], Any], needs_token: bool = True) -> None:
         emulator = self._emulator
         call = emulator.new_call(handler, self.api, operation)
-        emulator.run_call(handler, call, lambda: self._call(handler, call, work, limited),
+        emulator.run_call(handler, call, lambda: self._call(handler, call, work, needs_token),
                           lambda: self._answer_error(handler, call, CallError(REASON_CODES[Reason.INTERNAL_ERROR])))
 
-    def _call(self, handler: Any, call: Any, work: Callable[[Any, Any], Any], limited: bool) -> None:
+    def _call(self, handler: Any, call: Any, work: Callable[[Any, Any], Any], needs_token: bool) -> None:
         if handler.command == "POST":
             body, problem = handler.read_body(REST_MAX_BODY_BYTES)
         else:  # a stray body on a GET must not be read as the next request of the connection
@@ -132,7 +133,7 @@ class RestFace:
             return
         handler.body = body
         try:
-            if limited:
+            if needs_token:
                 self._check_token(handler)
             answer = work(handler, call)
         except CallError as error:
@@ -185,22 +186,10 @@ class RestFace:
     def _token(self, handler: Any, call: Any) -> None:
         params = dict(handler.query)
         params.update(_form(handler))
-        tokens = self._emulator.tokens
-        if params.get("grant_type") != "client_credentials":
-            self._oauth_error(handler, call, 400, "invalid_request" if "grant_type" not in params
-                              else "unsupported_grant_type", "grant_type must be client_credentials")
-        elif not tokens.client_ok(params.get("client_id", ""), params.get("client_secret", "")):
-            self._oauth_error(handler, call, 401, "unauthorized", "Bad client credentials")
-        else:
-            grant = tokens.grant()
-            body = {"access_token": grant.access_token, "token_type": "bearer", "expires_in": grant.expires_in,
-                    "scope": f"{self._emulator.config.client_id}@emulator"}
-            handler.send(200, json.dumps(body).encode("utf-8"), JSON_TYPE)
-
-    def _oauth_error(self, handler: Any, call: Any, status: int, error: str, description: str) -> None:
-        call.code = error
-        handler.send(status, json.dumps({"error": error, "error_description": description}).encode("utf-8"),
-                     JSON_TYPE)
+        status, document = self._emulator.tokens.answer(params)
+        if status != 200:
+            call.code = document["error"]
+        handler.send(status, json.dumps(document).encode("utf-8"), JSON_TYPE)
 
     # -- Sync Leads ---------------------------------------------------------------------------------
 
@@ -214,25 +203,13 @@ class RestFace:
                     for key in [rest_rules.lookup_key(lookup_field, r.get(lookup_field))] if key is not None}
         racing = self._keys.enter(keys)
         try:
-            missed = frozenset(racing - self._held(lookup_field, racing))
+            missed = frozenset(racing - _held(self._emulator, lookup_field, racing))
             call.racing_keys = len(racing)
             decision = self._inflict(handler, call)
             return None if decision is None else self._apply_sync(handler, call, decision, action, lookup_field,
                                                                    records, missed)
         finally:
             self._keys.leave(keys)
-
-    def _held(self, lookup_field: str, keys: set[str]) -> set[str]:
-        """Those of `keys` some lead holds now."""
-        if not keys:
-            return set()
-        field = self._emulator.fields.by_rest(lookup_field)
-        store_key = "email" if lookup_field == EMAIL else field.soap_name
-        held = set()
-        for lead in self._emulator.store.select(store_key, keys):
-            value = lead["email"] if lookup_field == EMAIL else lead["attributes"].get(field.soap_name)
-            held.add(rest_rules.lookup_key(lookup_field, value))
-        return held
 
     def _apply_sync(self, handler: Any, call: Any, decision: Any, action: str, lookup_field: str, records: list,
                     missed: frozenset[str]) -> dict | None:
@@ -352,6 +329,19 @@ def _fields(table: FieldTable, text: str | None) -> list:
             raise CallError(codes.FIELD_NOT_FOUND, f"Field '{name[:100]}' not found")
         fields.append(field)
     return fields
+
+
+def _held(emulator: Any, lookup_field: str, keys: set[str]) -> set[str]:
+    """Those of `keys` some lead holds now."""
+    if not keys:
+        return set()
+    field = emulator.fields.by_rest(lookup_field)
+    store_key = "email" if lookup_field == EMAIL else field.soap_name
+    held = set()
+    for lead in emulator.store.select(store_key, keys):
+        value = lead["email"] if lookup_field == EMAIL else lead["attributes"].get(field.soap_name)
+        held.add(rest_rules.lookup_key(lookup_field, value))
+    return held
 
 
 def _form(handler: Any) -> dict[str, str]:

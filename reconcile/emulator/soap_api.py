@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
@@ -43,7 +42,7 @@ from reconcile.emulator.store import StoreError
 from reconcile.errors import ResponseError
 from reconcile.remote.soap import codes
 from reconcile.remote.soap.envelope import CONTENT_TYPE, EnvelopeInvalid, parse_xml_safely, sign
-from reconcile.remote.soap.wire import MKTOWS, NS_MKTOWS, NS_SOAP, NS_XSI, SOAP, XML_INCOMPATIBLE
+from reconcile.remote.soap.wire import MKTOWS, NS_MKTOWS, NS_SOAP, NS_XSI, SOAP, XML_INCOMPATIBLE, XsdValidator
 from reconcile.remote.soap.wire import one_line, resource_bytes, tag_name
 
 __all__ = ["MAX_REQUEST_BYTES", "WSDL_ADDRESS_PLACEHOLDER", "REASON_CODES", "AuthHeader", "RequestRejected",
@@ -106,34 +105,12 @@ class SyncRequest:
 
 
 # --------------------------------------------------------------------------------------------------
-# Validation with libxml2
-
-
-class _Validator:
-    """The mktows XSD compiled by libxml2. An lxml validator keeps its error log on itself, so
-    one validation runs at a time (each takes well under a millisecond)."""
-
-    def __init__(self) -> None:
-        from lxml import etree
-
-        self._schema = etree.XMLSchema(etree.fromstring(resource_bytes("mktows.xsd")))
-        self._lock = threading.Lock()
-
-    def first_error(self, element) -> str | None:
-        with self._lock:
-            if self._schema.validate(element):
-                return None
-            error = self._schema.error_log.last_error
-            for entry in self._schema.error_log:  # the first one is the cause; later ones follow from it
-                error = entry
-                break
-        where = (error.path or "").replace(MKTOWS, "ns1:")
-        return f"{error.message} (at {where})" if where else error.message
+# Validation with libxml2 (see wire.XsdValidator)
 
 
 @functools.lru_cache(maxsize=1)
-def _validator() -> _Validator:
-    return _Validator()
+def _validator() -> XsdValidator:
+    return XsdValidator()
 
 
 def _reject_invalid(element) -> None:

@@ -3,7 +3,14 @@
 A lead is `{"id", "email", "foreignSysPersonId", "foreignSysType", "attributes", "createdAt",
 "updatedAt"}`, its attributes keyed by SOAP field name (see `fields`). Writes happen in a
 `Transaction`: one call's changes, applied in order (each sees the ones before it), persisted as a
-whole before the call is answered, or rolled back as a whole. What a write means is each API's
+whole before the call is answered, or rolled back as a whole.
+
+On disk: the database file (`path`, a JSON snapshot) and beside it `<path>.log`, one JSON line per
+committed transaction with the leads it changed and deleted, fsync'd before the call is answered.
+A call costs what it changed, not the size of the database. Loading replays the log over the
+snapshot (a line torn by a crash is the unanswered last call and is dropped); the log is folded
+into the snapshot when it outgrows it and when the store is closed, so a stopped emulator leaves
+one complete JSON file. What a write means is each API's
 business: `soap_rules` (syncMultipleLeads) and `rest_rules` (Sync Leads) drive a transaction; the
 admin endpoints edit, merge and delete through one too.
 """
@@ -13,6 +20,8 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+import logging
+import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +32,10 @@ from reconcile.emulator import soap_rules
 from reconcile.emulator.soap_rules import Outcome, RecordLike
 from reconcile.store.fs import write_atomic
 
+log = logging.getLogger("reconcile.emulator")
+
 DB_FORMAT_VERSION = 1
+MIN_LOG_BYTES = 1024 * 1024  # the log is folded into the snapshot once it outgrows this and the snapshot
 
 
 class StoreError(Exception):
@@ -47,6 +59,13 @@ class Transaction:
     @property
     def changed(self) -> bool:
         return bool(self._originals)
+
+    def changes(self) -> dict[str, Any]:
+        """What this transaction did, as one line of the database's log."""
+        leads = self._store._leads
+        return {"next_id": self._store._next_id,
+                "leads": [leads[i] for i in sorted(self._originals) if i in leads],
+                "deleted": sorted(i for i in self._originals if i not in leads)}
 
     def lead(self, lead_id: int) -> dict[str, Any] | None:
         return self._store._leads.get(lead_id)
@@ -107,7 +126,8 @@ class Transaction:
 
 class LeadStore:
     def __init__(self, *, fields: frozenset[str], first_lead_id: int = 1_000_001,
-                 path: Path | None = None, now: Callable[[], datetime] | None = None):
+                 path: Path | None = None, now: Callable[[], datetime] | None = None,
+                 min_log_bytes: int = MIN_LOG_BYTES):
         self.fields = fields  # SOAP names of the attributes a lead may have
         self._first_id = first_lead_id
         self._path = path
@@ -118,6 +138,8 @@ class LeadStore:
         self._by_email: dict[str, list[int]] = {}
         self._by_attribute: dict[str, dict[str, list[int]]] = {}  # built on first lookup by a field
         self._next_id = first_lead_id
+        self._snapshot_bytes = 0
+        self._min_log_bytes = min_log_bytes
         if path is not None:
             self._load(path)
 
@@ -158,10 +180,16 @@ class LeadStore:
             try:
                 yield tx
                 if tx.changed and self._path is not None:
-                    self._save(self._path)
+                    self._append(self._path, tx.changes())
             except BaseException:
                 tx.rollback()
                 raise
+
+    def close(self) -> None:
+        """Fold the log into the snapshot, leaving one complete database file."""
+        with self._lock:
+            if self._path is not None and _log_path(self._path).exists():
+                self._compact(self._path)
 
     def sync(self, records: Iterable[RecordLike], dedup_enabled: bool | None) -> list[Outcome]:
         """syncMultipleLeads: one call's records by `soap_rules`, one outcome per record, in order."""
@@ -224,34 +252,101 @@ class LeadStore:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return
+            text = None
         except OSError as exc:
             raise StoreError(f"cannot read emulator database {path}: {exc}") from exc
-        try:
-            data = json.loads(text)
-            if not isinstance(data, dict) or data.get("format_version") != DB_FORMAT_VERSION:
-                raise ValueError(f"not a format_version {DB_FORMAT_VERSION} emulator database")
-            leads = {}
-            for raw in data["leads"]:
-                lead = _validated(raw)
-                if lead["id"] in leads:
-                    raise ValueError(f"lead id {lead['id']} appears twice")
-                leads[lead["id"]] = lead
-            next_id = int(data.get("next_id", 0))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"emulator database {path} is corrupt: {exc}") from exc
+        leads: dict[int, dict[str, Any]] = {}
+        next_id = 0
+        if text is not None:
+            try:
+                data = json.loads(text)
+                if not isinstance(data, dict) or data.get("format_version") != DB_FORMAT_VERSION:
+                    raise ValueError(f"not a format_version {DB_FORMAT_VERSION} emulator database")
+                for raw in data["leads"]:
+                    lead = _validated(raw)
+                    if lead["id"] in leads:
+                        raise ValueError(f"lead id {lead['id']} appears twice")
+                    leads[lead["id"]] = lead
+                next_id = int(data.get("next_id", 0))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StoreError(f"emulator database {path} is corrupt: {exc}") from exc
+            self._snapshot_bytes = len(text)
+        next_id = _replay(_log_path(path), leads, next_id)
         self._leads = leads
         self._next_id = max([next_id, self._first_id, *(i + 1 for i in leads)])
         self._reindex()
+
+    def _append(self, path: Path, changes: dict[str, Any]) -> None:
+        line = (json.dumps(changes, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        log_path = _log_path(path)
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "ab") as log:
+                size = log.tell()
+                try:
+                    log.write(line)
+                    log.flush()
+                    os.fsync(log.fileno())
+                except BaseException:
+                    log.truncate(size)  # a write the call does not answer must not replay later
+                    raise
+                size += len(line)
+        except OSError as exc:
+            raise StoreError(f"cannot write emulator database log {log_path}: {exc}") from exc
+        if size > max(self._min_log_bytes, self._snapshot_bytes):
+            try:  # the change is durable in the log already: a failed fold is retried next time
+                self._compact(path)
+            except StoreError:
+                log.warning("emulator: could not fold the database log into %s; will retry", path, exc_info=True)
+
+    def _compact(self, path: Path) -> None:
+        """The snapshot first, then an empty log: a crash in between replays changes it already holds."""
+        self._save(path)
+        try:
+            with open(_log_path(path), "r+b") as log:
+                log.truncate(0)
+                os.fsync(log.fileno())
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot reset emulator database log {_log_path(path)}: {exc}") from exc
 
     def _save(self, path: Path) -> None:
         document = {"format_version": DB_FORMAT_VERSION, "next_id": self._next_id,
                     "leads": [self._leads[i] for i in sorted(self._leads)]}
         payload = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        self._snapshot_bytes = len(payload)
         try:
             write_atomic(path, payload.encode("utf-8"))
         except OSError as exc:
             raise StoreError(f"cannot write emulator database {path}: {exc}") from exc
+
+
+def _log_path(path: Path) -> Path:
+    return path.with_name(path.name + ".log")
+
+
+def _replay(log_path: Path, leads: dict[int, dict[str, Any]], next_id: int) -> int:
+    """Apply the log's transactions to `leads` in order; return the next id they leave."""
+    try:
+        lines = log_path.read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return next_id
+    except OSError as exc:
+        raise StoreError(f"cannot read emulator database log {log_path}: {exc}") from exc
+    complete = lines[:-1]  # after the last newline: nothing, or a line a crash cut short (never answered)
+    for number, line in enumerate(complete, 1):
+        try:
+            change = json.loads(line)
+            for raw in change["leads"]:
+                lead = _validated(raw)
+                leads[lead["id"]] = lead
+            for lead_id in change["deleted"]:
+                leads.pop(lead_id, None)
+            next_id = max(next_id, int(change["next_id"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"emulator database log {log_path} is corrupt at line {number}: {exc}") from exc
+    return next_id
 
 
 def _unindex(index: dict[str, list[int]], key: str, lead_id: int) -> None:
@@ -306,6 +401,7 @@ def create_database(path: Path, leads: Iterable[dict[str, Any]] = DEMO_LEADS,
     """Create an emulator database holding `leads`, unless one exists. True if it was created."""
     if path.exists():
         return False
+    _log_path(path).unlink(missing_ok=True)  # a log without its snapshot belongs to no database
     store = LeadStore(fields=frozenset(), first_lead_id=first_lead_id)
     store._leads = {lead["id"]: _validated(lead) for lead in leads}
     store._next_id = max([first_lead_id, *(i + 1 for i in store._leads)])

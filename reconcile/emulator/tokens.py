@@ -59,6 +59,18 @@ class Tokens:
             token, expiry = self._current
         return Grant(token, int(expiry - now))
 
+    def answer(self, params: dict[str, str]) -> tuple[int, dict]:
+        """The identity service's HTTP status and JSON answer to a token request's parameters:
+        a grant, or OAuth's `{"error", "error_description"}` (HTTP 401 for a bad client, as Marketo)."""
+        if params.get("grant_type") != "client_credentials":
+            error = "invalid_request" if "grant_type" not in params else "unsupported_grant_type"
+            return 400, {"error": error, "error_description": "grant_type must be client_credentials"}
+        if not self.client_ok(params.get("client_id", ""), params.get("client_secret", "")):
+            return 401, {"error": "unauthorized", "error_description": "Bad client credentials"}
+        grant = self.grant()
+        return 200, {"access_token": grant.access_token, "token_type": "bearer", "expires_in": grant.expires_in,
+                     "scope": f"{self._config.client_id}@emulator"}
+
     def check(self, token: str) -> TokenState:
         now = self._config.monotonic()
         with self._lock:

@@ -1,13 +1,15 @@
 """The mktows XML vocabulary that both sides of the SOAP wire share.
 
 The client (`remote.soap.envelope`) and the emulator's SOAP face (`emulator.soap_api`) build and read
-the same documents; the namespaces, the bundled XSD/WSDL and the rule for turning untrusted text
-into a one-line message live here once. Safe parsing itself is `envelope.parse_xml_safely`.
+the same documents; the namespaces, the bundled XSD/WSDL, its libxml2 validator and the rule for
+turning untrusted text into a one-line message live here once. Safe parsing itself is
+`envelope.parse_xml_safely`.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 NS_MKTOWS = "http://www.marketo.com/mktows/"
@@ -43,3 +45,28 @@ def tag_name(element) -> str:
     if tag.startswith(MKTOWS):
         return "ns1:" + tag[len(MKTOWS):]
     return one_line(tag, 120)
+
+
+class XsdValidator:
+    """The mktows XSD compiled by libxml2 (lxml): a 300-record element checks in about a millisecond,
+    where xmlschema takes tens. An lxml validator keeps its error log on itself, so one validation
+    runs at a time."""
+
+    def __init__(self) -> None:
+        from lxml import etree
+
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        self._schema = etree.XMLSchema(etree.fromstring(resource_bytes("mktows.xsd"), parser))
+        self._lock = threading.Lock()
+
+    def first_error(self, element) -> str | None:
+        """The first violation of `element` (a global mktows element, validated as it stands in its
+        document), described with its path, or None."""
+        with self._lock:
+            if self._schema.validate(element):
+                return None
+            entry = self._schema.error_log[0] if len(self._schema.error_log) else None
+        if entry is None:  # pragma: no cover - libxml2 always logs why
+            return "invalid"
+        where = (entry.path or "").replace(MKTOWS, "ns1:")
+        return f"{entry.message} (at {where})" if where else entry.message
