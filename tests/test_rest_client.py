@@ -264,6 +264,10 @@ def test_identity_endpoint_override_and_plain_http_refused() -> None:
     assert RestCredentials.from_env(environ).identity_url == "https://id.example.com/identity"
     with pytest.raises(ConfigError):
         RestCredentials.from_env({**environ, "MARKETO_REST_ENDPOINT": "http://a.mktorest.com"})
+    with pytest.raises(ConfigError) as caught:
+        RestCredentials.from_env({**environ, "MARKETO_REST_ENDPOINT": "a.mktorest.com"})
+    assert "MARKETO_REST_ENDPOINT must be an https:// URL such as https://123-ABC-456.mktorest.com" \
+        in caught.value.message
     assert RestCredentials.from_env({**environ, "MARKETO_REST_ENDPOINT": "http://127.0.0.1:9/rest"}).base_url \
         == "http://127.0.0.1:9"
 
@@ -285,5 +289,5 @@ def test_an_unreachable_identity_service_is_reported_without_the_secret(fake: Fa
         chain.append(str(error))
         error = error.__cause__ or error.__context__
     assert caught.value.exit_status == ExitStatus.REMOTE_FAILURE
-    assert "/identity/oauth/token" in chain[0]
+    assert "123-abc-456.mktorest.com" in chain[0]
     assert not any(CLIENT_SECRET in text for text in chain)

@@ -30,7 +30,8 @@ APIS = (SOAP, REST)
 def _validate_endpoint(url: str, what: str) -> str:
     from reconcile.remote.http import validate_endpoint
 
-    return validate_endpoint(url, what)
+    example = "https://123-ABC-456.mktorest.com" + ("/identity" if what == ENV_IDENTITY_ENDPOINT else "")
+    return validate_endpoint(url, what, example=example)
 
 
 def base_url(endpoint: str) -> str:
