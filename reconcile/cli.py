@@ -328,6 +328,8 @@ def apply(
     if chosen == REST and endpoint:
         raise UsageError("--endpoint is the SOAP endpoint; the REST API reads MARKETO_REST_ENDPOINT")
     foreign_id_field = foreign_id_field or (env().environ.get(ENV_FOREIGN_ID_FIELD) or "").strip() or None
+    if use_emulator and chosen == REST and not foreign_id_field:
+        foreign_id_field = EMULATOR_FOREIGN_ID_FIELD  # so that the example leads apply out of the box
     with contextlib.ExitStack() as stack:
         credentials = (stack.enter_context(_embedded_emulator(state, chosen)) if use_emulator
                        else _credentials_from_env(endpoint, chosen))
@@ -431,6 +433,10 @@ def _refuse_foreign_id_clashes(leads) -> None:
         raise InputErrors(errors)
 
 
+# The built-in emulator's custom lead field for foreign system IDs through REST (--foreign-id-field).
+EMULATOR_FOREIGN_ID_FIELD = "ForeignSysId"
+
+
 @contextlib.contextmanager
 def _embedded_emulator(state_path: Path, api: str = "soap"):
     """The built-in emulator, in-process on a free loopback port, with a database that persists
@@ -447,7 +453,9 @@ def _embedded_emulator(state_path: Path, api: str = "soap"):
         env().err(f"Created the emulator's demo database at {db_path}.")
     key = secrets.token_hex(20)  # lives only in this process: nothing to leak
     secret = secrets.token_hex(20)
-    with Emulator(EmulatorConfig(encryption_key=key, client_secret=secret, db_path=db_path)) as running:
+    config = EmulatorConfig(encryption_key=key, client_secret=secret, db_path=db_path,
+                            extra_fields=frozenset({EMULATOR_FOREIGN_ID_FIELD}))
+    with Emulator(config) as running:
         if api == "rest":
             from reconcile.remote.rest.config import RestCredentials
 

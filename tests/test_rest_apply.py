@@ -203,15 +203,16 @@ def test_fields_shows_and_caches_the_instance_fields(tmp_path: Path, emulator) -
     assert sum(1 for call in emulator.calls if call.operation == "read") == describes + 1
 
 
-def test_embedded_emulator_speaks_rest_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    work = workspace(tmp_path, "leads:\n  - email: e@example.com\n    attributes: {FirstName: Emu}\n")
-    monkeypatch.chdir(work)
+def test_embedded_emulator_applies_the_example_leads_through_rest(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(Path(__file__).resolve().parent.parent / "leads", tmp_path / "leads")
+    monkeypatch.chdir(tmp_path)
     result = invoke("apply", "--emulator", "--api", "rest", "--auto-approve")
     assert result.exit_code == 0, result.stderr
-    assert "Sync Leads" in result.stdout and "1 created" in result.stdout
+    assert "Sync Leads call" in result.stdout and "0 failed" in result.stdout
     again = invoke("apply", "--emulator", "--auto-approve")  # SOAP stays the emulator's default
-    assert again.exit_code == 0 and "Nothing to apply" in again.stdout
-    shutil.rmtree(work / ".reconcile")
+    assert again.exit_code == 0 and "Nothing to apply" in again.stdout, again.stderr
+    assert invoke("validate").exit_code == 0  # the examples also pass the emulator's describe cache
 
 
 def test_emulator_api_rest_exports_only_rest_credentials_which_then_choose_rest(tmp_path: Path) -> None:
