@@ -135,6 +135,9 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(ExitStatus.SUCCESS)
 
 
+ForeignIdFieldOption = Annotated[Optional[str], typer.Option(
+    "--foreign-id-field", help="REST: the custom lead field that carries foreignSysPersonId "
+    "(env RECONCILE_FOREIGN_ID_FIELD).", show_default=False)]
 ApiOption = Annotated[Optional[str], typer.Option(
     "--api", help="Marketo API: soap or rest (env RECONCILE_API; default: the credentials set).",
     show_default=False)]
@@ -544,9 +547,7 @@ def apply(
                                                  "from the state (Marketo keeps them).")] = False,
     max_file_size: MaxFileSizeOption = "256M",
     api: ApiOption = None,
-    foreign_id_field: Annotated[Optional[str], typer.Option(
-        "--foreign-id-field", help="REST: the custom lead field that carries foreignSysPersonId "
-        "(env RECONCILE_FOREIGN_ID_FIELD).", show_default=False)] = None,
+    foreign_id_field: ForeignIdFieldOption = None,
     debug: DebugOption = False,
 ) -> int:
     """Apply the plan: send Sync Leads (REST) or syncMultipleLeads (SOAP) calls and record the lead IDs.
@@ -556,15 +557,14 @@ def apply(
     MARKETO_USER_ID, MARKETO_ENCRYPTION_KEY. Without --api (or RECONCILE_API), the set present decides.
     """
     from reconcile import apply as applier
-    from reconcile.store import lock
-    from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired
+    from reconcile.remote.rest.config import REST
+    from reconcile.store import lock, planfile
     from reconcile.store.instance import instance_of
     from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
-    from reconcile.remote.rest.config import ENV_FOREIGN_ID_FIELD, REST, select_api
 
     max_file_bytes = parse_size(max_file_size)
     options = applier.ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=not no_dedup,
@@ -575,12 +575,7 @@ def apply(
     if use_emulator and endpoint:
         raise UsageError("--emulator and --endpoint are mutually exclusive")
     check_state_path(state)
-    chosen = select_api(api, env().environ, emulator=use_emulator)
-    if chosen == REST and endpoint:
-        raise UsageError("--endpoint is the SOAP endpoint; the REST API reads MARKETO_REST_ENDPOINT")
-    foreign_id_field = foreign_id_field or (env().environ.get(ENV_FOREIGN_ID_FIELD) or "").strip() or None
-    if use_emulator and chosen == REST and not foreign_id_field:
-        foreign_id_field = EMULATOR_FOREIGN_ID_FIELD  # so that the example leads apply out of the box
+    chosen, foreign_id_field = _api_for_apply(api, endpoint, use_emulator, foreign_id_field)
     with contextlib.ExitStack() as stack:
         credentials = (stack.enter_context(_embedded_emulator(state, chosen)) if use_emulator
                        else _credentials_from_env(endpoint, chosen))
@@ -612,6 +607,20 @@ def apply(
         report = _run_apply(plan, current, state, transport, options)
         env().out(report.summary("complete"))
         return ExitStatus.SUCCESS
+
+
+def _api_for_apply(api: str | None, endpoint: str | None, use_emulator: bool,
+                   foreign_id_field: str | None) -> tuple[str, str | None]:
+    """The API apply talks to, and the REST field that carries foreign IDs (if any)."""
+    from reconcile.remote.rest.config import ENV_FOREIGN_ID_FIELD, REST, select_api
+
+    chosen = select_api(api, env().environ, emulator=use_emulator)
+    if chosen == REST and endpoint:
+        raise UsageError("--endpoint is the SOAP endpoint; the REST API reads MARKETO_REST_ENDPOINT")
+    foreign_id_field = foreign_id_field or (env().environ.get(ENV_FOREIGN_ID_FIELD) or "").strip() or None
+    if use_emulator and chosen == REST and not foreign_id_field:
+        foreign_id_field = EMULATOR_FOREIGN_ID_FIELD  # so that the example leads apply out of the box
+    return chosen, foreign_id_field
 
 
 def _credentials_from_env(endpoint: str | None, api: str = "soap"):
