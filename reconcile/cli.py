@@ -508,6 +508,36 @@ def ci_sticky_comment(
     return ExitStatus.SUCCESS
 
 
+@ci_app.command("drift-issue")
+def ci_drift_issue(
+    exitcode: Annotated[str, typer.Option("--exitcode", help="plan --refresh --detailed-exitcode's exit status.")],
+    report: Annotated[Path, typer.Option("--report", help="The refreshed plan's Markdown.")],
+    repo: Annotated[Optional[str], typer.Option("--repo", help="owner/name (default: $GITHUB_REPOSITORY).")]
+    = None,
+    gh: Annotated[str, typer.Option("--gh", help="The GitHub CLI executable.")] = "gh",
+) -> int:
+    """Open or update the one `reconcile-drift` issue on drift; close it when the drift is gone."""
+    from reconcile.ci import context
+    from reconcile.ci.comment import GitHubCLI
+    from reconcile.ci.drift_issue import sync_issue
+
+    environ = env().environ
+    repo = repo or environ.get("GITHUB_REPOSITORY")
+    status = _exitcode(exitcode)
+    if not repo:
+        raise UsageError("drift-issue needs a repository (GITHUB_REPOSITORY or --repo)")
+    if status not in (ExitStatus.SUCCESS, ExitStatus.CHANGES_PRESENT):
+        raise UsageError(f"drift-issue follows a plan that ran (exit 0 or 2), not exit {exitcode!r}")
+    client = GitHubCLI(executable=gh, environ=environ, tmpdir=environ.get("RUNNER_TEMP"))
+    action, issue = sync_issue(client, repo, status, _read_text(report) or "", context.run_url(environ))
+    url = str((issue or {}).get("html_url") or "")
+    env().out(("No drift, and no open drift issue." if action == "none"
+               else f"{action.capitalize()} the drift issue #{(issue or {}).get('number', '?')}")
+              + (f": {visible(url)}" if url and action != "none" else ""))
+    context.append_to(environ.get("GITHUB_OUTPUT"), context.output_text({"issue-action": action, "issue-url": url}))
+    return ExitStatus.SUCCESS
+
+
 @ci_app.command("summarize-apply")
 def ci_summarize_apply(
     exitcode: Annotated[str, typer.Option("--exitcode", help="apply's exit status (empty: it did not run).")] = "",
