@@ -703,8 +703,9 @@ def apply(
             _confirm(credentials.endpoint)
         if drift is not None and drift.has_drift:
             current = _write_refreshed(drift, current, state)
-        if transport is None:
-            transport = _make_transport(credentials, options.concurrency)
+        if transport is None:  # SOAP writes: one rate window with the refresh's reads, as in Marketo
+            transport = _make_transport(credentials, options.concurrency,
+                                        reader.http.rate_limiter if reader is not None else None)
             stack.callback(transport.close)
         report = _run_apply(plan, current, state, transport, options)
         env().out(report.summary("complete"))
@@ -905,12 +906,12 @@ def _confirm(endpoint: str, question: str | None = None) -> None:
         raise typer.Exit(ExitStatus.SUCCESS)
 
 
-def _make_transport(credentials, concurrency: int):
+def _make_transport(credentials, concurrency: int, rate_limiter=None):
     from reconcile.remote.soap.transport import SoapTransport
 
     environment = env()  # the transport logs from its worker threads, outside this context
     log = environment.debug_log if environment.debug else None
-    return SoapTransport(credentials, max_concurrency=concurrency, log=log)
+    return SoapTransport(credentials, max_concurrency=concurrency, log=log, rate_limiter=rate_limiter)
 
 
 def _print_event(event) -> None:

@@ -99,6 +99,33 @@ def test_refresh_reads_300_ids_per_call_and_only_managed_fields(marketo) -> None
     assert "402 leads from Marketo: 2 Get Leads calls" in result.stderr
 
 
+def test_refresh_survives_refused_and_failed_reads(marketo) -> None:
+    emulator, environ = marketo
+    admin(emulator, "DELETE", f"/_emulator/leads/{lead_id('ada@example.com')}")
+    emulator.reset_counters()
+    emulator.faults.update(fail_every=2, fail_reason="unavailable")  # the email look-up fails once
+    result = invoke("plan", "--refresh", "--detailed-exitcode", environ=environ)
+    assert result.exit_code == 2, result.stderr
+    assert "# email:ada@example.com will be created" in result.stdout
+    refused = [call for call in emulator.calls if call.api == "rest" and call.outcome != "ok"]
+    assert refused, [(call.api, call.operation, call.outcome) for call in emulator.calls]
+
+
+def test_apply_through_soap_refreshes_through_rest(marketo) -> None:
+    emulator, environ = marketo
+    both = {**environ, "MARKETO_SOAP_ENDPOINT": emulator.endpoint, "MARKETO_USER_ID": emulator.user_id,
+            "MARKETO_ENCRYPTION_KEY": emulator.encryption_key}
+    ada = lead_id("ada@example.com")
+    admin(emulator, "POST", f"/_emulator/leads/{ada}", {"Title": "VP"})
+    emulator.reset_counters()
+    result = invoke("apply", "--api", "soap", "--refresh", "--auto-approve", environ=both)
+    assert result.exit_code == 0, result.stderr
+    assert 'Title = "VP" (changed in Marketo) → "CTO"' in result.stdout
+    assert {(call.api, call.operation) for call in emulator.calls} >= {("rest", "read"), ("soap", "write")}
+    assert not [call for call in emulator.calls if call.api == "rest" and call.operation == "write"]
+    assert next(lead for lead in emulator.leads() if lead["id"] == ada)["attributes"]["Title"] == "CTO"
+
+
 def test_refresh_only_records_marketo_values_and_sends_no_write(marketo) -> None:
     emulator, environ = marketo
     ada = lead_id("ada@example.com")
