@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Mapping, Optional, TextIO
+from typing import Annotated, Any, Mapping, Optional, TextIO
 
 import typer
 
@@ -208,15 +208,15 @@ def _rest_instance() -> str | None:
         return None
 
 
-def _render(plan, fmt: OutputFormat, calls=None) -> str:
+def _render(plan, fmt: OutputFormat, calls=None, drift=None, against_state: bool = False) -> str:
     from reconcile.core import render
 
     calls = calls or render.Calls()
     if fmt is OutputFormat.json:
-        return render.render_json(plan, calls)
+        return render.render_json(plan, calls, drift)
     if fmt is OutputFormat.markdown:
-        return render.render_markdown(plan, calls)
-    return render.render_text(plan, color=env().color, calls=calls)
+        return render.render_markdown(plan, calls, drift, against_state)
+    return render.render_text(plan, color=env().color, calls=calls, drift=drift, against_state=against_state)
 
 
 def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | None = None):
@@ -234,6 +234,12 @@ def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | N
     return render.Calls("Sync Leads", len(batches))
 
 
+RefreshOption = Annotated[bool, typer.Option(
+    "--refresh", help="First read the managed fields of every state lead from Marketo (REST Get Leads, "
+    "300 leads per call) and plan against what Marketo holds now.")]
+REFRESH_CONCURRENCY = 4
+
+
 @app.command("plan")
 def plan_command(
     leads: LeadsOption = Path("leads"),
@@ -244,9 +250,10 @@ def plan_command(
                                                     help="Exit 2 when apply has something to do, 0 when not.")] = False,
     max_file_size: MaxFileSizeOption = "256M",
     api: ApiOption = None,
+    refresh: RefreshOption = False,
     debug: DebugOption = False,
 ) -> int:
-    """Show what apply would change in Marketo."""
+    """Show what apply would change in Marketo (with --refresh, against what Marketo holds now)."""
     from reconcile.core.gcpause import gc_paused
     from reconcile.remote.rest.config import select_api
 
@@ -257,30 +264,77 @@ def plan_command(
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     with gc_paused():
-        return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size, chosen)
+        return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size, chosen, refresh)
 
 
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
-                     detailed_exitcode: bool, max_file_size: str, api: str = "soap") -> int:
+                     detailed_exitcode: bool, max_file_size: str, api: str = "soap", refresh: bool = False) -> int:
     from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
 
     if out is not None:
+        if refresh:
+            raise UsageError("--refresh and --out cannot be combined: a saved plan is applied against the state "
+                             "it was made from; run `reconcile apply --refresh` instead")
         planfile.check_destination(out)
     desired, current = _load_inputs(leads, state, max_file_size)
     current, recovery, state_hash = _preview_recovery(state, current)
     check_declared_once(desired.leads, current)
+    drift = None
+    if refresh:
+        with contextlib.closing(_rest_client(_read_credentials(api), REFRESH_CONCURRENCY)) as client:
+            drift = _refresh(current, state, client, REFRESH_CONCURRENCY)
+        current = drift.refreshed
+        check_declared_once(desired.leads, current)  # Marketo's answers may make two declarations one lead
     plan = make_plan(desired.leads, current)
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)
-    env().out(_with_recovery(_render(plan, format, _calls(plan, api)), recovery, format))
+    env().out(_with_recovery(_render(plan, format, _calls(plan, api), drift, against_state=not refresh),
+                             recovery, format))
     if out is not None and format is OutputFormat.text:
         env().out(f"Saved the plan to {visible(out)}; apply it exactly with: reconcile apply {visible(out)}")
-    if detailed_exitcode and plan.has_changes:
+    if detailed_exitcode and (plan.has_changes or (drift is not None and drift.has_drift)):
         return ExitStatus.CHANGES_PRESENT
     return ExitStatus.SUCCESS
+
+
+def _read_credentials(api: str, credentials=None):
+    """The REST credentials refresh reads with: the apply's own when it writes through REST, else the
+    environment's. No live Marketo answers SOAP reads any more, so SOAP alone cannot refresh."""
+    from reconcile.remote.rest.config import REST, REST_VARIABLES, RestCredentials
+
+    if credentials is not None and isinstance(credentials, RestCredentials):
+        return credentials
+    environ = env().environ
+    if api != REST and not any((environ.get(name) or "").strip() for name in REST_VARIABLES):
+        raise UsageError("--refresh reads leads through Marketo's REST API (Get Leads); with --api soap it needs "
+                         f"the REST credentials too ({', '.join(REST_VARIABLES)}): Marketo retired SOAP, and no "
+                         "live instance answers SOAP reads")
+    return RestCredentials.from_env(environ)
+
+
+def _refresh(current, state_path: Path, client, concurrency: int):
+    """Marketo's current values of the state's leads (after checking the state belongs to its instance)."""
+    from reconcile.apply.refresh import NUMERIC_TYPES, refresh, refresh_calls
+    from reconcile.store.instance import instance_of
+    from reconcile.store.state import check_instance
+
+    current = check_instance(current, instance_of(client.credentials.base_url), state_path)
+    calls = refresh_calls(current)
+    catalog = _rest_catalog(client, state_path)
+    with_id = sum(1 for record in current.leads.values() if record.lead_id is not None)
+    env().err(f"Refreshing {with_id} lead{'' if with_id == 1 else 's'} from Marketo: {calls} Get Leads "
+              f"call{'' if calls == 1 else 's'}.")
+
+    def progress(event) -> None:
+        if event.calls > 1:
+            env().err(f"read {event.calls_done}/{event.calls}: {event.leads_read} leads")
+
+    numeric = frozenset(name for name, spec in catalog.fields.items() if (spec.data_type or "") in NUMERIC_TYPES)
+    return refresh(current, client, catalog.rest_names(), numeric=numeric, concurrency=concurrency,
+                   on_progress=progress)
 
 
 def _preview_recovery(state_path: Path, current):
@@ -457,6 +511,36 @@ def ci_sticky_comment(
     return ExitStatus.SUCCESS
 
 
+@ci_app.command("drift-issue")
+def ci_drift_issue(
+    exitcode: Annotated[str, typer.Option("--exitcode", help="plan --refresh --detailed-exitcode's exit status.")],
+    report: Annotated[Path, typer.Option("--report", help="The refreshed plan's Markdown.")],
+    repo: Annotated[Optional[str], typer.Option("--repo", help="owner/name (default: $GITHUB_REPOSITORY).")]
+    = None,
+    gh: Annotated[str, typer.Option("--gh", help="The GitHub CLI executable.")] = "gh",
+) -> int:
+    """Open or update the one `reconcile-drift` issue on drift; close it when the drift is gone."""
+    from reconcile.ci import context
+    from reconcile.ci.comment import GitHubCLI
+    from reconcile.ci.drift_issue import sync_issue
+
+    environ = env().environ
+    repo = repo or environ.get("GITHUB_REPOSITORY")
+    status = _exitcode(exitcode)
+    if not repo:
+        raise UsageError("drift-issue needs a repository (GITHUB_REPOSITORY or --repo)")
+    if status not in (ExitStatus.SUCCESS, ExitStatus.CHANGES_PRESENT):
+        raise UsageError(f"drift-issue follows a plan that ran (exit 0 or 2), not exit {exitcode!r}")
+    client = GitHubCLI(executable=gh, environ=environ, tmpdir=environ.get("RUNNER_TEMP"))
+    action, issue = sync_issue(client, repo, status, _read_text(report) or "", context.run_url(environ))
+    url = str((issue or {}).get("html_url") or "")
+    env().out(("No drift, and no open drift issue." if action == "none"
+               else f"{action.capitalize()} the drift issue #{(issue or {}).get('number', '?')}")
+              + (f": {visible(url)}" if url and action != "none" else ""))
+    context.append_to(environ.get("GITHUB_OUTPUT"), context.output_text({"issue-action": action, "issue-url": url}))
+    return ExitStatus.SUCCESS
+
+
 @ci_app.command("summarize-apply")
 def ci_summarize_apply(
     exitcode: Annotated[str, typer.Option("--exitcode", help="apply's exit status (empty: it did not run).")] = "",
@@ -548,6 +632,12 @@ def apply(
     max_file_size: MaxFileSizeOption = "256M",
     api: ApiOption = None,
     foreign_id_field: ForeignIdFieldOption = None,
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="First read Marketo (as plan --refresh does): values changed in Marketo are "
+        "restored to the declared ones.")] = False,
+    refresh_only: Annotated[bool, typer.Option(
+        "--refresh-only", help="Only record Marketo's current values of the managed fields in the state; "
+        "nothing is sent to Marketo.")] = False,
     debug: DebugOption = False,
 ) -> int:
     """Apply the plan: send Sync Leads (REST) or syncMultipleLeads (SOAP) calls and record the lead IDs.
@@ -557,11 +647,7 @@ def apply(
     MARKETO_USER_ID, MARKETO_ENCRYPTION_KEY. Without --api (or RECONCILE_API), the set present decides.
     """
     from reconcile import apply as applier
-    from reconcile.core.declared_once import check_declared_once
-    from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.files import parse_size
-    from reconcile.inputs.validate import load_desired
-    from reconcile.remote.rest.config import REST
     from reconcile.store import lock, planfile
     from reconcile.store.instance import instance_of
     from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
@@ -569,6 +655,7 @@ def apply(
     max_file_bytes = parse_size(max_file_size)
     options = applier.ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=not no_dedup,
                                    forget_orphans=forget_orphans)
+    _check_refresh_options(refresh, refresh_only, plan_file)
     saved = planfile.load(plan_file) if plan_file is not None else None
     if saved is not None:
         leads, state = Path(saved.leads_dir), Path(saved.state_path)
@@ -585,28 +672,66 @@ def apply(
         finish_interrupted_write(state)
         current, _ = applier.recover_state(state, on_event=_print_event)
         current = check_instance(current, instance_of(credentials.endpoint), state)
-        desired = load_desired(leads, max_file_bytes=max_file_bytes)
-        if saved is not None:
-            planfile.check_fresh(saved, desired=desired, state=current, state_path=state)
-        check_declared_once(desired.leads, current)
-        plan = make_plan(desired.leads, current, batch_size=options.batch_size)
-        has_work = plan.has_changes or (forget_orphans and plan.summary["orphaned"])
-        transport = None
-        if chosen == REST and has_work:
-            transport = _rest_transport(credentials, desired, plan, state, options, foreign_id_field)
-            stack.callback(transport.close)
-        env().out(_render(plan, OutputFormat.text, _calls(plan, chosen, options.dedup_enabled, foreign_id_field)))
-        if not has_work:
-            env().out("Nothing to apply.")
-            return ExitStatus.SUCCESS
-        if saved is None and not auto_approve:
-            _confirm(credentials.endpoint)
-        if transport is None:
-            transport = _make_transport(credentials, options.concurrency)
-            stack.callback(transport.close)
-        report = _run_apply(plan, current, state, transport, options)
-        env().out(report.summary("complete"))
-        return ExitStatus.SUCCESS
+        return _plan_and_send(stack, _ApplyRequest(
+            leads=leads, state=state, saved=saved, options=options, api=chosen, foreign_id_field=foreign_id_field,
+            refresh=refresh, refresh_only=refresh_only, auto_approve=auto_approve, max_file_bytes=max_file_bytes,
+            use_emulator=use_emulator), credentials, current)
+
+
+@dataclass(frozen=True)
+class _ApplyRequest:
+    """What the apply command was asked to do, once its options are checked."""
+
+    leads: Path
+    state: Path
+    saved: Any
+    options: Any
+    api: str
+    foreign_id_field: str | None
+    refresh: bool
+    refresh_only: bool
+    auto_approve: bool
+    max_file_bytes: int
+    use_emulator: bool
+
+
+def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
+    """Apply under the lock: refresh if asked, plan, show, confirm, send, report."""
+    from reconcile.core.declared_once import check_declared_once
+    from reconcile.core.planner import plan as make_plan
+    from reconcile.inputs.validate import load_desired
+    from reconcile.remote.rest.config import REST
+    from reconcile.store import planfile
+
+    drift, reader = (_refresh_for_apply(stack, r.api, credentials, current, r.state, r.options, r.use_emulator)
+                     if r.refresh or r.refresh_only else (None, None))
+    if r.refresh_only:
+        return _record_refresh(drift, current, r.state, r.auto_approve, credentials.endpoint)
+    desired = load_desired(r.leads, max_file_bytes=r.max_file_bytes)
+    if r.saved is not None:
+        planfile.check_fresh(r.saved, desired=desired, state=current, state_path=r.state)
+    check_declared_once(desired.leads, current if drift is None else drift.refreshed)
+    plan = make_plan(desired.leads, current if drift is None else drift.refreshed, batch_size=r.options.batch_size)
+    has_work = plan.has_changes or (r.options.forget_orphans and plan.summary["orphaned"])
+    transport = None
+    if r.api == REST and has_work:
+        transport = _rest_transport(credentials, desired, plan, r.state, r.options, r.foreign_id_field, reader)
+        stack.callback(transport.close)
+    env().out(_render(plan, OutputFormat.text, _calls(plan, r.api, r.options.dedup_enabled, r.foreign_id_field),
+                      drift))
+    if not has_work:
+        return _nothing_to_apply(drift, current, r.state, r.auto_approve, credentials.endpoint)
+    if r.saved is None and not r.auto_approve:
+        _confirm(credentials.endpoint)
+    if drift is not None and drift.has_drift:
+        current = _write_refreshed(drift, current, r.state)
+    if transport is None:  # SOAP writes: one rate window with the refresh's reads, as in Marketo
+        transport = _make_transport(credentials, r.options.concurrency,
+                                    reader.http.rate_limiter if reader is not None else None)
+        stack.callback(transport.close)
+    report = _run_apply(plan, current, r.state, transport, r.options)
+    env().out(report.summary("complete"))
+    return ExitStatus.SUCCESS
 
 
 def _api_for_apply(api: str | None, endpoint: str | None, use_emulator: bool,
@@ -621,6 +746,66 @@ def _api_for_apply(api: str | None, endpoint: str | None, use_emulator: bool,
     if use_emulator and chosen == REST and not foreign_id_field:
         foreign_id_field = EMULATOR_FOREIGN_ID_FIELD  # so that the example leads apply out of the box
     return chosen, foreign_id_field
+
+
+def _refresh_for_apply(stack, api: str, credentials, current, state_path: Path, options, use_emulator: bool):
+    """The drift apply --refresh / --refresh-only works from, and the REST client that read it (kept
+    open, so writes through REST share its rate limiter and call slots)."""
+    from reconcile.remote.rest.config import REST
+
+    if use_emulator and api != REST:
+        raise UsageError("--refresh reads through the REST API: with --emulator, add --api rest")
+    reader = _rest_client(_read_credentials(api, credentials), options.concurrency)
+    stack.callback(reader.close)
+    return _refresh(current, state_path, reader, options.concurrency), reader
+
+
+def _nothing_to_apply(drift, current, state_path: Path, auto_approve: bool, endpoint: str) -> int:
+    """Nothing to send; after a refresh, the state may still have Marketo's values to learn."""
+    if drift is not None and drift.has_drift:
+        return _record_refresh(drift, current, state_path, auto_approve, endpoint, shown=True)
+    env().out("Nothing to apply.")
+    return ExitStatus.SUCCESS
+
+
+def _check_refresh_options(refresh: bool, refresh_only: bool, plan_file: Optional[Path]) -> None:
+    if refresh and refresh_only:
+        raise UsageError("--refresh and --refresh-only are mutually exclusive")
+    if (refresh or refresh_only) and plan_file is not None:
+        raise UsageError("a saved plan is applied exactly as planned: --refresh and --refresh-only cannot be "
+                         "combined with PLAN_FILE")
+
+
+def _record_refresh(drift, current, state_path: Path, auto_approve: bool, endpoint: str,
+                    shown: bool = False) -> int:
+    """`apply --refresh-only`: show what the state will learn, ask, record it. Nothing is sent."""
+    if not shown:
+        env().out(_refresh_report(drift))
+    if not drift.has_drift:
+        env().out("Nothing to record: the state matches Marketo.")
+        return ExitStatus.SUCCESS
+    env().out("The state will record Marketo's current values above; nothing is sent to Marketo.")
+    if not auto_approve:
+        _confirm(endpoint, question=f"Record these values from {visible(endpoint)} in {visible(state_path)}?")
+    written = _write_refreshed(drift, current, state_path)
+    env().out(f"Recorded Marketo's values of {len(drift.leads)} lead{'' if len(drift.leads) == 1 else 's'} in "
+              f"{visible(state_path)} (serial {written.serial}); nothing was sent to Marketo.")
+    return ExitStatus.SUCCESS
+
+
+def _refresh_report(drift) -> str:
+    from reconcile.core.render import render_drift
+
+    return render_drift(drift, color=env().color)
+
+
+def _write_refreshed(drift, current, state_path: Path):
+    """The refreshed state, written (the caller holds the lock)."""
+    from reconcile.store.state import with_leads, write_state
+
+    refreshed = with_leads(current, drift.refreshed.leads)
+    write_state(state_path, refreshed)
+    return refreshed
 
 
 def _credentials_from_env(endpoint: str | None, api: str = "soap"):
@@ -654,8 +839,10 @@ def _rest_catalog(client, state_path: Path, refresh: bool = False):
     return catalog
 
 
-def _rest_transport(credentials, desired, plan, state_path: Path, options, foreign_id_field: str | None):
-    """The REST transport, once the lead files are known to fit the instance's fields."""
+def _rest_transport(credentials, desired, plan, state_path: Path, options, foreign_id_field: str | None,
+                    client=None):
+    """The REST transport, once the lead files are known to fit the instance's fields. `client`: the
+    refresh's, so reads and writes share one rate limiter and one set of call slots."""
     from reconcile.apply import record_for
     from reconcile.remote.rest.payload import missing_foreign_id_field_message
     from reconcile.remote.rest.transport import RestTransport
@@ -665,7 +852,7 @@ def _rest_transport(credentials, desired, plan, state_path: Path, options, forei
     if keyed and not foreign_id_field:
         raise UsageError(missing_foreign_id_field_message(keyed))
     _refuse_foreign_id_clashes(desired.leads)
-    client = _rest_client(credentials, options.concurrency)
+    client = client if client is not None else _rest_client(credentials, options.concurrency)
     try:
         catalog = _rest_catalog(client, state_path)
         _check_fields(desired, state_path, catalog)
@@ -737,11 +924,12 @@ def _ignore_in_git(directory: Path) -> None:
         marker.write_text("# reconcile's local cache and emulator database: never commit\n*\n")
 
 
-def _confirm(endpoint: str) -> None:
+def _confirm(endpoint: str, question: str | None = None) -> None:
     if not env().stdin_isatty:
         raise UsageError("apply needs confirmation but stdin is not interactive; review the plan and pass "
                          "--auto-approve, or apply a saved plan file")
-    env().stdout.write(not_a_command(f"\nApply these changes to {visible(endpoint)}?\n  Only 'yes' will be accepted: "))
+    question = question or f"Apply these changes to {visible(endpoint)}?"
+    env().stdout.write(not_a_command(f"\n{question}\n  Only 'yes' will be accepted: "))
     env().stdout.flush()
     try:
         answer = env().stdin.readline()
@@ -754,12 +942,12 @@ def _confirm(endpoint: str) -> None:
         raise typer.Exit(ExitStatus.SUCCESS)
 
 
-def _make_transport(credentials, concurrency: int):
+def _make_transport(credentials, concurrency: int, rate_limiter=None):
     from reconcile.remote.soap.transport import SoapTransport
 
     environment = env()  # the transport logs from its worker threads, outside this context
     log = environment.debug_log if environment.debug else None
-    return SoapTransport(credentials, max_concurrency=concurrency, log=log)
+    return SoapTransport(credentials, max_concurrency=concurrency, log=log, rate_limiter=rate_limiter)
 
 
 def _print_event(event) -> None:

@@ -102,7 +102,7 @@ def uncached_outputs(workspace: Path) -> tuple[str, str]:
     desired = validate.load_desired(Path("leads"))
     current = load_state(workspace / "reconcile.state.json")
     result = plan(desired.leads, current)
-    return render_text(result), render_json(result)
+    return render_text(result, against_state=True), render_json(result)
 
 
 # --- the cache -------------------------------------------------------------------------------------

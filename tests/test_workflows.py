@@ -482,7 +482,7 @@ def test_steps_read_errors_as_json_and_run_the_ci_glue_through_the_cli():
         assert calls, command
         assert all("--error-format json" in call for call in calls), calls
     assert "reconcile.ci.github" not in script and "python -m reconcile" not in script
-    assert script.count("reconcile ci annotate") == 4  # check, validate, plan, apply
+    assert script.count("reconcile ci annotate") == 5  # check, validate, plan, apply, the drift plan
 
 
 def test_triggers_concurrency_and_loop_protection():

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from reconcile.core.drift import Drift, LeadDrift
 from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
 from reconcile.core.planner import ADOPT, is_adoption, summary_counts
 from reconcile.core.safetext import json_text, visible
@@ -26,6 +27,10 @@ def _quote(value: str | int | None) -> str:
 
 
 SOAP_CALL = "syncMultipleLeads"
+CHANGED_IN_MARKETO = "(changed in Marketo)"
+NOT_REFRESHED_NOTE = "Compared against the state, not Marketo: `plan --refresh` reads Marketo first."
+NO_CHANGES = "No changes. Marketo matches the lead files."
+NO_CHANGES_AGAINST_STATE = "No changes. The lead files match the state."
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,10 @@ def _email_change_hint(plan: Plan) -> bool:
     return any(_is_new_email_lead(a) for a in plan.actions)
 
 
-def _action_lines(action: Action, paint, email_hint: bool = False) -> list[str]:
-    """The body of one action in terraform's diff notation, without colour codes when paint is a no-op."""
+def _action_lines(action: Action, paint, email_hint: bool = False,
+                  drifted: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()) -> list[str]:
+    """The body of one action in terraform's diff notation, without colour codes when paint is a no-op.
+    `drifted`: (state key, name) of the values Marketo changed since the last apply."""
     lines: list[str] = []
     source = f" ({visible(action.lead.location)})" if action.lead is not None else ""
     identity = visible(action.identity)
@@ -98,8 +105,11 @@ def _action_lines(action: Action, paint, email_hint: bool = False) -> list[str]:
         rows += [(visible(c.name), c.old, c.new, c.was_set) for c in action.attribute_changes]
         unmanaged = [visible(name) for name in action.unmanaged]
         width = max([len(r[0]) for r in rows] + [len(n) for n in unmanaged], default=0)
+        key = action.state_key or action.identity
         for name, old, new, was_set in rows:
             before = _quote(old) if was_set else "(unset)"
+            if (key, name) in drifted:
+                before = f"{before} {CHANGED_IN_MARKETO}"
             lines.append(paint(_YELLOW, f"    ~ {name.ljust(width)} = {before} → {_quote(new)}"))
         for name in unmanaged:
             lines.append(paint(_DIM, f"    - {name.ljust(width)}   (no longer managed: left as is in Marketo)"))
@@ -116,26 +126,76 @@ def _action_lines(action: Action, paint, email_hint: bool = False) -> list[str]:
     return lines
 
 
-def render_text(plan: Plan, color: bool = False, calls: Calls = Calls()) -> str:
+def drift_lines(drift: Drift) -> list[str]:
+    """What Marketo changed outside reconcile, one lead per paragraph (values escaped)."""
+    lines: list[str] = []
+    for lead in drift.leads:
+        lines.extend(_lead_drift_lines(lead))
+    return lines
+
+
+def _lead_drift_lines(lead: LeadDrift) -> list[str]:
+    key = visible(lead.state_key)
+    if lead.deleted:
+        return [f"! {key}: lead {lead.lead_id} no longer exists in Marketo (deleted, or merged away) and no "
+                "lead has its email: the state forgets it; if it is declared, it is created again"]
+    lines = []
+    if lead.merged_into is not None:
+        lines.append(f"! {key}: lead {lead.lead_id} no longer exists in Marketo (merged away); lead "
+                     f"{lead.merged_into}, which has its email, now holds it")
+    if lead.changes:
+        lines.append(f"~ {key} (leadId {lead.current_lead_id})")
+        width = max(len(visible(change.name)) for change in lead.changes)
+        lines.extend(f"    ~ {visible(change.name).ljust(width)} = {_quote(change.recorded)} → "
+                     f"{_quote(change.current)}" for change in lead.changes)
+    return lines
+
+
+def _drift_heading(drift: Drift) -> str:
+    leads = f"{drift.read} lead{'' if drift.read == 1 else 's'}"
+    if not drift.has_drift:
+        return f"Refreshed {leads} from Marketo: Marketo matches the state."
+    return (f"Refreshed {leads} from Marketo: {len(drift.leads)} changed outside reconcile since the last "
+            "apply (state → Marketo):")
+
+
+def render_drift(drift: Drift, color: bool = False) -> str:
+    """The drift report alone (`apply --refresh-only`): what the state will learn from Marketo."""
+    lines = [_drift_heading(drift)]
+    lines.extend("  " + (f"{_YELLOW}{line}{_RESET}" if color else line) for line in drift_lines(drift))
+    return "\n".join(lines) + "\n"
+
+
+def render_text(plan: Plan, color: bool = False, calls: Calls = Calls(), drift: Drift | None = None,
+                against_state: bool = False) -> str:
+    """`drift`: what a refresh found (the plan was made against Marketo's values); `against_state`: the
+    plan was made against the state alone, and says so."""
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
     changes = [a for a in plan.actions if a.kind != UNCHANGED]
     out: list[str] = []
+    if drift is not None:
+        out.append(_drift_heading(drift))
+        out.extend("  " + paint(_YELLOW, line) for line in drift_lines(drift))
+        out.append("")
+    drifted = drift.changed_in_marketo() if drift is not None else frozenset()
     if not changes:
-        out.append("No changes. Marketo matches the lead files.")
+        out.append(NO_CHANGES_AGAINST_STATE if against_state else NO_CHANGES)
     else:
         out.append("reconcile will perform the following actions:")
         email_hint = _email_change_hint(plan)
         for action in changes:
             out.append("")
-            out.extend("  " + line for line in _action_lines(action, paint, email_hint))
+            out.extend("  " + line for line in _action_lines(action, paint, email_hint, drifted))
     out.append("")
+    if against_state:
+        out.append(paint(_DIM, NOT_REFRESHED_NOTE))
     out.append(paint(_BOLD, summary_line(plan, calls)))
     return "\n".join(out) + "\n"
 
 
-def action_to_json(action: Action) -> dict[str, Any]:
+def action_to_json(action: Action, drifted: set[tuple[str, str]] | None = None) -> dict[str, Any]:
     lead = action.lead
     data: dict[str, Any] = {"action": action.kind, "identity": action.identity, "state_key": action.state_key,
                             "lead_id": action.known_lead_id}
@@ -147,20 +207,38 @@ def action_to_json(action: Action) -> dict[str, Any]:
         data["sends_record"] = action.sends_record
     data["attribute_changes"] = [{"name": c.name, "old": c.old, "new": c.new, "was_set": c.was_set}
                                  for c in action.attribute_changes]
+    if drifted is not None:
+        key = action.state_key or action.identity
+        for change in data["attribute_changes"]:
+            change["changed_in_marketo"] = (key, change["name"]) in drifted
     data["key_changes"] = [{"name": k.name, "old": k.old, "new": k.new} for k in action.key_changes]
     data["unmanaged"] = list(action.unmanaged)
     return data
 
 
-def plan_to_json(plan: Plan, calls: Calls = Calls()) -> dict[str, Any]:
-    """The versioned JSON form. Unchanged leads are counted in `summary` but not listed."""
-    return {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan), "calls": calls.of(plan),
+def plan_to_json(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None) -> dict[str, Any]:
+    """The versioned JSON form. Unchanged leads are counted in `summary` but not listed. With `drift`
+    (a refreshed plan), a `drift` object, and `changed_in_marketo` on each attribute change."""
+    drifted = drift.changed_in_marketo() if drift is not None else None
+    data = {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan), "calls": calls.of(plan),
             "records_to_send": plan.records_to_send, "batch_size": plan.batch_size,
-            "actions": [action_to_json(a) for a in plan.actions if a.kind != UNCHANGED]}
+            "actions": [action_to_json(a, drifted) for a in plan.actions if a.kind != UNCHANGED]}
+    if drift is not None:
+        data["drift"] = drift_to_json(drift)
+    return data
 
 
-def render_json(plan: Plan, calls: Calls = Calls()) -> str:
-    return json_text(json.dumps(plan_to_json(plan, calls), indent=2, ensure_ascii=False, sort_keys=False)) + "\n"
+def drift_to_json(drift: Drift) -> dict[str, Any]:
+    return {"read": drift.read, "leads": [
+        {"state_key": lead.state_key, "lead_id": lead.lead_id, "current_lead_id": lead.current_lead_id,
+         "merged_into": lead.merged_into, "deleted": lead.deleted,
+         "changes": [{"name": c.name, "state": c.recorded, "marketo": c.current} for c in lead.changes]}
+        for lead in drift.leads]}
+
+
+def render_json(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None) -> str:
+    return json_text(json.dumps(plan_to_json(plan, calls, drift), indent=2, ensure_ascii=False,
+                                sort_keys=False)) + "\n"
 
 
 def fence_for(body: str) -> str:
@@ -173,25 +251,42 @@ def _section_of(action: Action) -> str:
     return ADOPT if is_adoption(action) else action.kind
 
 
-def render_markdown(plan: Plan, calls: Calls = Calls()) -> str:
+def render_markdown(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None,
+                    against_state: bool = False) -> str:
     s = summary_counts(plan)
     adopt_head, adopt_rule, adopt_cell = ("Adopt | ", "---:|", f"{s[ADOPT]} | ") if s[ADOPT] else ("", "", "")
     out = ["### reconcile plan", "",
            f"| Create | {adopt_head}Update | Orphaned | Unchanged | {calls.name} calls |",
            f"|---:|{adopt_rule}---:|---:|---:|---:|",
            f"| {s[CREATE]} | {adopt_cell}{s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {calls.of(plan)} |", ""]
+    if drift is not None:
+        out += drift_markdown(drift)
     if not plan.has_changes and not s[ORPHANED]:
-        out.append("No changes. Marketo matches the lead files.")
+        out.append(NO_CHANGES_AGAINST_STATE if against_state else NO_CHANGES)
     sections = ((CREATE, "to create"), (ADOPT, "to adopt"), (UPDATE, "to update"),
                 (ORPHANED, "orphaned (kept in Marketo)"))
     email_hint = _email_change_hint(plan)
+    drifted = drift.changed_in_marketo() if drift is not None else frozenset()
     for kind, title in sections:
         actions = [a for a in plan.actions if _section_of(a) == kind]
         if not actions:
             continue
-        body = "\n\n".join("\n".join(_action_lines(a, lambda _code, text: text, email_hint)) for a in actions)
+        body = "\n\n".join("\n".join(_action_lines(a, lambda _code, text: text, email_hint, drifted))
+                           for a in actions)
         fence = fence_for(body)
         out += [f"<details><summary>{len(actions)} {title}</summary>", "", f"{fence}diff", body, fence, "",
                 "</details>", ""]
+    if against_state:
+        out += [f"_{NOT_REFRESHED_NOTE}_", ""]
     out.append(f"_{summary_line(plan, calls)}_")
     return "\n".join(out) + "\n"
+
+
+def drift_markdown(drift: Drift) -> list[str]:
+    """The drift report as Markdown lines: every value inside a code fence, so none is markup."""
+    out = [_drift_heading(drift).replace(" (state → Marketo):", " (state → Marketo)."), ""]
+    if drift.has_drift:
+        body = "\n".join(drift_lines(drift))
+        fence = fence_for(body)
+        out += [f"{fence}diff", body, fence, ""]
+    return out

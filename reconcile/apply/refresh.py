@@ -1,0 +1,101 @@
+"""Refresh: read from Marketo what the state says reconcile manages, and derive the drift.
+
+Reads go through REST Get Leads by filter type (`filterType=id`, at most 300 IDs per call), asking
+only for the fields the state manages (plus `email`, to follow merges), through the same client —
+rate limiter, concurrency slots, quota and retries — as the writes. IDs Marketo no longer knows are
+then looked up by their email (`filterType=email`, 300 per call): a merge winner keeps the email.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from reconcile.core.drift import Drift, MarketoLead, Observed, compute_drift, marketo_text
+from reconcile.core.model import MAX_BATCH_SIZE, State
+
+# Describe's data types whose values Marketo answers as JSON numbers
+NUMERIC_TYPES = frozenset({"integer", "float", "currency", "score", "percent"})
+from reconcile.errors import ResponseError
+
+ID_FILTER = "id"
+EMAIL_FILTER = "email"
+
+
+@dataclass(frozen=True)
+class RefreshProgress:
+    """One Get Leads call answered."""
+
+    calls_done: int
+    calls: int  # planned so far (the email look-ups are planned once the ID reads are done)
+    leads_read: int
+
+
+def refresh_calls(state: State) -> int:
+    """Get Leads calls the ID reads take: ⌈leads with a lead ID / 300⌉."""
+    with_id = sum(1 for record in state.leads.values() if record.lead_id is not None)
+    return -(-with_id // MAX_BATCH_SIZE)
+
+
+def refresh(state: State, client: Any, rest_names: Mapping[str, str], *, numeric: frozenset[str] = frozenset(),
+            concurrency: int = 4,
+            stop: threading.Event | None = None,
+            on_progress: Callable[[RefreshProgress], None] | None = None) -> Drift:
+    """Read every state lead with a lead ID from Marketo; the drift against the state. `rest_names`:
+    lead-file name → REST name; `numeric`: the lead-file names of number fields."""
+    reader = _Reader(client, rest_names, concurrency, stop, on_progress)
+    ids = sorted({record.lead_id for record in state.leads.values() if record.lead_id is not None})
+    fields = sorted({name for record in state.leads.values() if record.lead_id is not None
+                     for name in record.attributes})
+    by_id: dict[int, MarketoLead] = {}
+    for lead in reader.read(ID_FILTER, ids, fields):
+        by_id.setdefault(lead.lead_id, lead)
+    missing_emails = sorted({record.email.lower() for record in state.leads.values()
+                             if record.lead_id is not None and record.lead_id not in by_id and record.email})
+    by_email: dict[str, list[MarketoLead]] = {}
+    if missing_emails:
+        for lead in reader.read(EMAIL_FILTER, missing_emails, fields):
+            if lead.email is not None:
+                by_email.setdefault(lead.email.lower(), []).append(lead)
+    for leads in by_email.values():
+        leads.sort(key=lambda lead: lead.lead_id)
+    return compute_drift(state, Observed(by_id=by_id, by_email=by_email, numeric=numeric))
+
+
+class _Reader:
+    def __init__(self, client: Any, rest_names: Mapping[str, str], concurrency: int,
+                 stop: threading.Event | None, on_progress: Callable[[RefreshProgress], None] | None):
+        self.client, self.rest_names, self.concurrency = client, rest_names, max(1, concurrency)
+        self.stop, self.on_progress = stop, on_progress
+        self.calls_done = self.calls = self.leads_read = 0
+
+    def read(self, filter_type: str, values: Sequence[str | int], fields: Iterable[str]) -> list[MarketoLead]:
+        """Every lead matching `values`, 300 values per call, calls run `concurrency` at once."""
+        wanted = {self.rest_names[name]: name for name in fields if name in self.rest_names}
+        rest_fields = ["id", "email", *sorted(set(wanted) - {"id", "email"})]
+        chunks = [list(values[start:start + MAX_BATCH_SIZE]) for start in range(0, len(values), MAX_BATCH_SIZE)]
+        self.calls += len(chunks)
+        leads: list[MarketoLead] = []
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(chunks) or 1)) as pool:
+            futures = [pool.submit(self.client.get_leads, filter_type, chunk, rest_fields, stop=self.stop)
+                       for chunk in chunks]
+            for future in futures:  # in order, so progress and results do not depend on timing
+                rows = future.result()
+                leads.extend(_lead(row, wanted) for row in rows)
+                self.calls_done += 1
+                self.leads_read += len(rows)
+                if self.on_progress is not None:
+                    self.on_progress(RefreshProgress(self.calls_done, self.calls, self.leads_read))
+        return leads
+
+
+def _lead(row: Mapping[str, Any], wanted: Mapping[str, str]) -> MarketoLead:
+    lead_id = row.get("id")
+    if not isinstance(lead_id, int) or isinstance(lead_id, bool):
+        raise ResponseError("a lead in Marketo's Get Leads answer has no integer id")
+    email = row.get("email")
+    attributes = {name: marketo_text(row[rest]) for rest, name in wanted.items() if rest in row}
+    return MarketoLead(lead_id=lead_id, email=email if isinstance(email, str) and email else None,
+                       attributes=attributes)
