@@ -194,3 +194,29 @@ def test_soap_is_a_usage_error_that_says_rest_is_needed(work: Path) -> None:
     result = invoke("import", "--out", "leads/a.yaml", "--id", "5", "--api", "soap")
     assert result.exit_code == 64
     assert "REST API" in result.stderr and "--api rest" in result.stderr
+
+
+def test_reads_that_fail_are_retried_and_the_import_completes(work: Path, emulator_factory) -> None:
+    from reconcile.emulator import Faults
+
+    emulator = emulator_factory(faults=Faults(fail_every=3))  # every third call: REST 611 System error
+    ids = seed(emulator, 700)
+    result = invoke("import", "--out", "leads/imported.yaml", *[f"--id={i}" for i in ids], "--concurrency", "1",
+                    environ=rest_env(emulator))
+    assert result.exit_code == 0, result.stderr
+    assert "retrying in" in result.stderr and "611" in result.stderr
+    assert "Imported 700 lead(s)" in result.stdout
+    assert invoke("plan", "--detailed-exitcode", environ=rest_env(emulator)).exit_code == 0
+
+
+def test_an_orphaned_state_record_of_the_lead_is_replaced_not_kept_twice(work: Path, emulator) -> None:
+    ids = seed(emulator, 1)
+    declared = work / "leads" / "mine.yaml"
+    declared.write_text("leads:\n  - email: lead00000@example.com\n")
+    assert invoke("apply", "--auto-approve", "--api", "rest", environ=rest_env(emulator)).exit_code == 0
+    declared.unlink()  # the state still records email:lead00000@example.com as this lead: an orphan
+    result = invoke("import", "--out", "leads/imported.yaml", "--id", str(ids[0]), environ=rest_env(emulator))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(load_state(work / "reconcile.state.json").leads) == [f"id:{ids[0]}"]
+    plan = invoke("plan", "--detailed-exitcode", environ=rest_env(emulator))
+    assert plan.exit_code == 0 and "0 orphaned, 1 unchanged" in plan.stdout, plan.stdout
