@@ -20,10 +20,11 @@ class Claims:
     """Which Marketo leads the lead files outside `replaced` already declare, and where."""
 
     def __init__(self, desired: Sequence[Lead], state: State, replaced: Path):
-        replaced_name = str(replaced.resolve())
+        target = replaced.resolve()
+        replacing = {name for name in {lead.location.file for lead in desired} if Path(name).resolve() == target}
         self._state = state
-        self._kept = [lead for lead in desired if str(Path(lead.location.file).resolve()) != replaced_name]
-        self.replaced = [lead for lead in desired if str(Path(lead.location.file).resolve()) == replaced_name]
+        self._kept = [lead for lead in desired if lead.location.file not in replacing]
+        self.replaced = [lead for lead in desired if lead.location.file in replacing]
         matched = match_state(self._kept, state)
         self._claimed_keys = set(matched.values())
         self._by_id: dict[int, tuple[Lead, str]] = {}

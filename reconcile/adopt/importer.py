@@ -8,6 +8,7 @@ never state records that no file declares.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from reconcile.store.fs import write_atomic
 from reconcile.store.state import with_leads, write_state
 
 LEAD_FILE_SUFFIXES = (".yaml", ".yml")
+_NOT_A_NAME = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
 def check_destination(out: Path, leads_dir: Path, force: bool) -> None:
@@ -113,7 +115,9 @@ def _listed(values: list[str], limit: int) -> str:
 
 
 def _header(settings: ImportSettings, choice: FieldChoice) -> list[str]:
-    # Only reconcile's own words and the instance name (an endpoint's host, checked) go into comments.
-    fields = ", ".join(choice.names) if choice.names else "none"
-    return [f"Imported from Marketo instance {settings.instance} by `reconcile import`; fields: {fields}.",
+    # A comment ends at a line break: the instance (from the endpoint) and the field names (from
+    # Describe) appear only as far as they are plain names.
+    instance = _NOT_A_NAME.sub("?", settings.instance)
+    fields = ", ".join(_NOT_A_NAME.sub("?", name) for name in choice.names) if choice.names else "none"
+    return [f"Imported from Marketo instance {instance} by `reconcile import`; fields: {fields}.",
             "Values are Marketo's text exactly; quoted where YAML would read them as something else."]
