@@ -883,8 +883,10 @@ def _fields_table(catalog) -> str:
 @app.command("import")
 def import_command(
     out: Annotated[Path, typer.Option("--out", help="The lead file to write (inside --leads).")],
-    lead_id: Annotated[Optional[list[str]], typer.Option("--id", help="A Marketo lead ID (repeatable).")] = None,
-    email: Annotated[Optional[list[str]], typer.Option("--email", help="A lead's email (repeatable).")] = None,
+    lead_id: Annotated[Optional[list[str]], typer.Option(
+        "--id", metavar="ID", help="A Marketo lead ID (repeatable).")] = None,
+    email: Annotated[Optional[list[str]], typer.Option(
+        "--email", metavar="EMAIL", help="A lead's email (repeatable).")] = None,
     ids_from: Annotated[Optional[Path], typer.Option(
         "--ids-from", help="A file of lead IDs, one a line (# comments).", show_default=False)] = None,
     fields: Annotated[Optional[str], typer.Option(

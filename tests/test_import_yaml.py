@@ -40,3 +40,18 @@ def test_ordinary_text_stays_plain() -> None:
 @example("  padded  ")
 def test_any_text_reads_back_exactly(text: str) -> None:
     assert read_back(text) == [text, text, text]
+
+
+def test_leads_marketo_answers_without_being_asked_are_left_out() -> None:
+    from reconcile.adopt.leads import FieldChoice, adopt, entries_of
+    from reconcile.adopt.request import ImportRequest
+
+    choice = FieldChoice({"FirstName": "firstName"}, explicit=False)
+    rows = [{"id": 5, "email": "a@example.com", "firstName": "Ada"},
+            {"id": 6, "email": "B@example.com", "firstName": None},
+            {"id": 7, "email": "c@example.com", "firstName": "Eve"}]
+    adopted = adopt([entries_of(rows, choice)], ImportRequest(ids=(5, 8), emails=("b@example.com",)))
+    assert [entry.lead_id for entry in adopted.entries] == [5, 6]
+    assert adopted.entries[1].attributes == {}  # empty and not asked for by name: not managed
+    assert adopted.missing_ids == (8,) and adopted.missing_emails == ()
+    assert adopted.problems == ("Marketo answered 1 lead(s) that were not asked for; they are left out",)

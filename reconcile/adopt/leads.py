@@ -89,10 +89,17 @@ def adopt(answers: Iterable[tuple[Sequence[LeadEntry], Sequence[str]]], request:
     """Every call's leads, each lead once (asked by ID and by email, it is read twice), by lead ID."""
     entries: dict[int, LeadEntry] = {}
     problems: list[str] = []
+    asked_ids, asked_emails = set(request.ids), {email.lower() for email in request.emails}
+    unasked = 0
     for found, left_out in answers:
         problems.extend(left_out)
         for entry in found:
-            entries.setdefault(entry.lead_id, entry)
+            if entry.lead_id in asked_ids or (entry.email is not None and entry.email.lower() in asked_emails):
+                entries.setdefault(entry.lead_id, entry)
+            else:
+                unasked += 1
+    if unasked:
+        problems.append(f"Marketo answered {unasked} lead(s) that were not asked for; they are left out")
     found_emails = {entry.email.lower() for entry in entries.values() if entry.email is not None}
     return Adopted(entries=tuple(entries[key] for key in sorted(entries)),
                    missing_ids=tuple(lead_id for lead_id in request.ids if lead_id not in entries),
