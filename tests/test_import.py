@@ -220,3 +220,21 @@ def test_an_orphaned_state_record_of_the_lead_is_replaced_not_kept_twice(work: P
     assert sorted(load_state(work / "reconcile.state.json").leads) == [f"id:{ids[0]}"]
     plan = invoke("plan", "--detailed-exitcode", environ=rest_env(emulator))
     assert plan.exit_code == 0 and "0 orphaned, 1 unchanged" in plan.stdout, plan.stdout
+
+
+def test_a_quota_used_up_mid_import_writes_nothing(work: Path, emulator_factory) -> None:
+    emulator = emulator_factory(daily_quota=2)  # the Describe and one read; the second read is refused
+    ids = seed(emulator, 700)
+    result = invoke("import", "--out", "leads/imported.yaml", *[f"--id={i}" for i in ids], "--concurrency", "1",
+                    environ=rest_env(emulator))
+    assert result.exit_code == 4, result.stderr
+    assert "quota" in result.stderr.lower()
+    assert not (work / "leads" / "imported.yaml").exists()
+    assert not (work / "reconcile.state.json").exists()
+
+
+def test_emulator_imports_from_the_built_in_demo_database(work: Path) -> None:
+    result = invoke("import", "--emulator", "--out", "leads/legacy.yaml", "--id", "1090238")
+    assert result.exit_code == 0, result.stderr
+    assert yaml.safe_load((work / "leads" / "legacy.yaml").read_text())["leads"][0]["leadId"] == 1090238
+    assert invoke("plan", "--detailed-exitcode").exit_code == 0
