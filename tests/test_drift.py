@@ -281,3 +281,15 @@ def test_apply_refresh_with_nothing_to_send_still_records_what_marketo_changed(m
     assert not writes(emulator)
     again = invoke("apply", "--refresh-only", "--auto-approve", environ=environ)
     assert "Nothing to record: the state matches Marketo." in again.stdout
+
+
+def test_drift_lines_tell_a_lead_declared_by_id_what_to_change() -> None:
+    from reconcile.core.drift import LeadDrift
+    from reconcile.core.render import _lead_drift_lines
+
+    [gone] = _lead_drift_lines(LeadDrift("id:7", 7, deleted=True))
+    assert "still declares that leadId: remove it" in gone
+    [merged] = _lead_drift_lines(LeadDrift("id:7", 7, merged_into=9))
+    assert merged.endswith("now holds it: declare leadId 9 in its lead file")
+    [by_email] = _lead_drift_lines(LeadDrift("email:a@x", 7, deleted=True))
+    assert by_email.endswith("if it is declared, it is created again")

@@ -136,13 +136,17 @@ def drift_lines(drift: Drift) -> list[str]:
 
 def _lead_drift_lines(lead: LeadDrift) -> list[str]:
     key = visible(lead.state_key)
+    by_id = lead.state_key.startswith("id:")  # its lead file names the lead ID Marketo no longer has
     if lead.deleted:
         return [f"! {key}: lead {lead.lead_id} no longer exists in Marketo (deleted, or merged away) and no "
-                "lead has its email: the state forgets it; if it is declared, it is created again"]
+                "lead has its email: the state forgets it; "
+                + ("its lead file still declares that leadId: remove it to create the lead again" if by_id
+                   else "if it is declared, it is created again")]
     lines = []
     if lead.merged_into is not None:
         lines.append(f"! {key}: lead {lead.lead_id} no longer exists in Marketo (merged away); lead "
-                     f"{lead.merged_into}, which has its email, now holds it")
+                     f"{lead.merged_into}, which has its email, now holds it"
+                     + (f": declare leadId {lead.merged_into} in its lead file" if by_id else ""))
     if lead.changes:
         lines.append(f"~ {key} (leadId {lead.current_lead_id})")
         width = max(len(visible(change.name)) for change in lead.changes)
