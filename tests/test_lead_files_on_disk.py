@@ -4,7 +4,6 @@ input modules import one way (cache never imports validate)."""
 
 from __future__ import annotations
 
-import ast
 import os
 import threading
 import time
@@ -136,40 +135,3 @@ def test_validate_counts_in_words_that_agree(workspace: Path) -> None:
     assert invoke("validate").stdout == "3 leads in 2 files are valid.\n"
 
 
-def _imports(package_root: Path) -> dict[str, set[str]]:
-    """Every reconcile module and the reconcile modules it imports, at the top or inside a function."""
-    modules = {}
-    for path in package_root.rglob("*.py"):
-        parts = path.relative_to(package_root.parent).with_suffix("").parts
-        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        targets = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                targets.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                for alias in node.names:
-                    sub = f"{node.module}.{alias.name}"
-                    targets.add(sub if sub in modules else node.module)
-        graph[name] = {target for target in targets if target in modules and target != name
-                       and not name.startswith(target + ".")}
-    return graph
-
-
-def test_no_input_module_imports_one_that_imports_it_back() -> None:
-    """Lazy imports count too: cache and validate used to import each other inside functions."""
-    import reconcile
-
-    graph = _imports(Path(reconcile.__file__).parent)
-    inputs = sorted(name for name in graph if name.startswith("reconcile.inputs."))
-    assert "reconcile.inputs.cache" in inputs and "reconcile.inputs.validate" in inputs
-    for start in inputs:
-        seen, stack = set(), [(start, (start,))]
-        while stack:
-            name, trail = stack.pop()
-            for target in graph[name]:
-                assert target != start, "import cycle: " + " -> ".join(trail + (target,))
-                if target not in seen:
-                    seen.add(target)
-                    stack.append((target, trail + (target,)))

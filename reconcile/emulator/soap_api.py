@@ -42,8 +42,9 @@ from reconcile.emulator.store import StoreError
 from reconcile.errors import ResponseError
 from reconcile.remote.soap import codes
 from reconcile.remote.soap.envelope import CONTENT_TYPE, EnvelopeInvalid, parse_xml_safely, sign
-from reconcile.remote.soap.wire import MKTOWS, NS_MKTOWS, NS_SOAP, NS_XSI, SOAP, XML_INCOMPATIBLE, XsdValidator, shared_validator
+from reconcile.remote.soap.wire import MKTOWS, NS_MKTOWS, NS_SOAP, NS_XSI, XML_INCOMPATIBLE, XsdValidator, shared_validator
 from reconcile.remote.soap.wire import one_line, resource_bytes, tag_name
+from reconcile.remote.soap.wire import TAG_AUTH, TAG_BODY, TAG_ENVELOPE, TAG_FAULT, TAG_HEADER, TAG_PARAMS, TAG_SERVICE_EXCEPTION
 
 __all__ = ["MAX_REQUEST_BYTES", "WSDL_ADDRESS_PLACEHOLDER", "REASON_CODES", "AuthHeader", "RequestRejected",
            "SoapFace", "SyncRequest", "build_fault", "build_response", "parse_request",
@@ -68,13 +69,6 @@ REASON_CODES: dict[Reason, str] = {
 }
 _SERVER_FAULTS = {codes.INTERNAL_ERROR_SEVERE, codes.INTERNAL_ERROR}
 
-_TAG_ENVELOPE = SOAP + "Envelope"
-_TAG_HEADER = SOAP + "Header"
-_TAG_BODY = SOAP + "Body"
-_TAG_FAULT = SOAP + "Fault"
-_TAG_AUTH = MKTOWS + "AuthenticationHeader"
-_TAG_PARAMS = MKTOWS + "paramsSyncMultipleLeads"
-_TAG_SERVICE_EXCEPTION = MKTOWS + "serviceException"
 _XSI_NIL = "{%s}nil" % NS_XSI
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -137,9 +131,9 @@ def parse_request(body: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> SyncReques
         root = parse_xml_safely(body, max_bytes)
     except ResponseError as exc:
         raise _rejected(codes.REQUEST_NOT_UNDERSTOOD, exc.message) from None
-    if root.tag != _TAG_ENVELOPE:
+    if root.tag != TAG_ENVELOPE:
         raise _rejected(codes.REQUEST_NOT_UNDERSTOOD, f"expected a SOAP 1.1 envelope, got <{tag_name(root)}>")
-    soap_body = root.find(_TAG_BODY)
+    soap_body = root.find(TAG_BODY)
     if soap_body is None:
         raise _rejected(codes.REQUEST_NOT_UNDERSTOOD, "SOAP envelope without a Body")
     operations = [child for child in soap_body if isinstance(child.tag, str)]
@@ -148,14 +142,14 @@ def parse_request(body: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> SyncReques
     if len(operations) > 1:
         raise _rejected(codes.REQUEST_NOT_UNDERSTOOD, "more than one element in the SOAP Body")
     params = operations[0]
-    if params.tag != _TAG_PARAMS:
+    if params.tag != TAG_PARAMS:
         tag = params.tag
         name = tag[len(MKTOWS):] if tag.startswith(MKTOWS) else tag_name(params)
         raise _rejected(codes.UNSUPPORTED_OPERATION, one_line(name, 120))
 
     header = None
-    soap_header = root.find(_TAG_HEADER)
-    auth = soap_header.find(_TAG_AUTH) if soap_header is not None else None
+    soap_header = root.find(TAG_HEADER)
+    auth = soap_header.find(TAG_AUTH) if soap_header is not None else None
     if auth is not None:
         _reject_invalid(auth)
         header = AuthHeader(user_id=auth.findtext("mktowsUserId"), signature=auth.findtext("requestSignature"),
@@ -271,17 +265,17 @@ def build_fault(code: str, message: str, faultcode: str = "SOAP-ENV:Client") -> 
 
     code = one_line(str(code), 32)
     message = one_line(message or codes.message(code), 1000)
-    envelope = etree.Element(_TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP})
+    envelope = etree.Element(TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP})
     envelope.text = "\n"
-    body = etree.SubElement(envelope, _TAG_BODY)
+    body = etree.SubElement(envelope, TAG_BODY)
     body.text = body.tail = "\n"
-    fault = etree.SubElement(body, _TAG_FAULT)
+    fault = etree.SubElement(body, TAG_FAULT)
     fault.tail = "\n"
     for tag, text in (("faultcode", one_line(faultcode, 100)), ("faultstring", f"{code} - {message}")):
         etree.SubElement(fault, tag).text = text
         fault[-1].tail = "\n"
     detail = etree.SubElement(fault, "detail")
-    exception = etree.SubElement(detail, _TAG_SERVICE_EXCEPTION, nsmap={"ns1": NS_MKTOWS})
+    exception = etree.SubElement(detail, TAG_SERVICE_EXCEPTION, nsmap={"ns1": NS_MKTOWS})
     exception.text = "\n"
     etree.SubElement(exception, "name").text = "mktServiceException"
     etree.SubElement(exception, "message").text = f"{message} ({code})"

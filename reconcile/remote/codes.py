@@ -25,3 +25,10 @@ class Code:
 
 def table(*codes: Code) -> dict[str, Code]:
     return {entry.code: entry for entry in codes}
+
+
+def handling_in(codes: dict[str, Code], code: str | None) -> Handling:
+    """What to do with `code` by `codes`. Unknown codes stop: retrying what we do not understand could
+    repeat a harmful call."""
+    entry = codes.get(code or "")
+    return entry.handling if entry else Handling.STOP

@@ -7,7 +7,7 @@ emulator's REST face answers with these same entries.
 
 from __future__ import annotations
 
-from reconcile.remote.codes import Code, Handling, table
+from reconcile.remote.codes import Code, Handling, handling_in, table
 
 TOKEN_INVALID = "601"
 TOKEN_EXPIRED = "602"
@@ -60,6 +60,4 @@ CODES = table(
 
 
 def handling(code: str | None) -> Handling:
-    """Unknown codes stop: retrying what we do not understand could repeat a harmful call."""
-    entry = CODES.get(code or "")
-    return entry.handling if entry else Handling.STOP
+    return handling_in(CODES, code)

@@ -6,7 +6,7 @@ same entries, so client and emulator cannot disagree on a code.
 
 from __future__ import annotations
 
-from reconcile.remote.codes import Code, Handling, table
+from reconcile.remote.codes import Code, Handling, handling_in, table
 
 INTERNAL_ERROR_SEVERE = "10001"
 INTERNAL_ERROR = "20011"
@@ -52,9 +52,7 @@ CODES = table(
 
 
 def handling(code: str | None) -> Handling:
-    """Unknown codes stop: retrying what we do not understand could repeat a harmful call."""
-    entry = CODES.get(code or "")
-    return entry.handling if entry else Handling.STOP
+    return handling_in(CODES, code)
 
 
 def message(code: str) -> str:

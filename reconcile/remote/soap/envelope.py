@@ -27,9 +27,10 @@ from reconcile.errors import ExitStatus, ReconcileError, ResponseError
 from reconcile.remote.soap import codes
 from reconcile.remote.soap.fault import SoapFault
 from reconcile.remote.soap.wire import NS_MKTOWS, NS_SOAP, NS_XSI
-from reconcile.remote.soap.wire import MKTOWS as _MKTOWS, SOAP as _SOAP, XML_INCOMPATIBLE as _XML_INCOMPATIBLE
+from reconcile.remote.soap.wire import MKTOWS as _MKTOWS, XML_INCOMPATIBLE as _XML_INCOMPATIBLE
 from reconcile.remote.soap.wire import one_line as _one_line, resource_bytes as _resource_bytes
 from reconcile.remote.soap.wire import shared_validator, tag_name as _tag_name
+from reconcile.remote.soap.wire import TAG_AUTH, TAG_BODY, TAG_ENVELOPE, TAG_FAULT, TAG_HEADER, TAG_PARAMS, TAG_SUCCESS
 from reconcile.remote.text import visible
 
 __all__ = [
@@ -46,14 +47,6 @@ SYNC_STATUSES = ("CREATED", "UPDATED", "FAILED")
 
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _XSI_NIL = "{%s}nil" % NS_XSI
-_TAG_ENVELOPE = _SOAP + "Envelope"
-_TAG_HEADER = _SOAP + "Header"
-_TAG_BODY = _SOAP + "Body"
-_TAG_FAULT = _SOAP + "Fault"
-_TAG_AUTH = _MKTOWS + "AuthenticationHeader"
-_TAG_PARAMS = _MKTOWS + "paramsSyncMultipleLeads"
-_TAG_SUCCESS = _MKTOWS + "successSyncMultipleLeads"
-_TAG_SERVICE_EXCEPTION = _MKTOWS + "serviceException"
 
 
 class EnvelopeInvalid(ReconcileError):
@@ -180,16 +173,16 @@ def build_request(records: Sequence[LeadRecord], *, user_id: str, encryption_key
         raise EnvelopeInvalid(f"invalid mktows envelope (not sent): dedupEnabled must be a bool, "
                               f"not {dedup_enabled!r}")
 
-    envelope = etree.Element(_TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP, "ns1": NS_MKTOWS})
+    envelope = etree.Element(TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP, "ns1": NS_MKTOWS})
     envelope.text = "\n"
-    header = _container(etree, envelope, _TAG_HEADER)
-    auth = _container(etree, header, _TAG_AUTH)
+    header = _container(etree, envelope, TAG_HEADER)
+    auth = _container(etree, header, TAG_AUTH)
     _leaf(etree, auth, "mktowsUserId", user_id)
     _leaf(etree, auth, "requestSignature", sign(encryption_key, timestamp, user_id))
     _leaf(etree, auth, "requestTimestamp", timestamp)
 
-    body = _container(etree, envelope, _TAG_BODY)
-    params = _container(etree, body, _TAG_PARAMS)
+    body = _container(etree, envelope, TAG_BODY)
+    params = _container(etree, body, TAG_PARAMS)
     record_list = _container(etree, params, "leadRecordList")
     for index, record in enumerate(records):
         where = f"leadRecord[{index + 1}]"
@@ -216,7 +209,7 @@ def build_request(records: Sequence[LeadRecord], *, user_id: str, encryption_key
     _leaf(etree, params, "dedupEnabled", "true" if dedup_enabled else "false")
 
     data = _XML_DECLARATION + etree.tostring(envelope, encoding="UTF-8") + b"\n"
-    _validate_outgoing(data, (_TAG_HEADER + "/" + _TAG_AUTH, _TAG_BODY + "/" + _TAG_PARAMS))
+    _validate_outgoing(data, (TAG_HEADER + "/" + TAG_AUTH, TAG_BODY + "/" + TAG_PARAMS))
     return data
 
 
@@ -362,16 +355,16 @@ def parse_response(body: bytes, http_status: int = 200) -> list[SyncStatus]:
         root = parse_xml_safely(body)
     except ResponseError as exc:
         raise ResponseError(f"{where}: unusable response: {exc.message}") from None
-    if root.tag != _TAG_ENVELOPE:
+    if root.tag != TAG_ENVELOPE:
         raise ResponseError(f"{where}: expected a SOAP 1.1 envelope, got <{_tag_name(root)}>")
-    soap_body = root.find(_TAG_BODY)
+    soap_body = root.find(TAG_BODY)
     if soap_body is None:
         raise ResponseError(f"{where}: SOAP envelope without a Body")
     children = _elements(soap_body)
     for child in children:
-        if child.tag == _TAG_FAULT:
+        if child.tag == TAG_FAULT:
             raise _fault_from(child, http_status)
-    if len(children) != 1 or children[0].tag != _TAG_SUCCESS:
+    if len(children) != 1 or children[0].tag != TAG_SUCCESS:
         got = ", ".join(f"<{_tag_name(c)}>" for c in children[:3]) or "nothing"
         raise ResponseError(f"{where}: expected ns1:successSyncMultipleLeads in the SOAP Body, got {got}")
     if not 200 <= http_status < 300:

@@ -18,6 +18,16 @@ NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SOAP = "{%s}" % NS_SOAP
 MKTOWS = "{%s}" % NS_MKTOWS
 
+# The elements of a syncMultipleLeads exchange, by their qualified names.
+TAG_ENVELOPE = SOAP + "Envelope"
+TAG_HEADER = SOAP + "Header"
+TAG_BODY = SOAP + "Body"
+TAG_FAULT = SOAP + "Fault"
+TAG_AUTH = MKTOWS + "AuthenticationHeader"
+TAG_PARAMS = MKTOWS + "paramsSyncMultipleLeads"
+TAG_SUCCESS = MKTOWS + "successSyncMultipleLeads"
+TAG_SERVICE_EXCEPTION = MKTOWS + "serviceException"
+
 # Characters XML 1.0 can carry (Char production); anything else cannot be sent at all.
 XML_INCOMPATIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
