@@ -176,9 +176,11 @@ def _load_inputs(leads: Path, state_path: Path, max_file_size: str):
     return desired, state
 
 
-def _render(plan, fmt: OutputFormat) -> str:
+def _render(plan, fmt: OutputFormat, compact: bool = False) -> str:
     from reconcile.core import render
 
+    if compact:
+        return render.render_compact(plan)
     if fmt is OutputFormat.json:
         return render.render_json(plan)
     if fmt is OutputFormat.markdown:
@@ -195,6 +197,7 @@ def plan_command(
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                     help="Exit 2 when apply has something to do, 0 when not.")] = False,
     max_file_size: MaxFileSizeOption = "256M",
+    compact: Annotated[bool, typer.Option("--compact", help="One line per action, for people and logs.")] = False,
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo."""
@@ -202,21 +205,39 @@ def plan_command(
 
     if format is OutputFormat.json:
         env().json_errors = True
+    if compact and format is not OutputFormat.text:
+        raise UsageError(f"--compact is a text format; it does not combine with --format {format.value}")
 
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     with gc_paused():
-        return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size)
+        return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size, compact)
 
 
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
-                     detailed_exitcode: bool, max_file_size: str) -> int:
+                     detailed_exitcode: bool, max_file_size: str, compact: bool = False) -> int:
     from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
+    from reconcile.store.journal import journal_path
 
     if out is not None:
         planfile.check_destination(out)
+    # A plan to print (not to save) with no journal to replay is a function of its inputs' bytes alone.
+    reusable = out is None and not journal_path(state).exists()
+    if reusable:
+        from reconcile.inputs.cache import cache_dir_for
+        from reconcile.inputs.files import parse_size
+        from reconcile.inputs.plancache import PlanOutputCache, output_key
+
+        outputs = PlanOutputCache(cache_dir_for(state))
+        key = output_key(leads, state, parse_size(max_file_size),
+                         f"{format.value} color={env().color} compact={compact}")
+        cached = outputs.get(key)
+        if cached is not None:
+            has_changes, rendered = cached
+            env().out(rendered)
+            return ExitStatus.CHANGES_PRESENT if detailed_exitcode and has_changes else ExitStatus.SUCCESS
     desired, current = _load_inputs(leads, state, max_file_size)
     current, recovery, state_hash = _preview_recovery(state, current)
     check_declared_once(desired.leads, current)
@@ -224,7 +245,10 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)
-    env().out(_with_recovery(_render(plan, format), recovery, format))
+    rendered = _with_recovery(_render(plan, format, compact), recovery, format)
+    if reusable and not recovery:
+        outputs.put(key, desired.files_hash, state, plan.has_changes, rendered)
+    env().out(rendered)
     if out is not None and format is OutputFormat.text:
         env().out(f"Saved the plan to {visible(out)}; apply it exactly with: reconcile apply {visible(out)}")
     if detailed_exitcode and plan.has_changes:
@@ -236,12 +260,13 @@ def _preview_recovery(state_path: Path, current):
     """The state as apply will see it: a leftover journal replayed, read-only. Returns that state,
     lines saying what the replay changes, and the hash the state file will have once apply has made
     the replay durable (None when it stays as it is)."""
-    from reconcile import apply as applier
     from reconcile.store.journal import journal_path
-    from reconcile.store.state import content_hash_of
 
     if not journal_path(state_path).exists():
         return current, [], None
+    from reconcile import apply as applier  # a tenth of a second of imports: only when there is a journal
+    from reconcile.store.state import content_hash_of
+
     recovered, report = applier.recover(state_path, commit=False)
     lines = applier.recovery_lines(current, recovered, report)
     state_hash = content_hash_of(recovered) if report.activity and report.changed else None
