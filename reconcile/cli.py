@@ -228,11 +228,10 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     if reusable:
         from reconcile.inputs.cache import cache_dir_for
         from reconcile.inputs.files import parse_size
-        from reconcile.inputs.plancache import PlanOutputCache, output_key
+        from reconcile.inputs.plancache import PlanOutputCache
 
         outputs = PlanOutputCache(cache_dir_for(state))
-        key = output_key(leads, state, parse_size(max_file_size),
-                         f"{format.value} color={env().color} compact={compact}")
+        key = outputs.key(leads, state, parse_size(max_file_size), f"{format.value} color={env().color} compact={compact}")
         cached = outputs.get(key)
         if cached is not None:
             has_changes, rendered = cached

@@ -10,6 +10,7 @@ while planning never leave a wrong plan behind. Small data: MIN_FILE_BYTES is lo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -219,3 +220,83 @@ def test_values_are_quoted_and_escaped_in_every_row(value: str, shown: str) -> N
     text = render_text(planner.plan(leads, State(lineage="x", serial=1, leads={})))
     assert text.count(f"      + Notes = {shown}\n") == 2, text
     assert text.count('      + Title = "CTO"\n') == 2, text
+
+
+def test_compact_is_a_text_format(workspace: Path) -> None:
+    result = invoke("plan", "--compact", "--format", "json")
+    assert result.exit_code == 64
+    assert "--compact is a text format" in result.stderr and result.stdout == ""
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The lead files whose bytes were read to hash them for the cached plan's key."""
+    from reconcile.inputs import plancache
+
+    names: list[str] = []
+    real = plancache.read_lead_file
+
+    def spy(file, name, *args, **kwargs):
+        names.append(name)
+        return real(file, name, *args, **kwargs)
+
+    monkeypatch.setattr(plancache, "read_lead_file", spy)
+    return names
+
+
+def test_files_unchanged_since_long_ago_are_not_read_again(workspace: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           reads: list[str], plans: list[int]) -> None:
+    from reconcile.inputs.plancache import FileDigests
+
+    monkeypatch.setattr(FileDigests, "RACY_NS", 0)
+    expected = printed("plan")
+    reads.clear()
+    plans.clear()
+    assert printed("plan") == expected
+    assert reads == [] and plans == []
+
+
+def test_a_file_just_written_is_hashed_again_on_the_next_run(workspace: Path, reads: list[str]) -> None:
+    printed("plan")
+    reads.clear()
+    printed("plan")
+    assert reads == ["leads/a.yaml", "leads/b.yaml"], "modified within the last 2 s: its stat may not change"
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_seen(workspace: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   plans: list[int]) -> None:
+    from reconcile.inputs.plancache import FileDigests
+
+    monkeypatch.setattr(FileDigests, "RACY_NS", 0)
+    edited = workspace / "leads" / "b.yaml"
+    before = edited.stat()
+    printed("plan")
+    edited.write_text(lead_file(3, 3, title="CFO"))  # same size
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert edited.stat().st_size == before.st_size and edited.stat().st_mtime_ns == before.st_mtime_ns
+    expected = uncached(workspace)[OPTIONS[0]]
+    plans.clear()
+    assert printed("plan") == expected and '"CFO"' in expected
+    assert plans == [1]
+
+
+def test_a_sharded_state_edited_after_being_remembered_plans_again(workspace: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   plans: list[int]) -> None:
+    from reconcile.inputs.plancache import FileDigests
+    from reconcile.store.state import write_state
+
+    monkeypatch.setattr(FileDigests, "RACY_NS", 0)
+    state = workspace / "reconcile.state.json"
+    write_state(state, load_state(state))  # format 2: a top file and shards
+    assert list((workspace / "reconcile.state.d").glob("*.jsonl"))
+    for edit in ("CEO", "CFO", "CEO"):
+        current = load_state(state)
+        lead = current.leads["email:lead1@example.com"]
+        leads = {**current.leads, "email:lead1@example.com": type(lead)(
+            lead.lead_id, lead.email, None, None, {**lead.attributes, "Title": edit}, None)}
+        write_state(state, type(current)(current.lineage, current.serial + 1, leads))
+        expected = uncached(workspace)[OPTIONS[0]]
+        assert f'"{edit}"' in expected
+        plans.clear()
+        assert printed("plan") == printed("plan") == expected, edit
+        assert plans == [1], edit

@@ -17,7 +17,10 @@ rule): both need the Plan itself.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,19 +42,22 @@ class OutputKey:
     size: int  # bytes of input: small plans are not worth an entry
 
 
-def output_key(leads_dir: Path, state_path: Path, max_file_bytes: int, options: str) -> OutputKey | None:
+def output_key(leads_dir: Path, state_path: Path, max_file_bytes: int, options: str,
+               digests_of: "FileDigests | None" = None) -> OutputKey | None:
     """The key of the plan of these inputs, or None when one cannot be made cheaply and safely (a lead
     file that cannot be read, is too big, is not a regular file...): the full path then says why."""
     from reconcile.inputs import validate
-    from reconcile.store import state as state_module
 
+    known = digests_of if digests_of is not None else FileDigests(None)
     try:
         files = discover(leads_dir)
         names = [file.as_posix() for file in files]
-        digests = [read_lead_file(file, name, max_file_bytes, hash_only_if=_always)[1]
-                   for file, name in zip(files, names)]
-        sizes = sum(file.stat().st_size for file in files)
-        state_found = state_module.fingerprint(state_path)
+        digests, sizes = [], 0
+        for file, name in zip(files, names):
+            file_digest, size = known.lead_file(file, name, max_file_bytes)
+            digests.append(file_digest)
+            sizes += size
+        state_found = known.state(state_path)
     except (ReconcileError, OSError):
         return None
     files_hash = validate._files_hash(names, digests)
@@ -70,6 +76,91 @@ def _always(_size: int) -> bool:
     return True
 
 
+class FileDigests:
+    """sha256 of files remembered by their stat, as git's index does: a file whose size, mtime, ctime,
+    inode and device are those recorded is not read again. Hashing 100k leads' files and state costs
+    more than the rest of an unchanged plan; a million leads', a second.
+
+    Any write changes a file's ctime, which no one but the clock can set. A file modified less than
+    RACY_NS before it was hashed is not remembered (it could change again within the same timestamp
+    tick and look the same). The record is a cache entry like the others: unreadable means empty.
+    """
+
+    RACY_NS = 2_000_000_000
+
+    def __init__(self, directory: Path | None):
+        self._cache = (cache_module.InputCache(directory, _STAT_NAMESPACE, fingerprint=b"", min_file_bytes=0)
+                       if directory is not None else None)
+        self._known: dict[str, tuple] = {}
+        self._changed = False
+        if self._cache is not None:
+            found = self._cache.get(_STAT_KEY)
+            if found is not None and len(found) == 1 and type(found[0]) is dict:
+                self._known = found[0]
+
+    def lead_file(self, file: Path, name: str, max_file_bytes: int) -> tuple[bytes, int]:
+        """(sha256, size) of a lead file, refused as reconcile.inputs.files refuses it."""
+        info = os.stat(file)
+        if stat.S_ISREG(info.st_mode) and info.st_size <= max_file_bytes:
+            found = self._lookup(file, info)
+            if found is not None:
+                return found, info.st_size
+        file_digest = read_lead_file(file, name, max_file_bytes, hash_only_if=_always)[1]
+        self._remember(file, info, file_digest)
+        return file_digest, info.st_size
+
+    def state(self, state_path: Path) -> tuple[bytes, int] | None:
+        """(sha256, size) of every file the state is made of (as reconcile.store.state.fingerprint
+        lists them), each part hashed only if its stat changed; None when there is no state."""
+        from reconcile.store import state as state_module, statefiles
+
+        try:
+            parts = statefiles.part_paths(Path(state_path))
+        except FileNotFoundError:
+            return None
+        infos = [os.stat(path) for _name, path in parts]
+        if not all(stat.S_ISREG(info.st_mode) for info in infos):
+            return state_module.fingerprint(state_path)  # says what is wrong
+        part_digests = []
+        for (_name, path), info in zip(parts, infos):
+            part_digest = self._lookup(path, info)
+            if part_digest is None:
+                with open(path, "rb") as handle:
+                    part_digest = hashlib.file_digest(handle, "sha256").digest()
+                self._remember(path, info, part_digest)
+            part_digests.append(part_digest)
+        size = sum(info.st_size for info in infos)
+        if len(parts) == 1:
+            return part_digests[0], size
+        digest = hashlib.sha256()
+        for (name, _path), info, part_digest in zip(parts, infos, part_digests):
+            digest.update(f"{name}\0{info.st_size}\0".encode() + part_digest)
+        return digest.digest(), size
+
+    def save(self) -> None:
+        if self._cache is not None and self._changed:
+            self._cache.put(_STAT_KEY, (self._known,))
+
+    def _lookup(self, path: Path, info: os.stat_result) -> bytes | None:
+        found = self._known.get(os.path.abspath(path))
+        if found is not None and found[:5] == _identity(info):
+            return found[5]
+        return None
+
+    def _remember(self, path: Path, info: os.stat_result, file_digest: bytes) -> None:
+        if time.time_ns() - info.st_mtime_ns > self.RACY_NS and time.time_ns() - info.st_ctime_ns > self.RACY_NS:
+            self._known[os.path.abspath(path)] = (*_identity(info), file_digest)
+            self._changed = True
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev
+
+
+_STAT_NAMESPACE = b"file digests by stat, not a lead file"
+_STAT_KEY = hashlib.sha256(b"file digests").digest()
+
+
 def _plan_fingerprint() -> bytes:
     import importlib
 
@@ -85,6 +176,13 @@ class PlanOutputCache:
 
     def __init__(self, directory: Path):
         self._cache = cache_module.InputCache(directory, _NAMESPACE, fingerprint=b"")
+        self._digests = FileDigests(directory)
+
+    def key(self, leads_dir: Path, state_path: Path, max_file_bytes: int, options: str) -> OutputKey | None:
+        key = output_key(leads_dir, state_path, max_file_bytes, options, self._digests)
+        if key is not None and self._cache.wants(key.size):
+            self._digests.save()
+        return key
 
     def get(self, key: OutputKey | None) -> tuple[bool, str] | None:
         """(apply has something to do, the rendered plan), or None."""
@@ -104,12 +202,10 @@ class PlanOutputCache:
         `key` was made from."""
         if key is None or not self._cache.wants(key.size) or files_hash != key.files_hash:
             return
-        from reconcile.store import state as state_module
-
         try:
-            if state_module.fingerprint(state_path) != key.state_found:
+            if self._digests.state(state_path) != key.state_found:
                 return
-        except ReconcileError:
+        except (ReconcileError, OSError):
             return
         self._cache.put(key.digest, (has_changes, rendered))
         self._cache.prune()
