@@ -114,7 +114,7 @@ def test_warm_plan_parses_nothing_and_plans_the_same(workspace: Path, monkeypatc
     parsed = count_parses(monkeypatch)
     cold = plan_outputs()
     assert sorted(set(parsed)) == ["leads/a.yaml", "leads/b.yml", "leads/sub/c.yaml"]
-    assert len(entries(workspace)) == 6, "one entry per lead file, one for the state, one per rendered plan"
+    assert len(entries(workspace)) == 4, "one entry per lead file, one for the state"
     parsed.clear()
     warm = plan_outputs()
     assert parsed == [], "an unchanged file is not parsed again"

@@ -304,3 +304,14 @@ def test_a_sharded_state_edited_after_being_remembered_plans_again(workspace: Pa
         plans.clear()
         assert printed("plan") == printed("plan") == expected, edit
         assert plans == [1], edit
+
+
+def test_only_the_latest_rendered_plans_are_kept(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconcile.inputs.plancache import PlanOutputCache
+
+    monkeypatch.setattr(PlanOutputCache, "MAX_PLANS", 2)
+    plans_dir = workspace / ".reconcile" / "cache" / "plans"
+    for title in ("A", "B", "C", "D"):
+        (workspace / "leads" / "b.yaml").write_text(lead_file(3, 3, title=title))
+        printed("plan")
+    assert len(list(plans_dir.glob("*.entry"))) == 2

@@ -172,10 +172,14 @@ def _plan_fingerprint() -> bytes:
 
 
 class PlanOutputCache:
-    """Rendered plans in the cache directory, next to the lead-file and state entries."""
+    """Rendered plans in `plans/` in the cache directory, and the stat record of the files hashed."""
+
+    # A rendered plan can be tens of megabytes (100k creates): only the latest few are kept.
+    MAX_PLANS = 8
 
     def __init__(self, directory: Path):
-        self._cache = cache_module.InputCache(directory, _NAMESPACE, fingerprint=b"")
+        self._cache = cache_module.InputCache(Path(directory) / "plans", _NAMESPACE, fingerprint=b"",
+                                              max_entries=self.MAX_PLANS)
         self._digests = FileDigests(directory)
 
     def key(self, leads_dir: Path, state_path: Path, max_file_bytes: int, options: str) -> OutputKey | None:
