@@ -237,15 +237,19 @@ def _corruptions(data: bytes, other: bytes) -> dict[str, bytes]:
                                   "foreign", "other magic", "checksummed wrong shape", "checksummed list"])
 def test_a_corrupt_entry_is_ignored_and_rebuilt(kind: str, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = plan_outputs()
-    files = {path: path.read_bytes() for path in entries(workspace)}
+
+    def every_entry() -> list[Path]:  # the rendered plans' too
+        return sorted(cache_dir(workspace).rglob("*.entry"))
+
+    files = {path: path.read_bytes() for path in every_entry()}
     paths = sorted(files, key=lambda p: files[p])
-    for index, path in enumerate(paths):  # every entry, the state's too
+    for index, path in enumerate(paths):  # every entry, the state's and the rendered plans' too
         other = files[paths[index - 1]]
         path.write_bytes(_corruptions(files[path], other)[kind])
     parsed = count_parses(monkeypatch)
     assert plan_outputs() == expected
     assert len(set(parsed)) == 3
-    assert {path: path.read_bytes() for path in entries(workspace)} == files, "rebuilt as it was"
+    assert {path: path.read_bytes() for path in every_entry()} == files, "rebuilt as it was"
 
 
 def test_files_with_errors_are_never_cached(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
