@@ -1,19 +1,23 @@
 """Benchmark `reconcile plan` on generated data, against a floor measured in the same run.
 
-    python benchmarks/bench_plan.py [N] [M] [--repeat R] [--keep DIR]
+    python benchmarks/bench_plan.py [N] [M] [--repeat R] [--keep DIR] [--state-format 1|2]
 
-Generates N leads (7 attributes each) over M files and a state file "mostly in sync" with them
-(benchmarks/generate_leads.py), then runs each case as its own process of the real CLI,
+Generates N leads (7 attributes each) over M files and a state "mostly in sync" with them
+(benchmarks/generate_leads.py; format 2, the shards apply writes, unless --state-format 1), then
+runs each case as its own process of the real CLI,
 `python -m reconcile plan --leads leads --state reconcile.state.json`, R times:
 
+  empty  plan of an empty lead directory: the CLI's own start-up, the floor of (b)
   floor  parsing the same files with PyYAML's C loader (yaml.CSafeLoader) and nothing else
   (a)    plan, cold: no cache (.reconcile/ removed before each run)
   (b)    plan again with nothing changed (warm cache)
   (c)    plan with 1 of the M files changed (a different edit each run)
+  (r)    rendering only: the text of a plan of N creates (in one process, CPU time, no I/O)
 
 and prints, for each, the best and median wall time, CPU time and peak RSS of the process
-(os.wait4's rusage of that child), with ratios against the floor and the targets:
-(a) <= 1.3 x floor, (b) <= 1 s, (c) <= 1 s + that one file's parse, RSS <= 1 GB.
+(os.wait4's rusage of that child), with ratios against the floor and the targets (issue 14):
+(a) <= 1.3 x floor, (b) <= 0.5 s (1M leads: <= 3 s), (c) <= 0.5 s + that one file's parse,
+(r) <= 1 s, peak RSS <= 3 GB. Also the machine's load average, since the machine may be shared.
 This is a script, not a test: timings on a shared machine are noisy, so it repeats and reports.
 """
 
@@ -40,6 +44,30 @@ start = time.perf_counter()
 for path in files:
     yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)
 print(time.perf_counter() - start)
+"""
+
+# The text of a plan of every generated lead as a create: only render_text is timed (CPU time).
+RENDER = """
+import sys, time
+from pathlib import Path
+from reconcile.core.model import State
+from reconcile.core.planner import plan
+from reconcile.core.render import render_text
+from reconcile.inputs.validate import load_desired
+leads = load_desired(Path(sys.argv[1]), cache_dir=Path(sys.argv[2])).leads
+result = plan(leads, State(lineage="bench", serial=1, leads={}))
+best = float("inf")
+for _ in range(int(sys.argv[3])):
+    start = time.process_time()
+    text = render_text(result)
+    best = min(best, time.process_time() - start)
+print(best, len(text))
+"""
+
+TO_FORMAT_2 = """
+import sys
+from reconcile.store.state import load_state, write_state
+write_state(sys.argv[1], load_state(sys.argv[1]))
 """
 
 
@@ -104,17 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="?", type=int, default=20, help="files (default 20)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case (default 3)")
     parser.add_argument("--keep", type=Path, help="generate into (and keep) this directory")
+    parser.add_argument("--state-format", type=int, choices=(1, 2), default=2,
+                        help="the state's format (default 2: what apply writes)")
     args = parser.parse_args(argv)
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
     try:
-        return bench(work, args.count, args.files, args.repeat)
+        return bench(work, args.count, args.files, args.repeat, args.state_format)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def bench(work: Path, count: int, files: int, repeat: int) -> int:
+def bench(work: Path, count: int, files: int, repeat: int, state_format: int = 2) -> int:
     leads, state = work / "leads", work / "reconcile.state.json"
     started = time.perf_counter()
     shutil.rmtree(leads, ignore_errors=True)
@@ -122,16 +152,22 @@ def bench(work: Path, count: int, files: int, repeat: int) -> int:
     # process stays small for the measurements to be the children's own.
     subprocess.run([sys.executable, str(GENERATOR), str(leads), str(count), str(files), "--state", str(state)],
                    check=True, stdout=subprocess.DEVNULL)
+    if state_format == 2:
+        subprocess.run([sys.executable, "-c", TO_FORMAT_2, str(state)], check=True, cwd=work)
     paths = sorted(leads.glob("*.yaml"))
     size = sum(p.stat().st_size for p in paths)
-    print(f"{count} leads over {files} files ({size / 1e6:.1f} MB), state {state.stat().st_size / 1e6:.1f} MB, "
-          f"generated in {time.perf_counter() - started:.1f} s; {repeat} runs per case; "
-          f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+    state_size = sum(p.stat().st_size for p in [state, *work.glob("reconcile.state.d/*")] if p.is_file())
+    print(f"{count} leads over {files} files ({size / 1e6:.1f} MB), state format {state_format} "
+          f"{state_size / 1e6:.1f} MB, generated in {time.perf_counter() - started:.1f} s; {repeat} runs per case; "
+          f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; load average {_load()}")
 
     python = sys.executable
     plan = [python, "-m", "reconcile", "plan", "--leads", "leads", "--state", "reconcile.state.json"]
     cache = work / ".reconcile"
 
+    (work / "empty").mkdir(exist_ok=True)
+    empty = [measure([python, "-m", "reconcile", "plan", "--leads", "empty", "--state", "none.json"], work)
+             for _ in range(repeat)]
     floor_runs = [measure([python, "-c", FLOOR, str(leads)], work) for _ in range(repeat)]
     parse_only = min(float(r.stdout) for r in floor_runs)
     one_file = [python, "-c", FLOOR.replace('glob("*.yaml")', 'glob("leads-000.yaml")'), str(leads)]
@@ -148,14 +184,20 @@ def bench(work: Path, count: int, files: int, repeat: int) -> int:
         edit_one_file(paths[0], serial)
         changed.append(measure(plan, work))
     summary = [line for line in warm[-1].stdout.splitlines() if line.startswith("Plan:")]
+    render = measure([python, "-c", RENDER, str(leads), str(cache / "cache"), str(repeat)], work)
+    render_cpu, render_chars = render.stdout.split()
 
-    cases = [Case("floor: C-loader parse only", floor_runs), Case("(a) plan, cold", cold),
-             Case("(b) plan, nothing changed", warm), Case(f"(c) plan, 1 of {files} files changed", changed)]
-    floor = cases[0].best
-    targets = {"(a)": (1.3 * floor, "<= 1.3x floor"), "(b)": (1.0, "<= 1 s"),
-               "(c)": (1.0 + one_file_parse, f"<= 1 s + {one_file_parse:.2f} s (one file's parse)")}
+    cases = [Case("empty: plan of no leads (start-up)", empty), Case("floor: C-loader parse only", floor_runs),
+             Case("(a) plan, cold", cold), Case("(b) plan, nothing changed", warm),
+             Case(f"(c) plan, 1 of {files} files changed", changed)]
+    floor = cases[1].best
+    warm_target = 0.5 if count <= 100_000 else 3.0
+    targets = {"(a)": (1.3 * floor, "<= 1.3x floor"), "(b)": (warm_target, f"<= {warm_target} s"),
+               "(c)": (warm_target + one_file_parse, f"<= {warm_target} s + {one_file_parse:.2f} s (one file's parse)")}
     print(f"\nfloor: {parse_only:.2f} s of parsing inside a {floor:.2f} s process; "
-          f"one file alone parses in {one_file_parse:.2f} s. {summary[0] if summary else ''}\n")
+          f"one file alone parses in {one_file_parse:.2f} s. {summary[0] if summary else ''}")
+    print(f"(r) render_text of {count} creates: {float(render_cpu):.2f} s CPU ({int(render_chars) / 1e6:.0f} MB of "
+          f"text; target <= 1 s); load average now {_load()}\n")
     header = f"{'case':36s} {'best':>8s} {'median':>8s} {'cpu':>8s} {'peak RSS':>9s} {'x floor':>8s}  target"
     print(header)
     print("-" * len(header))
@@ -164,12 +206,19 @@ def bench(work: Path, count: int, files: int, repeat: int) -> int:
         key = case.name[:3]
         target, wording = targets.get(key, (None, ""))
         ok = target is None or case.best <= target
-        rss_ok = case.rss <= 1024
+        rss_ok = case.rss <= 3072
         failures += (not ok) + (not rss_ok)
         verdict = "" if target is None else ("ok" if ok else "MISSED")
         print(f"{case.name:36s} {case.best:7.2f}s {case.median:7.2f}s {case.cpu:7.2f}s {case.rss:7.0f}MB "
-              f"{case.best / floor:7.2f}x  {wording} {verdict}{'' if rss_ok else ' (RSS over 1 GB)'}")
+              f"{case.best / floor:7.2f}x  {wording} {verdict}{'' if rss_ok else ' (RSS over 3 GB)'}")
     return 1 if failures else 0
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 if __name__ == "__main__":

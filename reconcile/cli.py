@@ -208,10 +208,13 @@ def _rest_instance() -> str | None:
         return None
 
 
-def _render(plan, fmt: OutputFormat, calls=None, drift=None, against_state: bool = False) -> str:
+def _render(plan, fmt: OutputFormat, calls=None, drift=None, against_state: bool = False,
+            compact: bool = False) -> str:
     from reconcile.core import render
 
     calls = calls or render.Calls()
+    if compact:
+        return render.render_compact(plan, calls, drift, against_state)
     if fmt is OutputFormat.json:
         return render.render_json(plan, calls, drift)
     if fmt is OutputFormat.markdown:
@@ -251,6 +254,7 @@ def plan_command(
     max_file_size: MaxFileSizeOption = "256M",
     api: ApiOption = None,
     refresh: RefreshOption = False,
+    compact: Annotated[bool, typer.Option("--compact", help="One line per action, for people and logs.")] = False,
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo (with --refresh, against what Marketo holds now)."""
@@ -260,24 +264,57 @@ def plan_command(
     if format is OutputFormat.json:
         env().json_errors = True
     chosen = select_api(api, env().environ)
+    if compact and format is not OutputFormat.text:
+        raise UsageError(f"--compact is a text format; it does not combine with --format {format.value}")
 
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     with gc_paused():
-        return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size, chosen, refresh)
+        return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size, chosen, refresh,
+                                compact)
+
+
+def _describe_cache_stamp(state_path: Path) -> str:
+    """What identifies the describe caches beside the state (a refreshed one changes what plan refuses)."""
+    from reconcile.inputs.fields import cache_dir
+
+    try:
+        entries = sorted(os.scandir(cache_dir(state_path)), key=lambda entry: entry.name)
+    except OSError:
+        return "none"
+    return ";".join(f"{e.name}:{e.stat().st_size}:{e.stat().st_mtime_ns}" for e in entries if e.is_file())
 
 
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
-                     detailed_exitcode: bool, max_file_size: str, api: str = "soap", refresh: bool = False) -> int:
+                     detailed_exitcode: bool, max_file_size: str, api: str = "soap", refresh: bool = False,
+                     compact: bool = False) -> int:
     from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
+    from reconcile.store.journal import journal_path
 
     if out is not None:
         if refresh:
             raise UsageError("--refresh and --out cannot be combined: a saved plan is applied against the state "
                              "it was made from; run `reconcile apply --refresh` instead")
         planfile.check_destination(out)
+    # A plan to print (not to save), made without reading Marketo and with no journal to replay, is a
+    # function of its inputs' bytes alone: the lead files, the state, the describe cache and the options.
+    reusable = out is None and not refresh and not journal_path(state).exists()
+    if reusable:
+        from reconcile.inputs.cache import cache_dir_for
+        from reconcile.inputs.files import parse_size
+        from reconcile.inputs.plancache import PlanOutputCache
+
+        outputs = PlanOutputCache(cache_dir_for(state))
+        key = outputs.key(leads, state, parse_size(max_file_size),
+                          f"{format.value} color={env().color} compact={compact} api={api} "
+                          f"fields={_rest_instance()}:{_describe_cache_stamp(state)}")
+        cached = outputs.get(key)
+        if cached is not None:
+            has_changes, rendered = cached
+            env().out(rendered)
+            return ExitStatus.CHANGES_PRESENT if detailed_exitcode and has_changes else ExitStatus.SUCCESS
     desired, current = _load_inputs(leads, state, max_file_size)
     current, recovery, state_hash = _preview_recovery(state, current)
     check_declared_once(desired.leads, current)
@@ -291,8 +328,11 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)
-    env().out(_with_recovery(_render(plan, format, _calls(plan, api), drift, against_state=not refresh),
-                             recovery, format))
+    rendered = _with_recovery(_render(plan, format, _calls(plan, api), drift, against_state=not refresh,
+                                      compact=compact), recovery, format)
+    if reusable and not recovery:
+        outputs.put(key, desired.files_hash, state, plan.has_changes, rendered)
+    env().out(rendered)
     if out is not None and format is OutputFormat.text:
         env().out(f"Saved the plan to {visible(out)}; apply it exactly with: reconcile apply {visible(out)}")
     if detailed_exitcode and (plan.has_changes or (drift is not None and drift.has_drift)):
@@ -341,12 +381,13 @@ def _preview_recovery(state_path: Path, current):
     """The state as apply will see it: a leftover journal replayed, read-only. Returns that state,
     lines saying what the replay changes, and the hash the state file will have once apply has made
     the replay durable (None when it stays as it is)."""
-    from reconcile import apply as applier
     from reconcile.store.journal import journal_path
-    from reconcile.store.state import content_hash_of
 
     if not journal_path(state_path).exists():
         return current, [], None
+    from reconcile import apply as applier  # a tenth of a second of imports: only when there is a journal
+    from reconcile.store.state import content_hash_of
+
     recovered, report = applier.recover(state_path, commit=False)
     lines = applier.recovery_lines(current, recovered, report)
     state_hash = content_hash_of(recovered) if report.activity and report.changed else None

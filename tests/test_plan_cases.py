@@ -1,5 +1,6 @@
 """Planner golden cases, pyinfra style: tests/cases/<name>/ holds the current state
-(reconcile.state.json), the desired input (leads/) and the expected actions (plan.txt, plan.json)."""
+(reconcile.state.json), the desired input (leads/) and the expected actions (plan.txt, plan.json,
+plan-compact.txt)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def test_plan_case(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert as_json.exit_code == (2 if plan["summary"]["create"] + plan["summary"]["adopt"] + plan["summary"]["update"] else 0)
     assert_golden(as_json.stdout, case_dir / "plan.json")
 
+    compact = invoke("plan", "--compact")
+    assert compact.exit_code == 0 and compact.stderr == "", compact.stderr
+    assert_golden(compact.stdout, case_dir / "plan-compact.txt")
+
     after = (case_dir / "reconcile.state.json").read_bytes() if (case_dir / "reconcile.state.json").exists() else None
     assert after == state_before, "plan must never write the state"
 
@@ -40,3 +45,4 @@ def test_every_case_has_expectations() -> None:
     assert len(CASE_NAMES) >= 12
     for case in CASE_NAMES:
         assert (CASES / case / "plan.txt").exists() and (CASES / case / "plan.json").exists(), case
+        assert (CASES / case / "plan-compact.txt").exists(), case

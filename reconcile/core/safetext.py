@@ -15,7 +15,7 @@ import re
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r"}
 # The runner's older command syntax, recognised anywhere in a line.
-_OLD_COMMAND = "##["
+OLD_COMMAND = _OLD_COMMAND = "##["
 _OLD_COMMAND_ESCAPED = "##\\x5b"
 _COMMAND_START = re.compile(r"^(\s*):")
 

@@ -200,15 +200,23 @@ def _read_pending(directory: Path) -> _Pending | None:
 
 def fingerprint_parts(state_path: Path) -> list[tuple[str, bytes]]:
     """(name, bytes) of every file the state is made of, for hashing the whole state."""
-    parts = [("top", state_path.read_bytes())]
+    return [(name, path.read_bytes()) for name, path in part_paths(state_path)]
+
+
+def part_paths(state_path: Path) -> list[tuple[str, Path]]:
+    """(name, path) of every file the state is made of: the top file first (FileNotFoundError when
+    there is none), then the shards and an unfinished write, by name."""
+    state_path = Path(state_path)
+    if not state_path.exists():
+        raise FileNotFoundError(state_path)
+    parts = [("top", state_path)]
     directory = shard_dir_for(state_path)
     try:
         names = sorted(entry.name for entry in os.scandir(directory)
                        if entry.name.endswith(".jsonl") or entry.name == PENDING_NAME)
     except (FileNotFoundError, NotADirectoryError):
         return parts
-    parts += [(name, (directory / name).read_bytes()) for name in names]
-    return parts
+    return parts + [(name, directory / name) for name in names]
 
 
 # --------------------------------------------------------------------------------------------------
