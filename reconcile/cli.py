@@ -599,7 +599,8 @@ def _make_transport(credentials, concurrency: int):
 
     environment = env()  # the transport logs from its worker threads, outside this context
     log = environment.debug_log if environment.debug else None
-    return SoapTransport(credentials, max_concurrency=concurrency, log=log)
+    workers = os.cpu_count() or 1  # envelopes are built (and xmlschema-validated) on every core
+    return SoapTransport(credentials, max_concurrency=concurrency, prepare_workers=workers, log=log)
 
 
 def _print_event(event) -> None:
