@@ -108,7 +108,8 @@ def main() -> None:
             wait_until_up(f"{base}/_emulator/leads")
             emulator_cpu_before = process_cpu_seconds(emulator.pid)
             status, elapsed, client_cpu, rss_mb = run_measured(
-                [sys.executable, "-m", "reconcile", "apply", "--auto-approve", "--api", args.api,
+                [sys.executable, "-m", "reconcile", "apply", "--auto-approve",
+                 *(["--api", args.api] if args.api != "soap" else []),
                  "--leads", str(work / "leads"), "--state", str(work / "reconcile.state.json"),
                  "--concurrency", str(args.concurrency)],
                 environment_for(args.api, base), work / "apply.log")

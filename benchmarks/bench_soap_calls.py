@@ -34,6 +34,7 @@ def main() -> None:
     from xml.etree import ElementTree
 
     from reconcile.core.records import LeadRecord, SyncStatus
+    from reconcile.emulator import soap_api
     from reconcile.remote.soap import envelope as soap
 
     records = [LeadRecord(email=f"user{i}@example.com", foreign_sys_person_id=f"F{i}", foreign_sys_type="SFDC",
@@ -43,8 +44,8 @@ def main() -> None:
     stamp = "2026-01-01T00:00:00+00:00"
     envelope = soap.build_request(records, user_id="u", encryption_key="k", timestamp=stamp)
     params = ElementTree.fromstring(envelope).find(f"{{{soap.NS_SOAP}}}Body/{{{soap.NS_MKTOWS}}}paramsSyncMultipleLeads")
-    schema = soap._schema()
-    answer = soap.build_response([SyncStatus(1_000_000 + i, "CREATED", None) for i in range(args.records)])
+    schema = soap.compiled_schema()
+    answer = soap_api.build_response([SyncStatus(1_000_000 + i, "CREATED", None) for i in range(args.records)])
 
     rows = [
         ("build_request (build + validate + sign)",
