@@ -92,3 +92,41 @@ def test_envelopes_are_built_when_sending_if_the_workers_died(emulator, transpor
     report = apply_plan(make_plan(lead_factory(20), state), state, tmp_path / "s.json", transport, batch_size=4)
     assert len(report.created) == 20
     assert len(emulator.leads()) == 20
+
+
+_KILLED_APPLY = """
+import multiprocessing, sys, time
+from reconcile.remote.soap.envelope import LeadRecord
+from reconcile.remote.soap.transport import Credentials, SoapTransport
+
+if __name__ == "__main__":
+    transport = SoapTransport(Credentials("http://127.0.0.1:9/soap", "u", "k"), prepare_workers=2)
+    started = [transport.prepare_later([LeadRecord(email=f"{i}@example.com")]) for i in range(4)]
+    for future in started:
+        future.result(timeout=60)
+    print(" ".join(str(child.pid) for child in multiprocessing.active_children()), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_workers_leave_with_an_applying_process_killed_by_sigkill(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "killed_apply.py"
+    script.write_text(_KILLED_APPLY)
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pids = [int(pid) for pid in process.stdout.readline().split()]
+    assert pids
+    process.send_signal(signal.SIGKILL)
+    out, err = process.communicate(timeout=30)  # would wait for workers holding the pipes open
+    deadline = time.monotonic() + 30
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and
+                 not open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"]
+    assert alive == []

@@ -9,14 +9,18 @@ by the caller).
 
 The encryption key reaches the workers once, as an argument of their start-up, over the pipe to
 our own child process: it is never written or logged. Workers ignore Ctrl-C (the applying process
-decides how to stop) and are reaped by :meth:`EnvelopeWorkers.close`, so their CPU is counted in
-the applying process's children.
+decides how to stop), print nothing, exit when the applying process is gone (even killed), and
+are reaped by :meth:`EnvelopeWorkers.close`, so their CPU is counted in the applying process's
+children.
 """
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import signal
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Sequence
 
@@ -30,10 +34,30 @@ _worker_credentials: dict[str, str] = {}
 
 def _start_worker(user_id: str, encryption_key: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _leave_the_terminal_to_the_applying_process()
+    threading.Thread(target=_exit_with_the_applying_process, name="reconcile-worker-watch", daemon=True).start()
     _worker_credentials.update(user_id=user_id, encryption_key=encryption_key)
     from reconcile.remote.soap import envelope
 
     envelope.compiled_schema()  # once per worker, before its first envelope
+
+
+def _leave_the_terminal_to_the_applying_process() -> None:
+    """Only the CLI prints; and a worker holding the apply's stdout or stderr open would keep a
+    caller reading them waiting after the apply is gone."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _exit_with_the_applying_process() -> None:
+    """A worker waits for envelopes on a queue whose ends it holds itself, so it would never notice
+    its applying process killed (kill -9): watch that process and leave with it."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+    os._exit(0)
 
 
 def _build(records: Sequence[LeadRecord], timestamp: str, dedup_enabled: bool) -> bytes:
@@ -54,8 +78,6 @@ class EnvelopeWorkers:
     """A pool of `workers` processes that build signed, xmlschema-validated envelopes."""
 
     def __init__(self, workers: int, *, user_id: str, encryption_key: str):
-        import multiprocessing
-
         if workers < 1:
             raise ValueError("EnvelopeWorkers needs at least one worker")
         self.workers = workers
