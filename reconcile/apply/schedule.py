@@ -162,7 +162,7 @@ class Scheduler:
                     self.handler.before_send(batch)
                     pending.popleft()
                     inflight[pool.submit(self._send_one, batch, call)] = batch
-                    self.handler.emit(BatchSent(batch=batch.number, records=len(batch.records)))
+                    self.handler.emit(BatchSent(batch=batch.number, records=batch.size))
                 if not ahead and pending and self._prepare is not None and pending[0].number not in prepared \
                         and not self.halt.is_set():
                     prepared[pending[0].number] = self._build(pending[0])  # overlaps the calls in flight
