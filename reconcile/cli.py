@@ -135,6 +135,14 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(ExitStatus.SUCCESS)
 
 
+ForeignIdFieldOption = Annotated[Optional[str], typer.Option(
+    "--foreign-id-field", help="REST: the custom lead field that carries foreignSysPersonId "
+    "(env RECONCILE_FOREIGN_ID_FIELD).", show_default=False)]
+ApiOption = Annotated[Optional[str], typer.Option(
+    "--api", help="Marketo API: soap or rest (env RECONCILE_API; default: the credentials set).",
+    show_default=False)]
+
+
 @app.callback()
 def _root(debug: DebugOption = False,
           error_format: Annotated[TextOrJson, typer.Option(
@@ -158,6 +166,7 @@ def validate(leads: LeadsOption = Path("leads"), max_file_size: MaxFileSizeOptio
     if format is TextOrJson.json:
         env().json_errors = True
     desired = load_desired(leads, max_file_bytes=parse_size(max_file_size))
+    _check_fields(desired, Path("reconcile.state.json"))
     if format is TextOrJson.json:
         env().out(json.dumps({"valid": True, "leads": len(desired.leads), "files": len(desired.files)}))
     else:
@@ -172,18 +181,57 @@ def _load_inputs(leads: Path, state_path: Path, max_file_size: str):
 
     cache_dir = cache_dir_for(state_path)
     desired = load_desired(leads, cache_dir=cache_dir, max_file_bytes=parse_size(max_file_size))
+    _check_fields(desired, state_path)
     state = load_state(state_path, cache_dir)
     return desired, state
 
 
-def _render(plan, fmt: OutputFormat) -> str:
+def _check_fields(desired, state_path: Path, catalog=None) -> None:
+    """With the instance's fields cached (`reconcile fields`), refuse attributes it cannot take."""
+    from reconcile.inputs.fields import check_desired, load_catalog
+
+    if catalog is None:
+        catalog = load_catalog(state_path, _rest_instance())
+    if catalog is not None:
+        check_desired(desired.leads, desired.files_hash, catalog, state_path)
+
+
+def _rest_instance() -> str | None:
+    from urllib.parse import urlsplit
+
+    from reconcile.remote.rest.config import ENV_REST_ENDPOINT
+
+    endpoint = (env().environ.get(ENV_REST_ENDPOINT) or "").strip()
+    try:
+        return (urlsplit(endpoint).hostname or "").lower() or None
+    except ValueError:
+        return None
+
+
+def _render(plan, fmt: OutputFormat, calls=None) -> str:
     from reconcile.core import render
 
+    calls = calls or render.Calls()
     if fmt is OutputFormat.json:
-        return render.render_json(plan)
+        return render.render_json(plan, calls)
     if fmt is OutputFormat.markdown:
-        return render.render_markdown(plan)
-    return render.render_text(plan, color=env().color)
+        return render.render_markdown(plan, calls)
+    return render.render_text(plan, color=env().color, calls=calls)
+
+
+def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | None = None):
+    """The API's call name and how many calls apply makes: REST calls never mix lookup keys."""
+    from reconcile.core import render
+
+    if api != "rest":
+        return render.Calls()
+    from reconcile.apply import plan_batches
+    from reconcile.remote.rest.payload import group_of
+
+    field = foreign_id_field or "foreign-id-field"  # any name: only which records share a call matters
+    batches = plan_batches(plan, plan.batch_size, dedup_enabled,
+                           group_of=lambda record, dedup: group_of(record, dedup, field))
+    return render.Calls("Sync Leads", len(batches))
 
 
 @app.command("plan")
@@ -195,22 +243,25 @@ def plan_command(
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                     help="Exit 2 when apply has something to do, 0 when not.")] = False,
     max_file_size: MaxFileSizeOption = "256M",
+    api: ApiOption = None,
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo."""
     from reconcile.core.gcpause import gc_paused
+    from reconcile.remote.rest.config import select_api
 
     if format is OutputFormat.json:
         env().json_errors = True
+    chosen = select_api(api, env().environ)
 
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     with gc_paused():
-        return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size)
+        return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size, chosen)
 
 
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
-                     detailed_exitcode: bool, max_file_size: str) -> int:
+                     detailed_exitcode: bool, max_file_size: str, api: str = "soap") -> int:
     from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
@@ -224,7 +275,7 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)
-    env().out(_with_recovery(_render(plan, format), recovery, format))
+    env().out(_with_recovery(_render(plan, format, _calls(plan, api)), recovery, format))
     if out is not None and format is OutputFormat.text:
         env().out(f"Saved the plan to {visible(out)}; apply it exactly with: reconcile apply {visible(out)}")
     if detailed_exitcode and plan.has_changes:
@@ -495,16 +546,23 @@ def apply(
     forget_orphans: Annotated[bool, typer.Option("--forget-orphans", help="Drop leads no longer declared "
                                                  "from the state (Marketo keeps them).")] = False,
     max_file_size: MaxFileSizeOption = "256M",
+    api: ApiOption = None,
+    foreign_id_field: ForeignIdFieldOption = None,
     debug: DebugOption = False,
 ) -> int:
-    """Apply the plan: send syncMultipleLeads calls and record the lead IDs in the state."""
+    """Apply the plan: send Sync Leads (REST) or syncMultipleLeads (SOAP) calls and record the lead IDs.
+
+    Credentials come only from the environment. REST: MARKETO_CLIENT_ID, MARKETO_CLIENT_SECRET,
+    MARKETO_REST_ENDPOINT (optional MARKETO_IDENTITY_ENDPOINT). SOAP: MARKETO_SOAP_ENDPOINT,
+    MARKETO_USER_ID, MARKETO_ENCRYPTION_KEY. Without --api (or RECONCILE_API), the set present decides.
+    """
     from reconcile import apply as applier
-    from reconcile.store import lock
-    from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired
+    from reconcile.remote.rest.config import REST
+    from reconcile.store import lock, planfile
     from reconcile.store.instance import instance_of
     from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
 
@@ -517,9 +575,10 @@ def apply(
     if use_emulator and endpoint:
         raise UsageError("--emulator and --endpoint are mutually exclusive")
     check_state_path(state)
+    chosen, foreign_id_field = _api_for_apply(api, endpoint, use_emulator, foreign_id_field)
     with contextlib.ExitStack() as stack:
-        credentials = (stack.enter_context(_embedded_emulator(state)) if use_emulator
-                       else _credentials_from_env(endpoint))
+        credentials = (stack.enter_context(_embedded_emulator(state, chosen)) if use_emulator
+                       else _credentials_from_env(endpoint, chosen))
         held = lock.acquire(state, "apply", on_warning=lambda text: env().warn(text))
         stack.callback(held.release)
         stack.callback(_notice_if_migrated(state))
@@ -532,27 +591,118 @@ def apply(
         check_declared_once(desired.leads, current)
         plan = make_plan(desired.leads, current, batch_size=options.batch_size)
         has_work = plan.has_changes or (forget_orphans and plan.summary["orphaned"])
-        env().out(_render(plan, OutputFormat.text))
+        transport = None
+        if chosen == REST and has_work:
+            transport = _rest_transport(credentials, desired, plan, state, options, foreign_id_field)
+            stack.callback(transport.close)
+        env().out(_render(plan, OutputFormat.text, _calls(plan, chosen, options.dedup_enabled, foreign_id_field)))
         if not has_work:
             env().out("Nothing to apply.")
             return ExitStatus.SUCCESS
         if saved is None and not auto_approve:
             _confirm(credentials.endpoint)
-        transport = _make_transport(credentials, options.concurrency)
-        stack.callback(transport.close)
+        if transport is None:
+            transport = _make_transport(credentials, options.concurrency)
+            stack.callback(transport.close)
         report = _run_apply(plan, current, state, transport, options)
         env().out(report.summary("complete"))
         return ExitStatus.SUCCESS
 
 
-def _credentials_from_env(endpoint: str | None):
+def _api_for_apply(api: str | None, endpoint: str | None, use_emulator: bool,
+                   foreign_id_field: str | None) -> tuple[str, str | None]:
+    """The API apply talks to, and the REST field that carries foreign IDs (if any)."""
+    from reconcile.remote.rest.config import ENV_FOREIGN_ID_FIELD, REST, select_api
+
+    chosen = select_api(api, env().environ, emulator=use_emulator)
+    if chosen == REST and endpoint:
+        raise UsageError("--endpoint is the SOAP endpoint; the REST API reads MARKETO_REST_ENDPOINT")
+    foreign_id_field = foreign_id_field or (env().environ.get(ENV_FOREIGN_ID_FIELD) or "").strip() or None
+    if use_emulator and chosen == REST and not foreign_id_field:
+        foreign_id_field = EMULATOR_FOREIGN_ID_FIELD  # so that the example leads apply out of the box
+    return chosen, foreign_id_field
+
+
+def _credentials_from_env(endpoint: str | None, api: str = "soap"):
     from reconcile.remote.soap.transport import Credentials
 
+    if api == "rest":
+        from reconcile.remote.rest.config import RestCredentials
+
+        return RestCredentials.from_env(env().environ)
     return Credentials.from_env(env().environ, endpoint_override=endpoint)
 
 
+def _rest_client(credentials, concurrency: int = 10):
+    from reconcile.remote.rest.client import RestClient
+
+    environment = env()  # the client logs from its worker threads, outside this context
+    log = environment.debug_log if environment.debug else None
+    return RestClient(credentials, max_concurrency=concurrency, log=log)
+
+
+def _rest_catalog(client, state_path: Path, refresh: bool = False):
+    """The instance's fields: the describe cache, fetched (one call) and saved when absent or asked."""
+    from reconcile.inputs.fields import FieldCatalog, load_catalog, save_catalog
+
+    instance = client.credentials.instance
+    catalog = None if refresh else load_catalog(state_path, instance)
+    if catalog is None:
+        saved = save_catalog(state_path, instance, client.describe())
+        catalog = load_catalog(state_path, instance)
+        env().err(f"Saved {len(catalog or FieldCatalog([]))} lead fields of {instance} to {saved}.")
+    return catalog
+
+
+def _rest_transport(credentials, desired, plan, state_path: Path, options, foreign_id_field: str | None):
+    """The REST transport, once the lead files are known to fit the instance's fields."""
+    from reconcile.apply import record_for
+    from reconcile.remote.rest.payload import missing_foreign_id_field_message
+    from reconcile.remote.rest.transport import RestTransport
+
+    records = [record_for(a) for a in plan.actions if a.kind != "unchanged" and a.sends_record]
+    keyed = sum(1 for record in records if record.foreign_sys_person_id is not None)
+    if keyed and not foreign_id_field:
+        raise UsageError(missing_foreign_id_field_message(keyed))
+    _refuse_foreign_id_clashes(desired.leads)
+    client = _rest_client(credentials, options.concurrency)
+    try:
+        catalog = _rest_catalog(client, state_path)
+        _check_fields(desired, state_path, catalog)
+        field = catalog.resolve_rest_name(foreign_id_field, "--foreign-id-field") if keyed else None
+        transport = RestTransport(client, catalog.rest_names(), field)
+    except BaseException:
+        client.close()
+        raise
+    return transport
+
+
+def _refuse_foreign_id_clashes(leads) -> None:
+    """REST keeps a foreign ID in one custom field, without its type: SFDC 42 and CUSTOM 42 would be
+    one lead there, and both would be sent to it."""
+    from reconcile.errors import InputError, InputErrors
+
+    first: dict[str, object] = {}
+    errors = []
+    for lead in leads:
+        if lead.foreign_sys_person_id is None:
+            continue
+        other = first.setdefault(lead.foreign_sys_person_id, lead)
+        if other is not lead and other.effective_foreign_sys_type != lead.effective_foreign_sys_type:
+            errors.append(InputError(
+                f"foreignSysPersonId {lead.foreign_sys_person_id!r} ({lead.effective_foreign_sys_type}) is also "
+                f"declared as {other.effective_foreign_sys_type} at {other.location}; through the REST API "
+                "both would be the same lead (its foreign-ID field has no type)", lead.location))
+    if errors:
+        raise InputErrors(errors)
+
+
+# The built-in emulator's custom lead field for foreign system IDs through REST (--foreign-id-field).
+EMULATOR_FOREIGN_ID_FIELD = "ForeignSysId"
+
+
 @contextlib.contextmanager
-def _embedded_emulator(state_path: Path):
+def _embedded_emulator(state_path: Path, api: str = "soap"):
     """The built-in emulator, in-process on a free loopback port, with a database that persists
     beside the state so a second run sees what the first one created."""
     import secrets
@@ -566,7 +716,17 @@ def _embedded_emulator(state_path: Path):
     if create_database(db_path):
         env().err(f"Created the emulator's demo database at {db_path}.")
     key = secrets.token_hex(20)  # lives only in this process: nothing to leak
-    with Emulator(EmulatorConfig(encryption_key=key, db_path=db_path)) as running:
+    secret = secrets.token_hex(20)
+    config = EmulatorConfig(encryption_key=key, client_secret=secret, db_path=db_path,
+                            extra_fields=frozenset({EMULATOR_FOREIGN_ID_FIELD}))
+    with Emulator(config) as running:
+        if api == "rest":
+            from reconcile.remote.rest.config import RestCredentials
+
+            env().err(f"Using the built-in Marketo emulator's REST API at {running.rest_endpoint}.")
+            yield RestCredentials(base_url=running.rest_endpoint, identity_url=f"{running.rest_endpoint}/identity",
+                                  client_id=running.config.client_id, client_secret=secret)
+            return
         env().err(f"Applying to the built-in Marketo emulator at {running.endpoint}.")
         yield Credentials(endpoint=running.endpoint, user_id=running.config.user_id, encryption_key=key)
 
@@ -687,6 +847,47 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+@app.command("fields")
+def fields_command(
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ask Marketo again (one Describe call).")] = False,
+    state: StateOption = Path("reconcile.state.json"),
+    use_emulator: Annotated[bool, typer.Option(
+        "--emulator", help="Describe the built-in emulator's REST face.")] = False,
+    api: ApiOption = None,
+    debug: DebugOption = False,
+) -> int:
+    """Show the instance's lead fields (REST Describe), cached under .reconcile/ beside the state."""
+    from reconcile.inputs.fields import load_catalog
+    from reconcile.remote.rest.config import REST, select_api
+
+    if select_api(api or REST, env().environ) != REST:
+        raise UsageError("`reconcile fields` reads Marketo's REST Describe: it needs --api rest and the REST "
+                         "credentials (SOAP has no describe call)")
+    catalog = None if refresh or use_emulator else load_catalog(state, _rest_instance())
+    if catalog is None:
+        with contextlib.ExitStack() as stack:
+            credentials = (stack.enter_context(_embedded_emulator(state, REST)) if use_emulator
+                           else _credentials_from_env(None, REST))
+            client = _rest_client(credentials, 1)
+            stack.callback(client.close)
+            catalog = _rest_catalog(client, state, refresh=True)
+    env().out(_fields_table(catalog))
+    return ExitStatus.SUCCESS
+
+
+def _fields_table(catalog) -> str:
+    rows = [("LEAD FILE (SOAP)", "REST", "TYPE", "LENGTH", "")]
+    for name in sorted(catalog.fields, key=str.lower):
+        spec = catalog.fields[name]
+        rows.append((name, spec.rest_name or "-", spec.data_type or "-", str(spec.length or "-"),
+                     "read-only" if spec.read_only else ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths + [0])).rstrip() for row in rows]
+    lines.append(f"{len(catalog)} fields of {catalog.instance or 'the instance'}, described at "
+                 f"{catalog.fetched_at or 'an unknown time'} (cached in {catalog.source}).")
+    return "\n".join(lines)
 
 
 @app.command("force-unlock")
@@ -815,10 +1016,14 @@ def emulator(
     rate_window: Annotated[float, typer.Option("--rate-window", min=0.001, help="Rate window, seconds.")] = 20.0,
     max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1, help="Calls at once.")] = 10,
     daily_quota: Annotated[int, typer.Option("--daily-quota", min=1, help="Calls per day.")] = 10_000,
+    api: Annotated[Optional[str], typer.Option(
+        "--api", help="Print the export lines of this API only: soap or rest (env RECONCILE_API). Both "
+        "faces serve either way.", show_default=False)] = None,
     debug: DebugOption = False,
 ) -> int:
     """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C."""
     from reconcile import emulator as emu
+    from reconcile.remote.rest.config import ENV_API, select_api
 
     environ = env().environ
     key = encryption_key or environ.get("MARKETO_ENCRYPTION_KEY")
@@ -839,7 +1044,9 @@ def emulator(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return emu.serve_forever_cli(config, host=host, port=port, faults=faults, out=env().out, err=env().err)
+        chosen = select_api(api, environ) if api or environ.get(ENV_API) else None
+        return emu.serve_forever_cli(config, host=host, port=port, faults=faults, out=_ExportLines(chosen),
+                                     err=env().err)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UsageError(f"cannot listen on {host}:{port}: {reason}; choose another --port (0: any free "
@@ -886,6 +1093,26 @@ def _usage_error(environment: Environment, message: str) -> None:
         return
     environment.err(f"error: {message}")
     environment.err("Run 'reconcile --help' (or 'reconcile COMMAND --help') for usage.")
+
+
+class _ExportLines:
+    """The emulator's output with only the chosen API's `export` lines: exporting both credential
+    sets would make every later command ask which API to use."""
+
+    def __init__(self, api: str | None):
+        self.api = api
+        self.section: str | None = None
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("# SOAP") or line.startswith("# REST"):
+            self.section = "soap" if line.startswith("# SOAP") else "rest"
+        elif not line.startswith("export "):
+            self.section = None
+        if self.api is not None and self.section not in (None, self.api):
+            return
+        env().out(line)
+        if self.api is None and line.startswith("export MARKETO_CLIENT_SECRET"):
+            env().out("# with both sets exported, choose one: export RECONCILE_API=rest (or soap)")
 
 
 def run(argv: list[str], environment: Environment | None = None) -> int:

@@ -431,8 +431,10 @@ def test_rate_limiter_is_thread_safe():
 
 
 def test_rate_limit_holds_at_the_emulator(emulator_factory, transport_for):
-    emulator = emulator_factory(rate_calls=5, rate_window=1.0)
-    transport = transport_for(emulator, rate_limiter=RateLimiter(calls=5, window=1.0))
+    emulator = emulator_factory(rate_calls=5, rate_window=2.0)
+    # The margin covers the time between our start of a call and the emulator's admitting it: on a
+    # busy machine that is more than the 100 ms a 2 s window gets by default (Marketo's 20 s gets 1 s).
+    transport = transport_for(emulator, rate_limiter=RateLimiter(calls=5, window=2.0, margin=0.5))
     errors = []
 
     def worker(k):
@@ -452,7 +454,7 @@ def test_rate_limit_holds_at_the_emulator(emulator_factory, transport_for):
     assert len(calls) == 12 and all(c.outcome == "ok" for c in calls), [c.code for c in calls]
     starts = sorted(c.start for c in calls if c.admitted)
     for i in range(len(starts) - 5):
-        assert starts[i + 5] - starts[i] > 1.0  # never more than 5 calls in any 1 s window
+        assert starts[i + 5] - starts[i] > 2.0  # never more than 5 calls in any 2 s window
 
 
 def test_concurrency_cap_holds_at_the_emulator(emulator_factory, transport_for):

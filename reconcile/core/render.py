@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
@@ -24,12 +25,27 @@ def _quote(value: str | int | None) -> str:
     return visible(json.dumps(value, ensure_ascii=False))
 
 
-def summary_line(plan: Plan) -> str:
+SOAP_CALL = "syncMultipleLeads"
+
+
+@dataclass(frozen=True)
+class Calls:
+    """The API's call and how many of them apply needs: `Calls("Sync Leads", 3)` for REST, whose
+    calls each carry one action and lookup field, so it may need more than records / batch size."""
+
+    name: str = SOAP_CALL
+    count: int | None = None  # None: the plan's own count, records / batch size
+
+    def of(self, plan: Plan) -> int:
+        return plan.calls if self.count is None else self.count
+
+
+def summary_line(plan: Plan, calls: Calls = Calls()) -> str:
     s = summary_counts(plan)
-    calls = plan.calls
+    count = calls.of(plan)
     adopt = f"{s[ADOPT]} to adopt, " if s[ADOPT] else ""  # adoptions update a lead that exists already
     return (f"Plan: {s[CREATE]} to create, {adopt}{s[UPDATE]} to update, {s[ORPHANED]} orphaned, "
-            f"{s[UNCHANGED]} unchanged; {calls} syncMultipleLeads call{'' if calls == 1 else 's'}.")
+            f"{s[UNCHANGED]} unchanged; {count} {calls.name} call{'' if count == 1 else 's'}.")
 
 
 def _lead_keys(action: Action) -> list[tuple[str, str | int | None]]:
@@ -100,7 +116,7 @@ def _action_lines(action: Action, paint, email_hint: bool = False) -> list[str]:
     return lines
 
 
-def render_text(plan: Plan, color: bool = False) -> str:
+def render_text(plan: Plan, color: bool = False, calls: Calls = Calls()) -> str:
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
@@ -115,7 +131,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
             out.append("")
             out.extend("  " + line for line in _action_lines(action, paint, email_hint))
     out.append("")
-    out.append(paint(_BOLD, summary_line(plan)))
+    out.append(paint(_BOLD, summary_line(plan, calls)))
     return "\n".join(out) + "\n"
 
 
@@ -136,15 +152,15 @@ def action_to_json(action: Action) -> dict[str, Any]:
     return data
 
 
-def plan_to_json(plan: Plan) -> dict[str, Any]:
+def plan_to_json(plan: Plan, calls: Calls = Calls()) -> dict[str, Any]:
     """The versioned JSON form. Unchanged leads are counted in `summary` but not listed."""
-    return {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan), "calls": plan.calls,
+    return {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan), "calls": calls.of(plan),
             "records_to_send": plan.records_to_send, "batch_size": plan.batch_size,
             "actions": [action_to_json(a) for a in plan.actions if a.kind != UNCHANGED]}
 
 
-def render_json(plan: Plan) -> str:
-    return json_text(json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False, sort_keys=False)) + "\n"
+def render_json(plan: Plan, calls: Calls = Calls()) -> str:
+    return json_text(json.dumps(plan_to_json(plan, calls), indent=2, ensure_ascii=False, sort_keys=False)) + "\n"
 
 
 def fence_for(body: str) -> str:
@@ -157,13 +173,13 @@ def _section_of(action: Action) -> str:
     return ADOPT if is_adoption(action) else action.kind
 
 
-def render_markdown(plan: Plan) -> str:
+def render_markdown(plan: Plan, calls: Calls = Calls()) -> str:
     s = summary_counts(plan)
     adopt_head, adopt_rule, adopt_cell = ("Adopt | ", "---:|", f"{s[ADOPT]} | ") if s[ADOPT] else ("", "", "")
     out = ["### reconcile plan", "",
-           f"| Create | {adopt_head}Update | Orphaned | Unchanged | syncMultipleLeads calls |",
+           f"| Create | {adopt_head}Update | Orphaned | Unchanged | {calls.name} calls |",
            f"|---:|{adopt_rule}---:|---:|---:|---:|",
-           f"| {s[CREATE]} | {adopt_cell}{s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {plan.calls} |", ""]
+           f"| {s[CREATE]} | {adopt_cell}{s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {calls.of(plan)} |", ""]
     if not plan.has_changes and not s[ORPHANED]:
         out.append("No changes. Marketo matches the lead files.")
     sections = ((CREATE, "to create"), (ADOPT, "to adopt"), (UPDATE, "to update"),
@@ -177,5 +193,5 @@ def render_markdown(plan: Plan) -> str:
         fence = fence_for(body)
         out += [f"<details><summary>{len(actions)} {title}</summary>", "", f"{fence}diff", body, fence, "",
                 "</details>", ""]
-    out.append(f"_{summary_line(plan)}_")
+    out.append(f"_{summary_line(plan, calls)}_")
     return "\n".join(out) + "\n"

@@ -1,0 +1,115 @@
+"""Where and as whom to call Marketo's REST API, and which API a run uses.
+
+Credentials come from the environment only. The client secret is never shown by repr() or str().
+Facts relied on (../shared/marketo-rest-facts.md, "Authentication"): the identity service lives at
+`<instance>/identity`; the REST endpoint is the instance's base URL, given in Marketo's Admin →
+Integration → Web Services either with or without its trailing `/rest`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from reconcile.errors import ConfigError, UsageError
+
+ENV_REST_ENDPOINT = "MARKETO_REST_ENDPOINT"
+ENV_IDENTITY_ENDPOINT = "MARKETO_IDENTITY_ENDPOINT"
+ENV_CLIENT_ID = "MARKETO_CLIENT_ID"
+ENV_CLIENT_SECRET = "MARKETO_CLIENT_SECRET"
+ENV_API = "RECONCILE_API"
+ENV_FOREIGN_ID_FIELD = "RECONCILE_FOREIGN_ID_FIELD"
+
+REST_VARIABLES = (ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REST_ENDPOINT)
+SOAP_VARIABLES = ("MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID", "MARKETO_ENCRYPTION_KEY")
+SOAP, REST = "soap", "rest"
+APIS = (SOAP, REST)
+
+
+def _validate_endpoint(url: str, what: str) -> str:
+    from reconcile.remote.http import validate_endpoint
+
+    example = "https://123-ABC-456.mktorest.com" + ("/identity" if what == ENV_IDENTITY_ENDPOINT else "")
+    return validate_endpoint(url, what, example=example)
+
+
+def base_url(endpoint: str) -> str:
+    """The instance's base URL: `MARKETO_REST_ENDPOINT` without a trailing `/` or `/rest`."""
+    url = endpoint.strip().rstrip("/")
+    if url.lower().endswith("/rest"):
+        url = url[: -len("/rest")]
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class RestCredentials:
+    """The instance's base URL, its identity URL, and the LaunchPoint client ID and secret."""
+
+    base_url: str
+    identity_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", _validate_endpoint(base_url(self.base_url), ENV_REST_ENDPOINT))
+        object.__setattr__(self, "identity_url",
+                           _validate_endpoint(self.identity_url.strip().rstrip("/"), ENV_IDENTITY_ENDPOINT))
+        if not self.client_id:
+            raise ConfigError(f"{ENV_CLIENT_ID} is empty")
+        if not self.client_secret:
+            raise ConfigError(f"{ENV_CLIENT_SECRET} is empty")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "RestCredentials":
+        values = {name: (environ.get(name) or "").strip() for name in REST_VARIABLES}
+        missing = [name for name in REST_VARIABLES if not values[name]]
+        if missing:
+            raise ConfigError(f"environment variable{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                              f"{'are' if len(missing) > 1 else 'is'} not set; the REST API needs "
+                              f"{', '.join(REST_VARIABLES)} (credentials come only from the environment)")
+        base = base_url(values[ENV_REST_ENDPOINT])
+        identity = (environ.get(ENV_IDENTITY_ENDPOINT) or "").strip() or f"{base}/identity"
+        return cls(base_url=base, identity_url=identity, client_id=values[ENV_CLIENT_ID],
+                   client_secret=values[ENV_CLIENT_SECRET])
+
+    @property
+    def endpoint(self) -> str:
+        """What a user is asked to confirm an apply against."""
+        return f"{self.base_url}/rest"
+
+    @property
+    def instance(self) -> str:
+        """The instance's host: the key of its describe cache."""
+        return (urlsplit(self.base_url).hostname or "").lower()
+
+    def __repr__(self) -> str:
+        return (f"RestCredentials(base_url={self.base_url!r}, identity_url={self.identity_url!r}, "
+                f"client_id={self.client_id!r}, client_secret='***')")
+
+    __str__ = __repr__
+
+
+def _present(environ: Mapping[str, str], names: tuple[str, ...]) -> bool:
+    return all((environ.get(name) or "").strip() for name in names)
+
+
+def select_api(explicit: str | None, environ: Mapping[str, str], *, emulator: bool = False) -> str:
+    """`--api`, else RECONCILE_API, else the credentials present: REST's trio or SOAP's, never both.
+
+    The emulator keeps SOAP as its default. Without any credentials, SOAP (as before REST existed):
+    the missing variables are named when a call is about to be made.
+    """
+    choice = (explicit or (environ.get(ENV_API) or "")).strip().lower()
+    if choice:
+        if choice not in APIS:
+            source = "--api" if explicit else ENV_API
+            raise UsageError(f"{source} must be 'soap' or 'rest', not {choice!r}")
+        return choice
+    if emulator:
+        return SOAP
+    rest, soap = _present(environ, REST_VARIABLES), _present(environ, SOAP_VARIABLES)
+    if rest and soap:
+        raise UsageError(f"both REST ({', '.join(REST_VARIABLES)}) and SOAP ({', '.join(SOAP_VARIABLES)}) "
+                         f"credentials are set; choose one with --api rest|soap or {ENV_API}")
+    return REST if rest else SOAP

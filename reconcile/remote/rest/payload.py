@@ -1,0 +1,106 @@
+"""Sync Leads request bodies: one call per (action, lookupField) group, lead-file names → REST names.
+
+Facts relied on (../shared/marketo-rest-facts.md, "Sync Leads"): the body is
+`{"action", "lookupField", "input": [...]}`; `lookupField: id` is allowed only with `updateOnly`;
+`createDuplicate` takes no lookup field; at most 300 records and 1 MB per call; REST has no
+foreignSysPersonId, so a foreign system's ID travels in a custom field used as the lookup field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from reconcile.core.records import LeadRecord
+from reconcile.errors import ConfigError, InputError
+
+MAX_RECORDS = 300
+MAX_CALL_BYTES = 1_000_000  # Marketo answers HTTP 413 above 1 MB
+
+UPDATE_ONLY = "updateOnly"
+CREATE_OR_UPDATE = "createOrUpdate"
+CREATE_DUPLICATE = "createDuplicate"
+
+# Lead-file (SOAP-style) names that are keys, not attributes, in a REST record.
+_KEY_ATTRIBUTES = {"Email": "email", "Id": "id"}
+
+
+@dataclass(frozen=True, order=True)
+class Group:
+    """The action and lookup field every record of one Sync Leads call shares."""
+
+    action: str
+    lookup_field: str | None
+
+    def __str__(self) -> str:
+        return f"{self.action}/{self.lookup_field}" if self.lookup_field else self.action
+
+
+class FieldNames:
+    """Lead-file attribute names → REST field names, from the instance's Describe answer.
+
+    `foreign_id_field` is the REST name of the custom field that carries foreignSysPersonId, or None.
+    """
+
+    def __init__(self, soap_to_rest: Mapping[str, str], foreign_id_field: str | None = None):
+        self._map = dict(soap_to_rest)
+        self.foreign_id_field = foreign_id_field
+
+    def rest_name(self, name: str) -> str:
+        known = _KEY_ATTRIBUTES.get(name) or self._map.get(name)
+        if known is None:
+            raise InputError(f"attribute {name!r} is not a lead field of this Marketo instance (per its "
+                             "Describe answer); run `reconcile fields --refresh` and check the lead files")
+        return known
+
+
+def group_of(record: LeadRecord, dedup_enabled: bool, foreign_id_field: str | None) -> Group:
+    """Which call a record may travel in: by Marketo ID, by foreign ID (a custom field), or by email."""
+    if record.lead_id is not None:
+        return Group(UPDATE_ONLY, "id")
+    if record.foreign_sys_person_id is not None:
+        if not foreign_id_field:
+            raise ConfigError(missing_foreign_id_field_message(1))
+        return Group(CREATE_OR_UPDATE, foreign_id_field)
+    if not dedup_enabled:
+        return Group(CREATE_DUPLICATE, None)
+    return Group(CREATE_OR_UPDATE, "email")
+
+
+def missing_foreign_id_field_message(count: int) -> str:
+    return (f"{count} lead(s) are keyed by foreignSysPersonId, which Marketo's REST API does not have: "
+            "name the custom lead field that carries it with --foreign-id-field NAME (or "
+            "RECONCILE_FOREIGN_ID_FIELD), or apply them with --api soap")
+
+
+def lead_input(record: LeadRecord, names: FieldNames) -> dict[str, object]:
+    """One REST input record. Values go as written: text stays text, None (null) clears the field."""
+    item: dict[str, object] = {}
+    if record.lead_id is not None:
+        item["id"] = record.lead_id
+    if record.email is not None:
+        item["email"] = record.email
+    if record.foreign_sys_person_id is not None and names.foreign_id_field:
+        item[names.foreign_id_field] = record.foreign_sys_person_id
+    for name, value in record.attributes:
+        item[names.rest_name(name)] = value
+    return item
+
+
+def body_for(records: Sequence[LeadRecord], group: Group, names: FieldNames) -> bytes:
+    payload: dict[str, object] = {"action": group.action}
+    if group.lookup_field is not None:
+        payload["lookupField"] = group.lookup_field
+    payload["input"] = [lead_input(record, names) for record in records]
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def size_of(record: LeadRecord, names: FieldNames) -> int:
+    """Bytes the record adds to a call body (its JSON and a separating comma)."""
+    return len(json.dumps(lead_input(record, names), ensure_ascii=False, separators=(",", ":"))
+               .encode("utf-8")) + 1
+
+
+# The envelope around the records: `{"action":"createOrUpdate","lookupField":"...","input":[]}`.
+ENVELOPE_BYTES = 256
