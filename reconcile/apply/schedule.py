@@ -4,8 +4,8 @@ Up to `concurrency` calls are in flight at once; a batch of a later wave is sent
 call of the earlier waves has been answered; while calls are on the network the next call is built
 (envelope XML, validation), so that work overlaps the wait. A transport that can build in other
 processes (`prepare_later`) gets up to its `prepare_ahead` calls to build at once, in sending order,
-so every core works on envelopes while the rate limit holds calls back. A stop request (Ctrl-C, SIGTERM) or a
-fatal error sends nothing more and waits a while for the answers of the calls in flight.
+so every core works on envelopes while the rate limit holds calls back. A stop request (Ctrl-C,
+SIGTERM) or a fatal error sends nothing more and waits a while for the answers of the calls in flight.
 
 The scheduler knows nothing of journals or state: it asks its owner before each send and hands each
 finished call back, all on the thread that called `run`.

@@ -116,9 +116,9 @@ class SoapTransport:
 
     `timeout` is requests' (connect, read) in seconds; `deadline` caps one whole attempt (connect,
     headers and body). `prepare_workers` > 0 builds envelopes ahead (:meth:`prepare_later`) in that
-    many processes, started at the first such call. `clock` is the wall clock of request timestamps and of the quota reset;
-    `monotonic`, `sleep` and `rng` drive backoff (inject fakes in tests). `log`, when given, receives
-    one text per HTTP request and response, signatures redacted.
+    many processes, started at the first such call. `clock` is the wall clock of request timestamps
+    and of the quota reset; `monotonic`, `sleep` and `rng` drive backoff (inject fakes in tests).
+    `log`, when given, receives one text per HTTP request and response, signatures redacted.
     """
 
     call_name = "syncMultipleLeads"
