@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -34,6 +35,7 @@ KEY = "benchmark-key-not-secret"
 USER = "benchmark-user"
 CLIENT_ID = "benchmark-client"
 CLIENT_SECRET = "benchmark-secret-not-secret"
+FOREIGN_ID_FIELD = "ForeignSysId"
 LATENCY = 0.05
 WINDOW_CALLS, WINDOW_SECONDS, RECORDS_PER_CALL = 100, 20.0, 300
 
@@ -60,15 +62,48 @@ def wait_until_up(url: str, seconds: float = 30.0) -> None:
     raise RuntimeError(f"emulator did not come up at {url}")
 
 
-def run_measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float, float, float]:
-    """Run a child to completion: (exit status, wall s, CPU s of it and its children, peak RSS MB)."""
+def run_measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float, float, float, dict]:
+    """Run a child to completion: (exit status, wall s, CPU s of it and its children, peak RSS MB, split).
+
+    wait4 counts the children the child waited for (the apply reaps its envelope workers); `split`
+    has the apply process's own CPU and its workers', sampled from /proc while it runs."""
     with log.open("wb") as out:
         start = time.perf_counter()
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        split: dict[str, float] = {"apply process": 0.0}
+        workers: dict[int, float] = {}
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.25):
+                try:
+                    split["apply process"] = own_cpu_seconds(process.pid)
+                    for child in children_of(process.pid):
+                        workers[child] = max(workers.get(child, 0.0), own_cpu_seconds(child))
+                except (OSError, ValueError, IndexError):
+                    pass
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - start
+        done.set()
+        sampler.join()
+    split["workers (last sample)"] = sum(workers.values())
     process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return process.returncode, elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, split
+
+
+def own_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime stime
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -82,7 +117,7 @@ def environment_for(api: str, base: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETO_") and k != "RECONCILE_API"}
     if api == "rest":
         return {**env, "MARKETO_REST_ENDPOINT": base, "MARKETO_CLIENT_ID": CLIENT_ID,
-                "MARKETO_CLIENT_SECRET": CLIENT_SECRET}
+                "MARKETO_CLIENT_SECRET": CLIENT_SECRET, "RECONCILE_FOREIGN_ID_FIELD": FOREIGN_ID_FIELD}
     return {**env, "MARKETO_SOAP_ENDPOINT": f"{base}/soap/mktows/2_1", "MARKETO_USER_ID": USER,
             "MARKETO_ENCRYPTION_KEY": KEY}
 
@@ -95,7 +130,8 @@ def main() -> None:
     args = parser.parse_args()
     emulator_flags = ["--latency", str(LATENCY), "--user-id", USER, "--encryption-key", KEY]
     if args.api == "rest":
-        emulator_flags += ["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET]
+        # the generated leads carry foreign IDs: REST writes them to a custom field
+        emulator_flags += ["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--field", FOREIGN_ID_FIELD]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         generate(work / "leads", args.count, max(1, args.count // 5000))
@@ -107,8 +143,9 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             wait_until_up(f"{base}/_emulator/leads")
             emulator_cpu_before = process_cpu_seconds(emulator.pid)
-            status, elapsed, client_cpu, rss_mb = run_measured(
-                [sys.executable, "-m", "reconcile", "apply", "--auto-approve", "--api", args.api,
+            status, elapsed, client_cpu, rss_mb, split = run_measured(
+                [sys.executable, "-m", "reconcile", "apply", "--auto-approve",
+                 "--api", args.api,
                  "--leads", str(work / "leads"), "--state", str(work / "reconcile.state.json"),
                  "--concurrency", str(args.concurrency)],
                 environment_for(args.api, base), work / "apply.log")
@@ -130,6 +167,8 @@ def main() -> None:
     print(f"  limiter floor ({calls} calls): {floor:.1f} s")
     print(f"  apply wall time:          {elapsed:.1f} s  ({elapsed / floor:.2f}x floor)")
     print(f"  client CPU per call:      {client_cpu / calls * 1000:.0f} ms  (user+sys, workers included)")
+    for name, seconds in split.items():
+        print(f"    of which {name + ':':<22}{seconds / calls * 1000:.0f} ms")
     print(f"  emulator CPU per call:    {emulator_cpu / calls * 1000:.0f} ms")
     print(f"  apply peak RSS:           {rss_mb:.0f} MB")
 

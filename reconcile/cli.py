@@ -988,7 +988,9 @@ def _make_transport(credentials, concurrency: int, rate_limiter=None):
 
     environment = env()  # the transport logs from its worker threads, outside this context
     log = environment.debug_log if environment.debug else None
-    return SoapTransport(credentials, max_concurrency=concurrency, log=log, rate_limiter=rate_limiter)
+    workers = os.cpu_count() or 1  # envelopes are built (and xmlschema-validated) on every core
+    return SoapTransport(credentials, max_concurrency=concurrency, prepare_workers=workers, log=log,
+                         rate_limiter=rate_limiter)
 
 
 def _print_event(event) -> None:

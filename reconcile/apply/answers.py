@@ -56,9 +56,9 @@ class AnswerChecker:
         self._recorded: set[int] = set()  # plan positions currently recorded
 
     def check(self, batch: Batch, statuses: Sequence[SyncStatus]) -> CheckedAnswer:
-        if len(statuses) != len(batch.records):
+        if len(statuses) != batch.size:
             raise ResponseError(f"Marketo answered call {batch.number} with {len(statuses)} status(es) for "
-                                f"{len(batch.records)} record(s); the answers cannot be matched to the leads")
+                                f"{batch.size} record(s); the answers cannot be matched to the leads")
         checked = CheckedAnswer()
         answered: list[Accepted] = []
         for index, action, record, status in zip(batch.indexes, batch.actions, batch.records, statuses):

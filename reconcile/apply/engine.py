@@ -133,7 +133,7 @@ class _Apply:
         blocked = self.unknowns.blocked(batches)
         if blocked:
             raise RemoteError(unknown_message(blocked, earlier=True))
-        self.emit(ApplyStarted(records=sum(len(b.records) for b in batches), batches=len(batches),
+        self.emit(ApplyStarted(records=sum(b.size for b in batches), batches=len(batches),
                                state_only=len(self.tally.state_only), forget=len(self.tally.forgotten),
                                concurrency=options.concurrency))
         try:
@@ -188,7 +188,7 @@ class _Apply:
             self.tally.refused.append((item.action.identity, why))
         self.tally.failed.extend(checked.failed)
         self.tally.batches += 1
-        self.emit(BatchAnswered(batch=batch.number, records=len(batch.records), failed=len(checked.failed),
+        self.emit(BatchAnswered(batch=batch.number, records=batch.size, failed=len(checked.failed),
                                 refused=len(checked.refused), **counts))
 
     def batch_failed(self, batch: Batch, error: BaseException) -> None:
@@ -202,7 +202,7 @@ class _Apply:
             self.unknowns.sent_without_answer(batch)
         else:
             self.tally.not_sent.extend(a.identity for a in batch.actions)
-        self.emit(BatchFailed(batch=batch.number, records=len(batch.records), error=one_line(error),
+        self.emit(BatchFailed(batch=batch.number, records=batch.size, error=one_line(error),
                               outcome_unknown=unknown))
         if self.scheduler.interrupted and not_delivered(error):
             return  # stopped before sending: not an error of its own

@@ -24,6 +24,8 @@ from reconcile.store.git import is_tracked_by_git
 from reconcile.store.journal import Journal, JournalEntry, RecoveryReport, ResultEntry, UnknownOutcome
 from reconcile.store.state import StateWriter, with_leads, write_state, writer_for
 
+_CHECKPOINT_SHARE = 20  # the wait after a checkpoint, in multiples of what that checkpoint took
+
 __all__ = ["persist_state", "recover", "recover_state", "recovery_lines", "journal_entries", "Ledger"]
 
 
@@ -125,6 +127,8 @@ class Ledger:
         self._interval = checkpoint_interval
         self._emit = emit
         self._last_write = monotonic()
+        self._next_interval = checkpoint_interval
+        self._changed = False  # recorded, revoked or forgotten since the last write
         self._outcomes: dict[int, tuple[Action, StateLead]] = {}  # by position in the plan
         self._forgotten: list[str] = []
         self._journal: Journal | None = None
@@ -166,6 +170,7 @@ class Ledger:
 
     def record(self, index: int, action: Action, lead: StateLead) -> None:
         self._outcomes[index] = (action, lead)
+        self._changed = True
 
     def revoke(self, batch: Batch, indexes: Iterable[int], error: str) -> None:
         """Take back results recorded earlier in this apply, in the journal first."""
@@ -180,9 +185,11 @@ class Ledger:
         self._require().revoked(batch.number, [(a.identity, a.state_key) for a in taken], restore, error)
         for index in indexes:
             self._outcomes.pop(index, None)
+        self._changed = True
 
     def forget(self, identity: str) -> None:
         self._forgotten.append(identity)
+        self._changed = True
 
     def leads(self) -> dict[str, StateLead]:
         leads = record_outcomes(self.base.leads, [self._outcomes[i] for i in sorted(self._outcomes)])
@@ -191,18 +198,26 @@ class Ledger:
     # -- writing the state ------------------------------------------------------------------------------
 
     def checkpoint(self) -> None:
-        if self._monotonic() - self._last_write >= self._interval:
+        if self._monotonic() - self._last_write >= self._next_interval:
             self.write()
 
     def write(self) -> None:
+        if not self._changed:
+            return  # building the leads costs O(state): not every tick of a long wait
+        started = self._monotonic()
         leads = self.leads()
         if leads == dict(self.current.leads):
+            self._changed = False
             return
         following = with_leads(self.current, leads)
         if self._writer is None:
             self._writer = writer_for(self.state_path, self.current)
         persist_state(self.state_path, following, self._writer)
+        self._changed = False
         self.current = following
         self.written = True
         self._last_write = self._monotonic()
+        # Creates spread over every shard, so a checkpoint of a large state costs a second or more:
+        # space them so they take at most a twentieth of the apply (the journal keeps every answer).
+        self._next_interval = max(self._interval, _CHECKPOINT_SHARE * (self._last_write - started))
         self._emit(StateWritten(serial=following.serial, leads=len(leads)))

@@ -2,8 +2,10 @@
 
 Up to `concurrency` calls are in flight at once; a batch of a later wave is sent only when every
 call of the earlier waves has been answered; while calls are on the network the next call is built
-(envelope XML, validation), so that work overlaps the wait. A stop request (Ctrl-C, SIGTERM) or a
-fatal error sends nothing more and waits a while for the answers of the calls in flight.
+(envelope XML, validation), so that work overlaps the wait. A transport that can build in other
+processes (`prepare_later`) gets up to its `prepare_ahead` calls to build at once, in sending order,
+so every core works on envelopes while the rate limit holds calls back. A stop request (Ctrl-C,
+SIGTERM) or a fatal error sends nothing more and waits a while for the answers of the calls in flight.
 
 The scheduler knows nothing of journals or state: it asks its owner before each send and hands each
 finished call back, all on the thread that called `run`.
@@ -11,6 +13,7 @@ finished call back, all on the thread that called `run`.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections import deque
@@ -25,6 +28,7 @@ from reconcile.apply.options import ApplyOptions
 __all__ = ["DaemonPool", "Scheduler", "SendOutcome", "BatchHandler"]
 
 _POLL = 0.1
+_PREPARE_ELSEWHERE_FROM = 4  # calls: fewer are built sooner here than worker processes start
 _FATAL_GRACE = 3600.0  # after a fatal error, answers in flight are still worth recording
 
 
@@ -95,6 +99,7 @@ class Scheduler:
         self.first_error: BaseException | None = None
         self._events: "queue.SimpleQueue[ApplyEvent]" = queue.SimpleQueue()  # from the worker threads
         self._prepare = getattr(transport, "prepare", None)
+        self._prepare_later = getattr(transport, "prepare_later", None)
 
     def fail(self, error: BaseException) -> None:
         """A fatal error: remember the first, send nothing more."""
@@ -129,34 +134,61 @@ class Scheduler:
         return SendOutcome(not_sent=list(pending), unanswered=unanswered)
 
     def _send_all(self, pool: DaemonPool, pending: deque[Batch], inflight: dict[Future, Batch]) -> None:
-        prepared: dict[int, Any] = {}
-        while pending or inflight:
-            if self.stop.is_set() and not self.interrupted:
-                self.interrupted = True
-                self.halt.set()
-            if self.halt.is_set():
-                return
-            while pending and len(inflight) < self.options.concurrency and not self.halt.is_set() \
-                    and all(b.wave >= pending[0].wave for b in inflight.values()):
-                batch = pending[0]
-                call = prepared.pop(batch.number, None)
-                if call is None:
-                    call = self._build(batch)
-                self.handler.before_send(batch)
-                pending.popleft()
-                inflight[pool.submit(self._send_one, batch, call)] = batch
-                self.handler.emit(BatchSent(batch=batch.number, records=len(batch.records)))
-            if pending and self._prepare is not None and pending[0].number not in prepared \
-                    and not self.halt.is_set():
-                prepared[pending[0].number] = self._build(pending[0])  # overlaps the calls in flight
-            if inflight:
-                self._collect(inflight, _POLL)
-                self.handler.tick()
+        ahead = self._ahead(len(pending))
+        preparing: dict[int, Future] = {}  # by batch number: calls being built elsewhere, in sending order
+        prepared: dict[int, Any] = {}  # built here, while calls were in flight
+        try:
+            while pending or inflight:
+                if self.stop.is_set() and not self.interrupted:
+                    self.interrupted = True
+                    self.halt.set()
+                if self.halt.is_set():
+                    break
+                if ahead:
+                    self._prepare_ahead(pending, preparing, ahead)
+                waiting_for: Future | None = None
+                while pending and len(inflight) < self.options.concurrency and not self.halt.is_set() \
+                        and all(b.wave >= pending[0].wave for b in inflight.values()):
+                    batch = pending[0]
+                    if batch.number in preparing:
+                        if not preparing[batch.number].done():
+                            waiting_for = preparing[batch.number]
+                            break
+                        call = preparing.pop(batch.number).result()  # EnvelopeInvalid: a bug, fatal
+                    else:
+                        call = prepared.pop(batch.number, None)
+                        if call is None:
+                            call = self._build(batch)
+                    self.handler.before_send(batch)
+                    pending.popleft()
+                    inflight[pool.submit(self._send_one, batch, call)] = batch
+                    self.handler.emit(BatchSent(batch=batch.number, records=batch.size))
+                if not ahead and pending and self._prepare is not None and pending[0].number not in prepared \
+                        and not self.halt.is_set():
+                    prepared[pending[0].number] = self._build(pending[0])  # overlaps the calls in flight
+                if inflight or waiting_for is not None:
+                    self._collect(inflight, _POLL, waiting_for)
+                    self.handler.tick()
+        finally:
+            for future in preparing.values():
+                future.cancel()  # not sent: no need to finish building it
 
-    def _collect(self, inflight: dict[Future, Batch], timeout: float) -> None:
-        done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+    def _ahead(self, calls: int) -> int:
+        """How many calls to have built elsewhere ahead of sending them (0: build here, one ahead)."""
+        if self._prepare_later is None or calls < _PREPARE_ELSEWHERE_FROM:
+            return 0
+        return max(0, int(getattr(self.transport, "prepare_ahead", 0)))
+
+    def _prepare_ahead(self, pending: deque[Batch], preparing: dict[int, Future], ahead: int) -> None:
+        for batch in itertools.islice(pending, len(preparing), ahead):
+            preparing[batch.number] = self._prepare_later(batch.records, self.options.dedup_enabled)
+
+    def _collect(self, inflight: dict[Future, Batch], timeout: float, also: Future | None = None) -> None:
+        """Hand back the calls answered within `timeout`, returning early when `also` is done."""
+        done, _ = wait(list(inflight) + ([also] if also is not None else []), timeout=timeout,
+                       return_when=FIRST_COMPLETED)
         self.drain_events()
-        for future in sorted(done, key=lambda f: inflight[f].number):
+        for future in sorted((f for f in done if f in inflight), key=lambda f: inflight[f].number):
             self.handler.finished(inflight.pop(future), future)
 
     def _wind_down(self, inflight: dict[Future, Batch]) -> list[Batch]:

@@ -68,7 +68,7 @@ def _etree():
     return etree
 
 
-def _schema():
+def compiled_schema():
     """The mktows XMLSchema, built once (about 0.1 s) and shared; validation is thread-safe."""
     global _schema_cache
     if _schema_cache is None:
@@ -83,7 +83,7 @@ def _schema():
 
 def _first_schema_error(elem) -> Any:
     """The first XSD violation of a global mktows element (lxml or ElementTree), or None."""
-    return next(_schema().iter_errors(elem, use_location_hints=False), None)
+    return next(compiled_schema().iter_errors(elem, use_location_hints=False), None)
 
 
 def _describe_schema_error(error: Any, limit: int = 240) -> str:

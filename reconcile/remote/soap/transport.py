@@ -15,15 +15,17 @@ requests and lxml are imported lazily: importing this module is cheap.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from reconcile.core.clock import utc_now
-from reconcile.errors import ConfigError, ResponseError, TransportError
+from reconcile.errors import ConfigError, ReconcileError, ResponseError, TransportError
 from reconcile.remote import http
 from reconcile.remote.base import (NotDelivered, OutcomeUnknown, QuotaExhausted, RetryInfo, TransportStats,
                                    mark_outcome, outcome_unknown)
@@ -113,9 +115,10 @@ class SoapTransport:
     """Sends syncMultipleLeads batches to one endpoint. Thread-safe: call `send` from several threads.
 
     `timeout` is requests' (connect, read) in seconds; `deadline` caps one whole attempt (connect,
-    headers and body). `clock` is the wall clock of request timestamps and of the quota reset;
-    `monotonic`, `sleep` and `rng` drive backoff (inject fakes in tests). `log`, when given, receives
-    one text per HTTP request and response, signatures redacted.
+    headers and body). `prepare_workers` > 0 builds envelopes ahead (:meth:`prepare_later`) in that
+    many processes, started at the first such call. `clock` is the wall clock of request timestamps
+    and of the quota reset; `monotonic`, `sleep` and `rng` drive backoff (inject fakes in tests).
+    `log`, when given, receives one text per HTTP request and response, signatures redacted.
     """
 
     call_name = "syncMultipleLeads"
@@ -123,7 +126,7 @@ class SoapTransport:
     def __init__(self, credentials: Credentials, *, timeout: tuple[float, float] = (10.0, 120.0),
                  deadline: float = http.DEFAULT_DEADLINE,
                  session: "requests.Session | None" = None, retry: RetryPolicy | None = None,
-                 rate_limiter: RateLimiter | None = None, max_concurrency: int = 10,
+                 rate_limiter: RateLimiter | None = None, max_concurrency: int = 10, prepare_workers: int = 0,
                  clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
                  log: Callable[[str], None] | None = None):
@@ -137,6 +140,8 @@ class SoapTransport:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
+        self.prepare_workers = prepare_workers
+        self._workers: Any = None  # EnvelopeWorkers, started by the first prepare_later
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -157,6 +162,9 @@ class SoapTransport:
         return self.http.max_concurrency
 
     def close(self) -> None:
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
         self.http.close()
 
     def __enter__(self) -> "SoapTransport":
@@ -184,6 +192,56 @@ class SoapTransport:
         records = tuple(records)
         return PreparedCall(records=records, dedup_enabled=dedup_enabled,
                             body=self._build(records, dedup_enabled), built_at=self._monotonic())
+
+    @property
+    def prepare_ahead(self) -> int:
+        """How many calls are worth preparing ahead of the one being sent: with workers, one rate
+        window's worth and the calls in flight, so the next window's envelopes are ready when it opens
+        (they are re-signed if they wait longer than a minute); without, one."""
+        return self.rate_limiter.calls + self.max_concurrency if self.prepare_workers > 0 else 1
+
+    def prepare_later(self, records: Sequence[soap.LeadRecord], dedup_enabled: bool = True) -> "Future[PreparedCall]":
+        """:meth:`prepare` in a worker process: the same bytes for the same timestamp, which is taken now.
+
+        If the workers cannot build it (one died), the envelope is left to :meth:`send` to build."""
+        records = tuple(records)
+        prepared: Future = Future()
+        if self.prepare_workers <= 0:
+            try:
+                prepared.set_result(self.prepare(records, dedup_enabled))
+            except BaseException as exc:
+                prepared.set_exception(exc)
+            return prepared
+        if self._workers is None:
+            from reconcile.remote.soap.workers import EnvelopeWorkers
+
+            self._workers = EnvelopeWorkers(self.prepare_workers, user_id=self.credentials.user_id,
+                                            encryption_key=self.credentials.encryption_key)
+        unbuilt = PreparedCall(records=records, dedup_enabled=dedup_enabled, body=b"", built_at=-math.inf)
+        built_at = self._monotonic()  # the signature's age counts from its timestamp, not from the build
+        try:
+            envelope = self._workers.submit(records, soap.w3c_timestamp(self._now()), dedup_enabled)
+        except Exception:  # a broken pool
+            prepared.set_result(unbuilt)
+            return prepared
+
+        def finished(built: Future) -> None:
+            try:
+                if built.cancelled():
+                    prepared.cancel()
+                elif isinstance(built.exception(), ReconcileError):  # a wrong envelope: never sent
+                    prepared.set_exception(built.exception())
+                elif built.exception() is not None:
+                    prepared.set_result(unbuilt)
+                else:
+                    prepared.set_result(PreparedCall(records=records, dedup_enabled=dedup_enabled,
+                                                     body=built.result(), built_at=built_at))
+            except InvalidStateError:  # cancelled by the scheduler meanwhile
+                pass
+
+        envelope.add_done_callback(finished)
+        prepared.add_done_callback(lambda future: envelope.cancel() if future.cancelled() else None)
+        return prepared
 
     # -- sending ------------------------------------------------------------------------------------
 

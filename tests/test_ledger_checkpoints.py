@@ -1,0 +1,70 @@
+"""State checkpoints during a long apply: spaced by what they cost, and nothing built when nothing changed."""
+
+from __future__ import annotations
+
+from reconcile.apply.events import StateWritten
+from reconcile.apply.ledger import Ledger
+from reconcile.core.model import Lead, State
+from reconcile.core.planner import plan as make_plan
+from reconcile.core.planner import recorded_lead
+from reconcile.errors import Location
+from reconcile.store.state import load_state
+
+
+class Clock:
+    """A monotonic clock that moves only when told, and by `per_call` at every reading."""
+
+    def __init__(self, per_call=0.0):
+        self.now, self.per_call = 0.0, per_call
+
+    def __call__(self):
+        self.now += self.per_call
+        return self.now
+
+
+def actions(n):
+    leads = [Lead(location=Location("leads/x.yaml", i + 1), email=f"c{i}@example.com", attributes={})
+             for i in range(n)]
+    return list(make_plan(leads, State(lineage="l", serial=0, leads={})).actions)
+
+
+def test_a_checkpoint_that_took_long_is_followed_by_a_longer_wait(tmp_path):
+    clock = Clock(per_call=1.0)  # every reading advances a second: each write "takes" one second
+    written = []
+    ledger = Ledger(tmp_path / "s.json", State("l", 0, {}), monotonic=clock, checkpoint_interval=5.0,
+                    emit=lambda event: written.append(event) if isinstance(event, StateWritten) else None)
+    todo = actions(4)
+    ledger.record(0, todo[0], recorded_lead(todo[0], 1, "2026-01-01T00:00:00Z"))
+    clock.now += 5.0
+    ledger.checkpoint()
+    assert len(written) == 1
+    ledger.record(1, todo[1], recorded_lead(todo[1], 2, "2026-01-01T00:00:00Z"))
+    clock.now += 10.0  # past the configured 5 s, within 20 x the second the last write took
+    ledger.checkpoint()
+    assert len(written) == 1
+    clock.now += 10.0
+    ledger.checkpoint()
+    assert len(written) == 2
+    assert len(load_state(tmp_path / "s.json").leads) == 2
+
+
+def test_checkpoints_build_nothing_while_no_answer_arrives(tmp_path):
+    built = []
+
+    class CountingLedger(Ledger):
+        def leads(self):
+            built.append(1)
+            return super().leads()
+
+    clock = Clock()
+    ledger = CountingLedger(tmp_path / "s.json", State("l", 0, {}), monotonic=clock, checkpoint_interval=0.0,
+                            emit=lambda event: None)
+    todo = actions(1)
+    ledger.record(0, todo[0], recorded_lead(todo[0], 1, "2026-01-01T00:00:00Z"))
+    for _ in range(50):  # a rate-limit wait: the scheduler ticks ten times a second
+        clock.now += 0.1
+        ledger.checkpoint()
+    assert len(built) == 1
+    ledger.write()  # the final write: nothing new
+    assert len(built) == 1
+    assert len(load_state(tmp_path / "s.json").leads) == 1
