@@ -197,15 +197,9 @@ def _check_fields(desired, state_path: Path, catalog=None) -> None:
 
 
 def _rest_instance() -> str | None:
-    from urllib.parse import urlsplit
+    from reconcile.remote.rest.config import ENV_REST_ENDPOINT, instance_host
 
-    from reconcile.remote.rest.config import ENV_REST_ENDPOINT
-
-    endpoint = (env().environ.get(ENV_REST_ENDPOINT) or "").strip()
-    try:
-        return (urlsplit(endpoint).hostname or "").lower() or None
-    except ValueError:
-        return None
+    return instance_host((env().environ.get(ENV_REST_ENDPOINT) or "").strip())
 
 
 def _render(plan, fmt: OutputFormat, calls=None, drift=None, against_state: bool = False,

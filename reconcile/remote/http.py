@@ -82,7 +82,7 @@ from urllib.parse import urlsplit
 from reconcile.errors import ConfigError, ResponseError, TransportError
 from reconcile.remote.base import (NotDelivered, OutcomeUnknown, RetryInfo, TransportStats, mark_outcome)
 from reconcile.remote.codes import Handling
-from reconcile.remote.text import visible
+from reconcile.core.safetext import visible
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -107,7 +107,8 @@ T = TypeVar("T")
 
 def one_line(text: str, limit: int = 300) -> str:
     """Untrusted text fit for a one-line message: control characters shown escaped, bounded."""
-    return visible(text, limit)
+    text = visible(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*:/+)[^/?#@\s]*@")

@@ -81,7 +81,7 @@ class RestCredentials:
     @property
     def instance(self) -> str:
         """The instance's host: the key of its describe cache."""
-        return (urlsplit(self.base_url).hostname or "").lower()
+        return instance_host(self.base_url) or ""
 
     def __repr__(self) -> str:
         return (f"RestCredentials(base_url={self.base_url!r}, identity_url={self.identity_url!r}, "
@@ -113,3 +113,12 @@ def select_api(explicit: str | None, environ: Mapping[str, str], *, emulator: bo
         raise UsageError(f"both REST ({', '.join(REST_VARIABLES)}) and SOAP ({', '.join(SOAP_VARIABLES)}) "
                          f"credentials are set; choose one with --api rest|soap or {ENV_API}")
     return REST if rest else SOAP
+
+
+def instance_host(url: str) -> str | None:
+    """The host of an instance URL, lower-cased: what its describe cache is keyed by. None when the
+    URL has no host or cannot be parsed."""
+    try:
+        return (urlsplit(url).hostname or "").lower() or None
+    except ValueError:
+        return None

@@ -31,7 +31,7 @@ from reconcile.remote.soap.wire import MKTOWS as _MKTOWS, XML_INCOMPATIBLE as _X
 from reconcile.remote.soap.wire import one_line as _one_line, resource_bytes as _resource_bytes
 from reconcile.remote.soap.wire import shared_validator, tag_name as _tag_name
 from reconcile.remote.soap.wire import TAG_AUTH, TAG_BODY, TAG_ENVELOPE, TAG_FAULT, TAG_HEADER, TAG_PARAMS, TAG_SUCCESS
-from reconcile.remote.text import visible
+from reconcile.core.safetext import visible
 
 __all__ = [
     "NS_SOAP", "NS_MKTOWS", "NS_XSI", "SOAP_ACTION", "CONTENT_TYPE", "MAX_RESPONSE_BYTES",
