@@ -418,6 +418,8 @@ def test_a_call_appends_what_it_changed_and_the_log_is_folded_when_it_outgrows_t
     store.sync([R(email=f"many{i}@example.com", attributes=(("Title", "x" * 50),)) for i in range(30)], True)
     assert (tmp_path / "emulator.json.log").read_bytes() == b"" and json.loads(db.read_text())["leads"] == \
         store.leads(), "folded into the snapshot once the log outgrew it"
+    lead_lines = [line for line in db.read_text().splitlines() if line.startswith("  {")]
+    assert [json.loads(line.rstrip(",")) for line in lead_lines] == store.leads(), "one lead a line, diffable"
 
 
 def test_a_torn_last_log_line_is_dropped_and_a_corrupt_one_refused(tmp_path):

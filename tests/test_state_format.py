@@ -177,6 +177,29 @@ def test_checkpoint_bytes_do_not_grow_with_the_state(tmp_path, monkeypatch):
     assert large < whole_large / 50, (large, whole_large)
 
 
+def test_a_checkpoint_touching_every_shard_encodes_only_the_leads_that_changed(tmp_path, monkeypatch):
+    """A bulk apply spreads its new leads over every shard: the leads already written are copied as
+    the bytes last written, not encoded again, so a checkpoint's CPU follows the change."""
+    state_path = tmp_path / "reconcile.state.json"
+    state = _generated_state(6000)
+    writer = open_state(state_path)[1]
+    writer.write(state)
+    keys = sorted(state.leads)
+    changed = dict(state.leads)
+    for key in keys[::60]:  # 100 leads, in every shard
+        old = changed[key]
+        changed[key] = StateLead(old.lead_id, old.email, old.foreign_sys_person_id, old.foreign_sys_type,
+                                 {**old.attributes, "Title": "Changed"}, "2026-11-29T00:00:00Z")
+    encoded: list[str] = []
+    real = statefiles.lead_line
+    monkeypatch.setattr(statefiles, "lead_line", lambda key, lead: encoded.append(key) or real(key, lead))
+    report = writer.write(with_leads(state, changed), changed=keys[::60])
+    shards = [name for name in report.files if name.endswith(".jsonl")]
+    assert len(shards) == statefiles.shard_count_for(6000)
+    assert sorted(encoded) == keys[::60]
+    assert load_state(state_path).leads == changed
+
+
 def test_writing_without_a_writer_also_touches_only_the_changed_shard(tmp_path, monkeypatch):
     state_path = tmp_path / "reconcile.state.json"
     write_state(state_path, _generated_state(3000))

@@ -8,7 +8,7 @@ records of different groups never share a call, and a call stays under a size in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Hashable, Sequence
 
 from reconcile.core.model import CREATE, MAX_BATCH_SIZE, UPDATE, Action, Lead, Plan
@@ -70,12 +70,26 @@ class Batch:
     wave: int  # batches of a later wave are sent only after every earlier one is answered
     indexes: tuple[int, ...]  # positions of the actions in the plan
     actions: tuple[Action, ...]
+    # The records while the batch is being built, sent and answered (see hold_records).
+    _held: list = field(default_factory=list, compare=False, repr=False)
 
     @property
     def records(self) -> tuple[LeadRecord, ...]:
-        """The records sent, built again at each use (`record_for` is pure and cheap): holding every
-        record of a large apply from the start cost about 90 MB at 90k creates."""
+        """The records sent: those held, or built again (`record_for` is pure)."""
+        if self._held:
+            return self._held[0]
         return tuple(record_for(action) for action in self.actions)
+
+    def hold_records(self) -> tuple[LeadRecord, ...]:
+        """Build the records once for the life of the call (built, journaled, sent, answered), instead
+        of at each of those steps. Holding every batch's records from the start of a large apply
+        would cost about 90 MB at 90k creates, so the sender lets go of them when it is answered."""
+        if not self._held:
+            self._held.append(tuple(record_for(action) for action in self.actions))
+        return self._held[0]
+
+    def release_records(self) -> None:
+        self._held.clear()
 
     @property
     def size(self) -> int:

@@ -29,12 +29,14 @@ _CHECKPOINT_SHARE = 20  # the wait after a checkpoint, in multiples of what that
 __all__ = ["persist_state", "recover", "recover_state", "recovery_lines", "journal_entries", "Ledger"]
 
 
-def persist_state(state_path: Path, state: State, writer: StateWriter | None = None) -> None:
+def persist_state(state_path: Path, state: State, writer: StateWriter | None = None,
+                  changed: Iterable[str] | None = None) -> None:
     """Write the state. The only place an apply (or its recovery) writes the state; `writer` continues
-    from the last write, rewriting only the shards whose leads changed."""
+    from the last write, rewriting only the shards whose leads changed (`changed`: the keys that may
+    differ from its last write, when the caller knows them)."""
     try:
         if writer is not None:
-            writer.write(state)
+            writer.write(state, changed)
         else:
             write_state(state_path, state)
     except OSError as exc:
@@ -129,6 +131,7 @@ class Ledger:
         self._last_write = monotonic()
         self._next_interval = checkpoint_interval
         self._changed = False  # recorded, revoked or forgotten since the last write
+        self._touched: set[str] = set()  # the state keys those may have changed
         self._outcomes: dict[int, tuple[Action, StateLead]] = {}  # by position in the plan
         self._forgotten: list[str] = []
         self._journal: Journal | None = None
@@ -170,6 +173,12 @@ class Ledger:
 
     def record(self, index: int, action: Action, lead: StateLead) -> None:
         self._outcomes[index] = (action, lead)
+        self._touch(action)
+
+    def _touch(self, action: Action) -> None:
+        self._touched.add(action.identity)
+        if action.state_key is not None:
+            self._touched.add(action.state_key)
         self._changed = True
 
     def revoke(self, batch: Batch, indexes: Iterable[int], error: str) -> None:
@@ -185,10 +194,12 @@ class Ledger:
         self._require().revoked(batch.number, [(a.identity, a.state_key) for a in taken], restore, error)
         for index in indexes:
             self._outcomes.pop(index, None)
-        self._changed = True
+        for action in taken:
+            self._touch(action)
 
     def forget(self, identity: str) -> None:
         self._forgotten.append(identity)
+        self._touched.add(identity)
         self._changed = True
 
     def leads(self) -> dict[str, StateLead]:
@@ -206,14 +217,17 @@ class Ledger:
             return  # building the leads costs O(state): not every tick of a long wait
         started = self._monotonic()
         leads = self.leads()
-        if leads == dict(self.current.leads):
+        touched, before = self._touched, self.current.leads
+        if all(leads.get(key) == before.get(key) for key in touched):
             self._changed = False
+            self._touched = set()
             return
         following = with_leads(self.current, leads)
         if self._writer is None:
             self._writer = writer_for(self.state_path, self.current)
-        persist_state(self.state_path, following, self._writer)
+        persist_state(self.state_path, following, self._writer, changed=touched)
         self._changed = False
+        self._touched = set()
         self.current = following
         self.written = True
         self._last_write = self._monotonic()

@@ -181,7 +181,7 @@ class Scheduler:
 
     def _prepare_ahead(self, pending: deque[Batch], preparing: dict[int, Future], ahead: int) -> None:
         for batch in itertools.islice(pending, len(preparing), ahead):
-            preparing[batch.number] = self._prepare_later(batch.records, self.options.dedup_enabled)
+            preparing[batch.number] = self._prepare_later(batch.hold_records(), self.options.dedup_enabled)
 
     def _collect(self, inflight: dict[Future, Batch], timeout: float, also: Future | None = None) -> None:
         """Hand back the calls answered within `timeout`, returning early when `also` is done."""
@@ -189,7 +189,11 @@ class Scheduler:
                        return_when=FIRST_COMPLETED)
         self.drain_events()
         for future in sorted((f for f in done if f in inflight), key=lambda f: inflight[f].number):
-            self.handler.finished(inflight.pop(future), future)
+            batch = inflight.pop(future)
+            try:
+                self.handler.finished(batch, future)
+            finally:
+                batch.release_records()
 
     def _wind_down(self, inflight: dict[Future, Batch]) -> list[Batch]:
         """After a stop or a fatal error: collect the answers still coming, within limits."""
@@ -209,8 +213,8 @@ class Scheduler:
 
     def _build(self, batch: Batch) -> Any:
         if self._prepare is None:
-            return batch.records
-        return self._prepare(batch.records, self.options.dedup_enabled)
+            return batch.hold_records()
+        return self._prepare(batch.hold_records(), self.options.dedup_enabled)
 
     def _send_one(self, batch: Batch, call: Any) -> Any:
         def on_retry(info: Any) -> None:

@@ -6,8 +6,9 @@ answers back into one `SyncStatus` per record, in input order. Nothing here know
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 CREATED = "CREATED"
 UPDATED = "UPDATED"
@@ -31,6 +32,8 @@ class LeadRecord:
 
     def __post_init__(self) -> None:
         attrs: Any = self.attributes
+        if type(attrs) is tuple and all(type(pair) is tuple and len(pair) == 2 for pair in attrs):
+            return  # as every caller in the package builds them: nothing to convert or check
         if isinstance(attrs, Mapping):
             attrs = attrs.items()
         if not isinstance(attrs, tuple) or not all(isinstance(p, tuple) for p in attrs):

@@ -312,14 +312,22 @@ class LeadStore:
             raise StoreError(f"cannot reset emulator database log {_log_path(path)}: {exc}") from exc
 
     def _save(self, path: Path) -> None:
-        document = {"format_version": DB_FORMAT_VERSION, "next_id": self._next_id,
-                    "leads": [self._leads[i] for i in sorted(self._leads)]}
-        payload = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        payload = _snapshot_text(self._next_id, [self._leads[i] for i in sorted(self._leads)])
         self._snapshot_bytes = len(payload)
         try:
             write_atomic(path, payload.encode("utf-8"))
         except OSError as exc:
             raise StoreError(f"cannot write emulator database {path}: {exc}") from exc
+
+
+def _snapshot_text(next_id: int, leads: list[dict[str, Any]]) -> str:
+    """The database as JSON with one lead a line: readable and diffable, and written by json's C
+    encoder (an indented dump goes through its pure-Python one, which cost the emulator most of its
+    CPU in a 90k-lead apply, folding the log into ever larger snapshots)."""
+    dump = json.dumps
+    rows = ",\n".join("  " + dump(lead, sort_keys=True, ensure_ascii=False) for lead in leads)
+    listed = f"[\n{rows}\n ]" if leads else "[]"
+    return f'{{\n "format_version": {DB_FORMAT_VERSION},\n "leads": {listed},\n "next_id": {dump(next_id)}\n}}\n'
 
 
 def _log_path(path: Path) -> Path:

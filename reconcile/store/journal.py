@@ -236,7 +236,7 @@ class Journal:
 
 
 def _line(record: Mapping[str, Any]) -> bytes:
-    return (json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 def remove_journal(state_path: Path | str) -> None:

@@ -248,6 +248,9 @@ class StateWriter:
         self._top = top
         self._migrating = on_disk is not None and top is None  # a format 1 file: the first write migrates
         self._members: list[set[str]] | None = None
+        # Each lead's line as last written, with the lead it encodes: a shard rewritten because one of
+        # its leads changed re-encodes only that lead (encoding is most of a checkpoint's CPU).
+        self._lines: dict[str, tuple[StateLead, bytes]] = {}
         # An interrupted write (its commit record still there) is finished by rewriting every shard once.
         self._redo = top is not None and (self.directory / PENDING_NAME).exists()
 
@@ -312,8 +315,12 @@ class StateWriter:
                 members[index].add(key)
             else:
                 members[index].discard(key)
+        for key in keys:
+            if key not in state.leads:
+                self._lines.pop(key, None)
         if touched:
-            lines = [lead_line(key, state.leads[key]) for key in sorted(keys) if key in state.leads]
+            lines = [self._line(key, state.leads[key])[:-1].decode("utf-8") for key in sorted(keys)
+                     if key in state.leads]
             removed = sorted(key for key in keys if key not in state.leads)
             self._put(self.directory / PENDING_NAME, _pending_bytes(top, lines, removed, full=False), report)
         for index in sorted(touched):
@@ -327,8 +334,9 @@ class StateWriter:
         report.resharded = self._top is not None and self._top.shards != count
         self._members = None
         members = self._members_by_shard_of(state, count)
+        self._lines = {key: cached for key, cached in self._lines.items() if key in state.leads}
         if self._top is not None:  # format 2 already: shards are rewritten in place, so record them all first
-            lines = [lead_line(key, state.leads[key]) for key in sorted(state.leads)]
+            lines = [self._line(key, state.leads[key])[:-1].decode("utf-8") for key in sorted(state.leads)]
             self._put(self.directory / PENDING_NAME, _pending_bytes(top, lines, [], full=True), report)
         keep = set()
         for index in range(count):
@@ -358,9 +366,17 @@ class StateWriter:
                 pass
             return path.name
         leads = state.leads
-        text = "".join(lead_line(key, leads[key]) + "\n" for key in sorted(keys))
-        self._put(path, text.encode("utf-8"), report, sync_directory=False)
+        line = self._line
+        self._put(path, b"".join([line(key, leads[key]) for key in sorted(keys)]), report, sync_directory=False)
         return path.name
+
+    def _line(self, key: str, lead: StateLead) -> bytes:
+        cached = self._lines.get(key)
+        if cached is not None and cached[0] is lead:
+            return cached[1]
+        line = (lead_line(key, lead) + "\n").encode("utf-8")
+        self._lines[key] = (lead, line)
+        return line
 
     def _put(self, path: Path, data: bytes, report: WriteReport, sync_directory: bool = True) -> None:
         write_atomic(path, data, sync_directory=sync_directory)
