@@ -363,6 +363,33 @@ def test_any_xml_text_round_trips_exactly(email, attributes):
     assert soap_api.parse_request(built).records == (record,)
 
 
+@settings(max_examples=40, deadline=None)
+@given(email=st.text(_XML_CHARS, min_size=1, max_size=30),
+       attributes=st.lists(st.tuples(st.text(_XML_CHARS, max_size=15),
+                                     st.none() | st.text(_XML_CHARS, min_size=1, max_size=40)), max_size=4),
+       user=st.text(_XML_CHARS, min_size=1, max_size=12), later=st.integers(1, 10**6))
+def test_signing_again_is_building_again_for_the_new_timestamp(email, attributes, user, later):
+    """Lead text that looks like a SOAP header (escaped) must not be where the new signature goes."""
+    records = [LeadRecord(email=email, attributes=tuple(attributes)),
+               LeadRecord(email="x@example.com", attributes=(("Title", "<SOAP-ENV:Header></SOAP-ENV:Header>"),))]
+    stamp = soap.w3c_timestamp(datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=later))
+    first = soap.build_request(records, user_id=user, encryption_key="k", timestamp=TEST_TIMESTAMP)
+    assert soap.resign(first, user_id=user, encryption_key="k", timestamp=stamp) == \
+        soap.build_request(records, user_id=user, encryption_key="k", timestamp=stamp)
+
+
+def test_signing_again_validates_the_new_header(monkeypatch):
+    built = soap.build_request([LeadRecord(email="a@example.com")], user_id="u", encryption_key="k",
+                               timestamp=TEST_TIMESTAMP)
+    with pytest.raises(soap.EnvelopeInvalid, match="U\\+0000"):
+        soap.resign(built, user_id="u\x00", encryption_key="k", timestamp=TEST_TIMESTAMP)
+    checked = []
+    real = soap._first_schema_error
+    monkeypatch.setattr(soap, "_first_schema_error", lambda element: checked.append(element.tag) or real(element))
+    soap.resign(built, user_id="u", encryption_key="k", timestamp=TEST_TIMESTAMP)
+    assert checked == [soap.TAG_AUTH], "the header is checked against the XSD, the body is not walked again"
+
+
 # --------------------------------------------------------------------------------- invalid envelopes
 
 

@@ -137,6 +137,33 @@ def test_prepared_envelope_is_used_once_and_retries_are_re_signed(emulator, tran
     assert stamps[0] != stamps[1] and sigs[0] != sigs[1]
     for stamp, sig in zip(stamps, sigs):
         assert sig == soap.sign(emulator.encryption_key, stamp, emulator.user_id)
+    bodies = [b[b.index(b"</SOAP-ENV:Header>"):] for b in session.bodies]
+    assert bodies[0] == bodies[1], "the retry carries the same records"
+
+
+def test_a_retry_or_a_stale_prepared_call_is_signed_again_not_built_again(emulator, transport_for,
+                                                                           recording_session, monkeypatch):
+    """Building validates every record with xmlschema (over 100 ms a full call): a new signature
+    needs only the header."""
+    now = [datetime.now(timezone.utc)]
+    session = recording_session()
+    emulator.faults.update(fail_every=1, fail_code="20011")
+    sleep = FakeSleep(then=emulator.faults.clear)
+    transport = transport_for(emulator, session=session, clock=lambda: now[0], sleep=sleep)
+    prepared = transport.prepare(records(3))
+    built = []
+    real = soap.build_request
+    monkeypatch.setattr(soap, "build_request", lambda *a, **k: built.append(1) or real(*a, **k))
+    now[0] += timedelta(minutes=5)
+    transport._monotonic = lambda: prepared.built_at + 300  # it waited five minutes
+    assert [s.status for s in transport.send(prepared)] == ["CREATED"] * 3
+    assert built == [] and len(session.bodies) == 2
+    assert session.bodies[0] != prepared.body
+    assert all(stamp in b for b, stamp in zip(session.bodies, [b"<requestTimestamp>"] * 2))
+    assert {b[b.index(b"</SOAP-ENV:Header>"):] for b in session.bodies} == \
+        {prepared.body[prepared.body.index(b"</SOAP-ENV:Header>"):]}
+    transport.send(records(2))  # not prepared: built once, then signed again if retried
+    assert built == [1]
 
 
 @pytest.mark.parametrize("code", ["20023", "20024", "20011", "10001"])

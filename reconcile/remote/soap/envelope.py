@@ -36,7 +36,7 @@ from reconcile.core.safetext import visible
 __all__ = [
     "NS_SOAP", "NS_MKTOWS", "NS_XSI", "SOAP_ACTION", "CONTENT_TYPE", "MAX_RESPONSE_BYTES",
     "EnvelopeInvalid", "LeadRecord", "SyncStatus",
-    "sign", "w3c_timestamp", "build_request", "redact", "parse_response", "parse_xml_safely",
+    "sign", "w3c_timestamp", "build_request", "resign", "redact", "parse_response", "parse_xml_safely",
 ]
 
 SOAP_ACTION = "http://www.marketo.com/mktows/syncMultipleLeads"
@@ -173,14 +173,7 @@ def build_request(records: Sequence[LeadRecord], *, user_id: str, encryption_key
         raise EnvelopeInvalid(f"invalid mktows envelope (not sent): dedupEnabled must be a bool, "
                               f"not {dedup_enabled!r}")
 
-    envelope = etree.Element(TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP, "ns1": NS_MKTOWS})
-    envelope.text = "\n"
-    header = _container(etree, envelope, TAG_HEADER)
-    auth = _container(etree, header, TAG_AUTH)
-    _leaf(etree, auth, "mktowsUserId", user_id)
-    _leaf(etree, auth, "requestSignature", sign(encryption_key, timestamp, user_id))
-    _leaf(etree, auth, "requestTimestamp", timestamp)
-
+    envelope = _signed_envelope(etree, user_id=user_id, encryption_key=encryption_key, timestamp=timestamp)
     body = _container(etree, envelope, TAG_BODY)
     params = _container(etree, body, TAG_PARAMS)
     record_list = _container(etree, params, "leadRecordList")
@@ -211,6 +204,43 @@ def build_request(records: Sequence[LeadRecord], *, user_id: str, encryption_key
     data = _XML_DECLARATION + etree.tostring(envelope, encoding="UTF-8") + b"\n"
     _validate_outgoing(data, (TAG_HEADER + "/" + TAG_AUTH, TAG_BODY + "/" + TAG_PARAMS))
     return data
+
+
+def _signed_envelope(etree, *, user_id: str, encryption_key: str, timestamp: str):
+    """The Envelope element with its signed AuthenticationHeader, for the Body to follow."""
+    envelope = etree.Element(TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP, "ns1": NS_MKTOWS})
+    envelope.text = "\n"
+    header = _container(etree, envelope, TAG_HEADER)
+    auth = _container(etree, header, TAG_AUTH)
+    _leaf(etree, auth, "mktowsUserId", user_id)
+    _leaf(etree, auth, "requestSignature", sign(encryption_key, timestamp, user_id))
+    _leaf(etree, auth, "requestTimestamp", timestamp)
+    return envelope
+
+
+_HEADER_START = b"<SOAP-ENV:Header>"
+_HEADER_END = b"</SOAP-ENV:Header>"
+
+
+def resign(envelope: bytes, *, user_id: str, encryption_key: str, timestamp: str) -> bytes:
+    """`envelope` (made by :func:`build_request`) signed again for `timestamp`: byte for byte what
+    build_request makes for that timestamp. The signature covers the timestamp and the user, not the
+    body, so an envelope that waited, or is sent again, keeps its validated body and gets a new
+    header, itself validated against the XSD; rebuilding would validate the whole body again."""
+    etree = _etree()
+    _check_text(user_id, "mktowsUserId", optional=False)
+    _check_text(timestamp, "requestTimestamp", optional=False)
+    if not isinstance(encryption_key, str):
+        raise EnvelopeInvalid("invalid mktows envelope (not sent): the encryption key must be text")
+    start, end = envelope.find(_HEADER_START), envelope.find(_HEADER_END)
+    if not envelope.startswith(_XML_DECLARATION) or start < 0 or end < start:  # pragma: no cover - we built it
+        raise EnvelopeInvalid("invalid mktows envelope: no SOAP header to sign again")
+    signed = _XML_DECLARATION + etree.tostring(
+        _signed_envelope(etree, user_id=user_id, encryption_key=encryption_key, timestamp=timestamp),
+        encoding="UTF-8") + b"\n"
+    _validate_outgoing(signed, (TAG_HEADER + "/" + TAG_AUTH,))
+    new_start, new_end = signed.find(_HEADER_START), signed.find(_HEADER_END)
+    return envelope[:start] + signed[new_start:new_end] + envelope[end:]
 
 
 def _validate_outgoing(data: bytes, paths: Iterable[str]) -> None:

@@ -183,6 +183,11 @@ class SoapTransport:
         return soap.build_request(records, user_id=creds.user_id, encryption_key=creds.encryption_key,
                                   timestamp=soap.w3c_timestamp(self._now()), dedup_enabled=dedup_enabled)
 
+    def _resign(self, body: bytes) -> bytes:
+        creds = self.credentials
+        return soap.resign(body, user_id=creds.user_id, encryption_key=creds.encryption_key,
+                           timestamp=soap.w3c_timestamp(self._now()))
+
     def _now(self) -> datetime:
         now = self._clock()
         return now if now.tzinfo is not None else now.replace(tzinfo=timezone.utc)
@@ -263,11 +268,17 @@ class SoapTransport:
         if not batch:
             return []
 
+        built = [prepared.body] if prepared is not None and prepared.body else []
+        fresh_until = prepared.built_at + _PREPARED_MAX_AGE if prepared is not None and built else -math.inf
+
         def attempt(sent: int) -> list[soap.SyncStatus]:
-            if sent == 1 and prepared is not None and self._monotonic() - prepared.built_at <= _PREPARED_MAX_AGE:
-                body = prepared.body
-            else:
-                body = self._build(batch, dedup_enabled)  # a fresh timestamp and signature every time
+            if not built:
+                built.append(self._build(batch, dedup_enabled))
+                body = built[0]
+            elif sent == 1 and self._monotonic() <= fresh_until:
+                body = built[0]
+            else:  # it waited, or is sent again: a fresh timestamp and signature, the same validated body
+                body = self._resign(built[0])
             return self._attempt(body, sent, stop)
 
         return http.call_with_retries(attempt, lambda exc: None, policy=self.retry,
