@@ -732,6 +732,8 @@ class _ApplyRequest:
 
 def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     """Apply under the lock: refresh if asked, plan, show, confirm, send, report."""
+    from reconcile.apply import PlannedCalls
+    from reconcile.core import render
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.validate import load_desired
@@ -748,23 +750,25 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     check_declared_once(desired.leads, current if drift is None else drift.refreshed)
     plan = make_plan(desired.leads, current if drift is None else drift.refreshed, batch_size=r.options.batch_size)
     has_work = plan.has_changes or (r.options.forget_orphans and plan.summary["orphaned"])
-    transport = None
-    if r.api == REST and has_work:
-        transport = _rest_transport(credentials, desired, plan, r.state, r.options, r.foreign_id_field, reader)
-        stack.callback(transport.close)
-    env().out(_render(plan, OutputFormat.text, _calls(plan, r.api, r.options.dedup_enabled, r.foreign_id_field),
-                      drift))
     if not has_work:
+        env().out(_render(plan, OutputFormat.text, _calls(plan, r.api, r.options.dedup_enabled,
+                                                          r.foreign_id_field), drift))
         return _nothing_to_apply(drift, current, r.state, r.auto_approve, credentials.endpoint)
+    if r.api == REST:
+        transport = _rest_transport(credentials, desired, plan, r.state, r.options, r.foreign_id_field, reader)
+    else:  # SOAP writes: one rate window with the refresh's reads, as in Marketo
+        transport = _make_transport(credentials, r.options.concurrency,
+                                    reader.http.rate_limiter if reader is not None else None)
+    stack.callback(transport.close)
+    calls = PlannedCalls.of(plan, transport, r.options)
+    calls.start_building(transport)  # envelopes are built while the plan is printed and confirmed
+    shown = render.Calls("Sync Leads", len(calls.batches)) if r.api == REST else render.Calls()
+    env().out(_render(plan, OutputFormat.text, shown, drift))
     if r.saved is None and not r.auto_approve:
         _confirm(credentials.endpoint)
     if drift is not None and drift.has_drift:
         current = _write_refreshed(drift, current, r.state)
-    if transport is None:  # SOAP writes: one rate window with the refresh's reads, as in Marketo
-        transport = _make_transport(credentials, r.options.concurrency,
-                                    reader.http.rate_limiter if reader is not None else None)
-        stack.callback(transport.close)
-    report = _run_apply(plan, current, r.state, transport, r.options)
+    report = _run_apply(plan, current, r.state, transport, r.options, calls)
     env().out(report.summary("complete"))
     return ExitStatus.SUCCESS
 
@@ -1000,7 +1004,7 @@ def _print_event(event) -> None:
         env().err(f"call {event.batch}: {event.error}")
 
 
-def _run_apply(plan, current, state_path: Path, transport, options):
+def _run_apply(plan, current, state_path: Path, transport, options, calls=None):
     """Run the applier with a progress display and Ctrl-C / SIGTERM turned into a graceful stop."""
     import signal
     import threading
@@ -1025,7 +1029,7 @@ def _run_apply(plan, current, state_path: Path, transport, options):
 
     try:
         return applier.apply_plan(plan, current, state_path, transport, options=options, on_event=on_event,
-                                  stop=stop)
+                                  stop=stop, calls=calls)
     except ReconcileError as exc:
         report = getattr(exc, "report", None)
         if report is not None:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from reconcile.apply import apply_plan, recover_state
+from reconcile.apply import ApplyOptions, PlannedCalls, apply_plan, recover_state
 from reconcile.core.model import Lead
 from reconcile.core.planner import plan as make_plan
 from reconcile.errors import Location
@@ -50,6 +50,34 @@ def test_envelopes_built_by_workers_are_the_bytes_and_state_of_the_serial_path(
     assert pooled_state.leads == serial_state.leads
     assert len(pooled_state.leads) == 40
     assert not multiprocessing.active_children()  # close() reaped the workers
+
+
+def test_calls_begun_while_the_plan_is_shown_are_sent_as_built_and_not_built_twice(
+        emulator_factory, transport_for, recording_session, tmp_path):
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    serial_report, serial_bodies, _ = apply_through(0, emulator_factory(), transport_for, recording_session,
+                                                    tmp_path / "serial.state.json", now)
+    emulator, session = emulator_factory(), recording_session()
+    transport = transport_for(emulator, session=session, prepare_workers=2, clock=lambda: now)
+    submitted = []
+    real = transport.prepare_later
+    transport.prepare_later = lambda records, dedup=True: submitted.append(records) or real(records, dedup)
+    state, _ = recover_state(tmp_path / "begun.state.json")
+    plan = make_plan(leads(40), state)
+    options = ApplyOptions(batch_size=5, concurrency=1)
+    calls = PlannedCalls.of(plan, transport, options)
+    calls.start_building(transport)
+    assert len(calls.building) == 8 and len(submitted) == 8 and session.bodies == []  # built, nothing sent
+    for future in calls.building.values():
+        future.result(timeout=60)
+    report = apply_plan(plan, state, tmp_path / "begun.state.json", transport, options=options, calls=calls,
+                        clock=lambda: now)
+    transport.close()
+    assert len(submitted) == 8, "the scheduler took up the calls already built"
+    assert session.bodies == serial_bodies and report.created == serial_report.created
+    with pytest.raises(ValueError):
+        apply_plan(plan, state, tmp_path / "other.state.json", transport, options=ApplyOptions(batch_size=6),
+                   calls=calls)
 
 
 def test_an_envelope_a_worker_refuses_fails_as_it_would_here_and_is_not_sent(

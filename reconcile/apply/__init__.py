@@ -12,9 +12,10 @@ from reconcile.apply.events import (ApplyEvent, ApplyStarted, ApplyWarning, Batc
 from reconcile.apply.ledger import recover, recover_state, recovery_lines
 from reconcile.apply.options import ApplyOptions
 from reconcile.apply.report import ApplyReport, RecordsFailed
+from reconcile.apply.schedule import PlannedCalls
 
 __all__ = [
     "ApplyOptions", "ApplyReport", "ApplyEvent", "JournalRecovered", "ApplyStarted", "BatchSent",
     "BatchRetrying", "BatchAnswered", "BatchFailed", "StateWritten", "ApplyWarning", "RecordsFailed",
-    "apply_plan", "record_for", "recover", "recover_state", "recovery_lines", "plan_batches", "Batch",
+    "apply_plan", "PlannedCalls", "record_for", "recover", "recover_state", "recovery_lines", "plan_batches", "Batch",
 ]

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from reconcile.apply.answers import AnswerChecker
-from reconcile.apply.batches import Batch, plan_batches
+from reconcile.apply.batches import Batch
 from reconcile.apply.events import ApplyEvent, ApplyStarted, ApplyWarning, BatchAnswered, BatchFailed
 from reconcile.apply.ledger import Ledger, recover
 from reconcile.apply.options import ApplyOptions
 from reconcile.apply.report import ApplyReport, Tally, final_error, one_line
-from reconcile.apply.schedule import Scheduler
+from reconcile.apply.schedule import PlannedCalls, Scheduler
 from reconcile.apply.unknowns import UnknownOutcomes, unique, unknown_message
 from reconcile.core.clock import iso_utc, utc_now
 from reconcile.core.model import MAX_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
@@ -47,8 +47,10 @@ class _Apply:
 
     def __init__(self, plan: Plan, state: State, state_path: Path, transport: Any, options: ApplyOptions,
                  clock: Callable[[], datetime], monotonic: Callable[[], float],
-                 on_event: Callable[[ApplyEvent], None] | None, stop: threading.Event | None):
+                 on_event: Callable[[ApplyEvent], None] | None, stop: threading.Event | None,
+                 calls: PlannedCalls | None = None):
         self.plan, self.state, self.state_path = plan, state, state_path
+        self.calls = calls
         self.transport, self.options, self.clock, self.monotonic = transport, options, clock, monotonic
         self._on_event = on_event
         self.started_at = iso_utc(clock())
@@ -125,10 +127,8 @@ class _Apply:
         self.ledger = Ledger(self.state_path, self.state, monotonic=self.monotonic,
                              checkpoint_interval=options.checkpoint_interval, emit=self.emit)
         self.checker = AnswerChecker(self.state.leads)
-        batches = plan_batches(self.plan, options.batch_size, options.dedup_enabled,
-                               group_of=getattr(self.transport, "group_of", None),
-                               size_of=getattr(self.transport, "size_of", None),
-                               max_call_bytes=getattr(self.transport, "max_call_bytes", None))
+        calls = self.calls if self.calls is not None else PlannedCalls.of(self.plan, self.transport, options)
+        batches = calls.batches
         self.record_without_calls()
         blocked = self.unknowns.blocked(batches)
         if blocked:
@@ -140,15 +140,15 @@ class _Apply:
             if batches:
                 self.ledger.open(dedup_enabled=options.dedup_enabled, started=self.started_at,
                                  carried=self.unknowns.carried)
-                self.send(batches)
+                self.send(batches, calls.building)
         finally:
             self.ledger.write()
             self.ledger.settle(self.unknowns.to_keep(), dedup_enabled=options.dedup_enabled,
                                started=self.started_at)
         return self.finish(t0)
 
-    def send(self, batches: Sequence[Batch]) -> None:
-        sent = self.scheduler.run(batches)
+    def send(self, batches: Sequence[Batch], building: dict[int, Future]) -> None:
+        sent = self.scheduler.run(batches, building)
         for batch in sent.unanswered:  # still "inflight" in the journal: its outcome is unknown
             self.unknowns.sent_without_answer(batch)
         for batch in sent.not_sent:
@@ -249,7 +249,7 @@ def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any,
                forget_orphans: bool = False, options: ApplyOptions | None = None,
                clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic,
                on_event: Callable[[ApplyEvent], None] | None = None,
-               stop: threading.Event | None = None) -> ApplyReport:
+               stop: threading.Event | None = None, calls: PlannedCalls | None = None) -> ApplyReport:
     """Apply `plan` (made from `state`, the state at `state_path`) through `transport`.
 
     Hold the state lock around planning and applying, and call :func:`recover_state` before planning.
@@ -259,8 +259,14 @@ def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any,
     whole or an answer contradicted its request, RemoteError when --no-dedup creates may have been
     applied without an answer, Interrupted (exit 130) when `stop` was set, StalePlanError (6) when
     the state changed since the plan, UsageError (64) for a bad batch size or concurrency.
+
+    `calls`: the plan's calls as made (and perhaps begun) by :meth:`PlannedCalls.of` with the same
+    transport and options, before the plan was shown.
     """
     if options is None:
         options = ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=dedup_enabled,
                                forget_orphans=forget_orphans)
-    return _Apply(plan, state, Path(state_path), transport, options, clock, monotonic, on_event, stop).run()
+    if calls is not None and calls.options != options:
+        raise ValueError("the planned calls were made with other options than this apply's")
+    return _Apply(plan, state, Path(state_path), transport, options, clock, monotonic, on_event, stop,
+                  calls).run()

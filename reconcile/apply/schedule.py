@@ -21,11 +21,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
-from reconcile.apply.batches import Batch
+from reconcile.apply.batches import Batch, plan_batches
 from reconcile.apply.events import ApplyEvent, BatchRetrying, BatchSent
 from reconcile.apply.options import ApplyOptions
 
-__all__ = ["DaemonPool", "Scheduler", "SendOutcome", "BatchHandler"]
+__all__ = ["DaemonPool", "Scheduler", "SendOutcome", "BatchHandler", "PlannedCalls", "calls_to_build_ahead"]
 
 _POLL = 0.1
 _PREPARE_ELSEWHERE_FROM = 4  # calls: fewer are built sooner here than worker processes start
@@ -86,6 +86,39 @@ class SendOutcome:
     unanswered: list[Batch] = field(default_factory=list)  # sent, no answer within the grace period
 
 
+def calls_to_build_ahead(transport: Any, calls: int) -> int:
+    """How many calls to have built elsewhere ahead of sending them (0: build here, one ahead)."""
+    if getattr(transport, "prepare_later", None) is None or calls < _PREPARE_ELSEWHERE_FROM:
+        return 0
+    return max(0, int(getattr(transport, "prepare_ahead", 0)))
+
+
+@dataclass
+class PlannedCalls:
+    """The calls that apply a plan, some perhaps already being built (by batch number): made before
+    the plan is shown, so that envelopes are built while it is printed and confirmed."""
+
+    batches: list[Batch]
+    options: ApplyOptions
+    building: dict[int, Future] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, plan: Any, transport: Any, options: ApplyOptions) -> "PlannedCalls":
+        return cls(plan_batches(plan, options.batch_size, options.dedup_enabled,
+                                group_of=getattr(transport, "group_of", None),
+                                size_of=getattr(transport, "size_of", None),
+                                max_call_bytes=getattr(transport, "max_call_bytes", None)), options)
+
+    def start_building(self, transport: Any) -> None:
+        """Hand the first calls to the transport's builders in other processes, if it has them. Nothing is
+        sent: the scheduler takes them up if the apply goes ahead; closing the transport drops them."""
+        ahead = calls_to_build_ahead(transport, len(self.batches))
+        for batch in self.batches[:ahead]:
+            if batch.number not in self.building:
+                self.building[batch.number] = transport.prepare_later(batch.hold_records(),
+                                                                      self.options.dedup_enabled)
+
+
 class Scheduler:
     def __init__(self, transport: Any, options: ApplyOptions, handler: BatchHandler,
                  monotonic: Callable[[], float], stop: threading.Event):
@@ -115,13 +148,14 @@ class Scheduler:
                 return
             self.handler.emit(event)
 
-    def run(self, batches: Sequence[Batch]) -> SendOutcome:
+    def run(self, batches: Sequence[Batch], building: dict[int, Future] | None = None) -> SendOutcome:
+        """Send `batches`; `building`: calls already being built elsewhere, by batch number."""
         pool = DaemonPool(self.options.concurrency)
         pending: deque[Batch] = deque(batches)
         inflight: dict[Future, Batch] = {}
         try:
             try:
-                self._send_all(pool, pending, inflight)
+                self._send_all(pool, pending, inflight, dict(building or {}))
             except KeyboardInterrupt:
                 self.interrupted = True
             except Exception as exc:  # e.g. an envelope that fails the XSD (a bug) or a journal write
@@ -133,9 +167,10 @@ class Scheduler:
             self.drain_events()
         return SendOutcome(not_sent=list(pending), unanswered=unanswered)
 
-    def _send_all(self, pool: DaemonPool, pending: deque[Batch], inflight: dict[Future, Batch]) -> None:
-        ahead = self._ahead(len(pending))
-        preparing: dict[int, Future] = {}  # by batch number: calls being built elsewhere, in sending order
+    def _send_all(self, pool: DaemonPool, pending: deque[Batch], inflight: dict[Future, Batch],
+                  preparing: dict[int, Future]) -> None:
+        """`preparing`: by batch number, calls being built elsewhere, in sending order."""
+        ahead = calls_to_build_ahead(self.transport, len(pending))
         prepared: dict[int, Any] = {}  # built here, while calls were in flight
         try:
             while pending or inflight:
@@ -173,15 +208,10 @@ class Scheduler:
             for future in preparing.values():
                 future.cancel()  # not sent: no need to finish building it
 
-    def _ahead(self, calls: int) -> int:
-        """How many calls to have built elsewhere ahead of sending them (0: build here, one ahead)."""
-        if self._prepare_later is None or calls < _PREPARE_ELSEWHERE_FROM:
-            return 0
-        return max(0, int(getattr(self.transport, "prepare_ahead", 0)))
-
     def _prepare_ahead(self, pending: deque[Batch], preparing: dict[int, Future], ahead: int) -> None:
-        for batch in itertools.islice(pending, len(preparing), ahead):
-            preparing[batch.number] = self._prepare_later(batch.hold_records(), self.options.dedup_enabled)
+        for batch in itertools.islice(pending, ahead):
+            if batch.number not in preparing:
+                preparing[batch.number] = self._prepare_later(batch.hold_records(), self.options.dedup_enabled)
 
     def _collect(self, inflight: dict[Future, Batch], timeout: float, also: Future | None = None) -> None:
         """Hand back the calls answered within `timeout`, returning early when `also` is done."""
