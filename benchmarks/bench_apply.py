@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -94,6 +95,12 @@ def run_measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, 
     return process.returncode, elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, split
 
 
+def sending_seconds(summary: str) -> float | None:
+    """The seconds the apply spent sending, from its last line ("... call(s) in 41.2 s.")."""
+    match = re.search(r"call\(s\) in ([0-9.]+) s\.", summary)
+    return float(match.group(1)) if match else None
+
+
 def own_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime stime
@@ -164,8 +171,12 @@ def main() -> None:
           f"{LATENCY * 1000:.0f} ms latency, Marketo limits, {os.cpu_count()} cores")
     print(f"  {summary[-1] if summary else ''}")
     print(f"  leads in the emulator:    {created}")
+    sending = sending_seconds(summary[-1] if summary else "")
     print(f"  limiter floor ({calls} calls): {floor:.1f} s")
     print(f"  apply wall time:          {elapsed:.1f} s  ({elapsed / floor:.2f}x floor)")
+    if sending is not None:
+        print(f"    of which before the first call (read, check, plan, print): {elapsed - sending:.1f} s;"
+              f" sending: {sending:.1f} s ({sending / floor:.2f}x floor)")
     print(f"  client CPU per call:      {client_cpu / calls * 1000:.0f} ms  (user+sys, workers included)")
     for name, seconds in split.items():
         print(f"    of which {name + ':':<22}{seconds / calls * 1000:.0f} ms")

@@ -886,8 +886,9 @@ def _rest_transport(credentials, desired, plan, state_path: Path, options, forei
     from reconcile.remote.rest.payload import missing_foreign_id_field_message
     from reconcile.remote.rest.transport import RestTransport
 
-    records = [record_for(a) for a in plan.actions if a.kind != "unchanged" and a.sends_record]
-    keyed = sum(1 for record in records if record.foreign_sys_person_id is not None)
+    # only a lead that declares a foreign ID can send one: the others' records need not be built
+    keyed = sum(1 for a in plan.actions if a.kind != "unchanged" and a.sends_record and a.lead is not None
+                and a.lead.foreign_sys_person_id is not None and record_for(a).foreign_sys_person_id is not None)
     if keyed and not foreign_id_field:
         raise UsageError(missing_foreign_id_field_message(keyed))
     _refuse_foreign_id_clashes(desired.leads)

@@ -32,8 +32,12 @@ class LeadRecord:
 
     def __post_init__(self) -> None:
         attrs: Any = self.attributes
-        if type(attrs) is tuple and all(type(pair) is tuple and len(pair) == 2 for pair in attrs):
-            return  # as every caller in the package builds them: nothing to convert or check
+        if type(attrs) is tuple:  # as the package builds them: usually nothing to convert
+            for pair in attrs:
+                if type(pair) is not tuple or len(pair) != 2:
+                    break
+            else:
+                return
         if isinstance(attrs, Mapping):
             attrs = attrs.items()
         if not isinstance(attrs, tuple) or not all(isinstance(p, tuple) for p in attrs):

@@ -170,16 +170,12 @@ def lead_line(key: str, lead: StateLead) -> str:
     one-line diff. Exactly invertible by :func:`parse_lead_line`.
     """
     implied = implied_by_key(key)
-    values = {"leadId": lead.lead_id, "email": lead.email, "foreignSysPersonId": lead.foreign_sys_person_id,
-              "foreignSysType": lead.foreign_sys_type, "syncedAt": lead.synced_at}
-    dump = json.dumps
-    parts = ["{", dump(key, ensure_ascii=False), ":",
-             dump(dict(lead.attributes), sort_keys=True, ensure_ascii=False, separators=(",", ":"))]
-    for name in LINE_FIELDS:
-        if values[name] != implied.get(name):
-            parts += [",", dump(name), ":", dump(values[name], ensure_ascii=False)]
-    parts.append("}")
-    return "".join(parts)
+    line: dict[str, Any] = {key: dict(sorted(lead.attributes.items()))}
+    for name, value in zip(LINE_FIELDS, (lead.lead_id, lead.email, lead.foreign_sys_person_id,
+                                         lead.foreign_sys_type, lead.synced_at)):
+        if value != implied.get(name):
+            line[name] = value
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))  # one call: it runs once a lead written
 
 
 def parse_lead_line(line: str | bytes, where: Location) -> tuple[str, StateLead]:
