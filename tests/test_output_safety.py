@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clirunner import invoke
 from conftest import EMULATOR_TEST_ENCRYPTION_KEY, EMULATOR_TEST_USER_ID
@@ -22,6 +24,7 @@ from reconcile.ci import summary
 from reconcile.core import render
 from reconcile.core.model import Lead, State, StateLead
 from reconcile.core.planner import plan as make_plan
+from reconcile.core import safetext
 from reconcile.core.safetext import not_a_command, safe_block, visible
 from reconcile.errors import Location
 
@@ -50,6 +53,16 @@ def test_visible_shows_every_invisible_character():
     assert not_a_command("a ::b") == "a ::b"
     assert safe_block("one\n::two\r\n\x1b[1mthree\x1b[0m", keep_ansi=True) == "one\n\\x3a:two\\r\n\x1b[1mthree\x1b[0m"
     assert safe_block("\x1b[2J") == "\\x1b[2J"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.sampled_from(["a", " ", ":", "#", "[", "\n", "\t", "\r", "\x1b", "\x00", "\x85", "\xa0",
+                                     "\u2028", "\u202e", "\u3000", "é"]), max_size=40),
+       keep_ansi=st.booleans())
+def test_a_block_is_made_safe_in_one_pass_exactly_as_line_by_line(text, keep_ansi):
+    """safe_block returns a text with nothing to change untouched without walking its lines: the
+    shortcut must never let through what the line-by-line pass changes."""
+    assert safe_block(text, keep_ansi=keep_ansi) == safetext._safe_lines(text, keep_ansi)
 
 
 def test_a_hostile_lead_file_name_stays_one_visible_line(workspace: Path):

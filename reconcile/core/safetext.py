@@ -52,12 +52,33 @@ def not_a_command(line: str) -> str:
     return line
 
 
+# What safe_block leaves alone, checked over the whole text at C speed (a plan of 100k leads has a
+# million lines): printable ASCII and its layout (tab, newline; and ESC with colours).
+_LAYOUT = bytes(range(0x20, 0x7F)) + b"\t\n"
+_COLOURED_LAYOUT = _LAYOUT + b"\x1b"
+_UNSAFE_BUT_LAYOUT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_BUT_COLOURED_LAYOUT = re.compile(
+    "[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _nothing_to_change(text: str, keep_ansi: bool) -> bool:
+    if "::" in text or _OLD_COMMAND in text:  # perhaps a command: look line by line
+        return False
+    if text.isascii():
+        return not text.encode("ascii").translate(None, _COLOURED_LAYOUT if keep_ansi else _LAYOUT)
+    return not (_UNSAFE_BUT_COLOURED_LAYOUT if keep_ansi else _UNSAFE_BUT_LAYOUT).search(text)
+
+
 def safe_block(text: str, *, keep_ansi: bool = False) -> str:
     """Multi-line output assembled by reconcile: every line kept a line, nothing in it a command.
 
     Newlines and tabs are reconcile's own layout and stay; every other control character is escaped,
     except the escape character when `keep_ansi` (the renderer's colours; values are escaped before).
     """
+    return text if _nothing_to_change(text, keep_ansi) else _safe_lines(text, keep_ansi)
+
+
+def _safe_lines(text: str, keep_ansi: bool) -> str:
     lines = text.split("\n")
     out = []
     for line in lines:
