@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconcile.core.records import CREATED, FAILED, UPDATED, LeadRecord
 from reconcile.errors import ConfigError, ExitStatus, InputError, RemoteError, UsageError
 from reconcile.remote.base import QuotaExhausted, outcome_unknown
 from reconcile.remote.http import RetryPolicy
 from reconcile.remote.rest.client import RestClient
+from reconcile.remote.rest import payload
 from reconcile.remote.rest.config import RestCredentials
 from reconcile.remote.rest.transport import RestTransport
 from rest_fake import CLIENT_ID, CLIENT_SECRET, FIELDS, FakeMarketo
@@ -75,6 +78,20 @@ def test_group_of_and_size_of_are_what_the_engine_batches_by(fake: FakeMarketo) 
     large = transport.size_of(LeadRecord(email="a@b.c", attributes={"Title": "x" * 1000}))
     assert large - small >= 1000
     assert transport.max_call_bytes <= 1_000_000
+
+
+_TEXT = st.text(st.sampled_from(["a", "é", '"', "\\", "\n", "\x00", "\x7f", "\u2028", "😀", " "]), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lead_id=st.none() | st.integers(1, 2**31 - 1), email=st.none() | _TEXT, foreign_id=st.none() | _TEXT,
+       attributes=st.lists(st.tuples(st.sampled_from(["FirstName", "Title", "Email"]), st.none() | _TEXT), max_size=4))
+def test_size_of_is_the_length_of_the_record_in_the_body(lead_id, email, foreign_id, attributes) -> None:
+    names = payload.FieldNames({"FirstName": "firstName", "Title": "title"}, "externalId")
+    record = LeadRecord(lead_id=lead_id, email=email, foreign_sys_person_id=foreign_id, attributes=tuple(attributes))
+    one = payload.body_for([record], payload.Group("createOrUpdate", "email"), names)
+    two = payload.body_for([record, record], payload.Group("createOrUpdate", "email"), names)
+    assert payload.size_of(record, names) == len(two) - len(one)
 
 
 def test_foreign_id_leads_without_a_field_are_refused_before_sending(fake: FakeMarketo) -> None:
