@@ -68,3 +68,23 @@ def test_checkpoints_build_nothing_while_no_answer_arrives(tmp_path):
     ledger.write()  # the final write: nothing new
     assert len(built) == 1
     assert len(load_state(tmp_path / "s.json").leads) == 1
+
+
+def test_the_checkpoints_of_a_growing_state_never_rewrite_every_shard_again(tmp_path, monkeypatch):
+    """An apply of many creates sizes the shards for what it will hold: a checkpoint writes the
+    shards its new leads fall in, never all of them again because the shard count doubled."""
+    from reconcile.store import statefiles
+
+    reports = []
+    real_write = statefiles.StateWriter.write
+    monkeypatch.setattr(statefiles.StateWriter, "write",
+                        lambda self, *a, **k: reports.append(real_write(self, *a, **k)) or reports[-1])
+    todo = actions(20_000)
+    ledger = Ledger(tmp_path / "s.json", State("l", 0, {}), monotonic=Clock(), checkpoint_interval=0.0,
+                    emit=lambda event: None, expected_leads=len(todo))
+    for index, action in enumerate(todo):
+        ledger.record(index, action, recorded_lead(action, index + 1, "2026-01-01T00:00:00Z"))
+        if index % 2_000 == 1_999:
+            ledger.write()
+    assert len(reports) == 10 and not any(report.resharded for report in reports)
+    assert len(load_state(tmp_path / "s.json").leads) == 20_000

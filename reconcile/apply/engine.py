@@ -27,7 +27,7 @@ from reconcile.apply.report import ApplyReport, Tally, final_error, one_line
 from reconcile.apply.schedule import PlannedCalls, Scheduler
 from reconcile.apply.unknowns import UnknownOutcomes, unique, unknown_message
 from reconcile.core.clock import iso_utc, utc_now
-from reconcile.core.model import MAX_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
+from reconcile.core.model import CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
 from reconcile.core.planner import is_adoption, recorded_lead
 from reconcile.core.records import CREATED
 from reconcile.errors import ReconcileError, RemoteError, ResponseError, StalePlanError
@@ -125,7 +125,8 @@ class _Apply:
         self.check_state()
         options = self.options
         self.ledger = Ledger(self.state_path, self.state, monotonic=self.monotonic,
-                             checkpoint_interval=options.checkpoint_interval, emit=self.emit)
+                             checkpoint_interval=options.checkpoint_interval, emit=self.emit,
+                             expected_leads=len(self.state.leads) + self.plan.summary[CREATE])
         self.checker = AnswerChecker(self.state.leads)
         calls = self.calls if self.calls is not None else PlannedCalls.of(self.plan, self.transport, options)
         batches = calls.batches

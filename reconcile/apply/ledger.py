@@ -120,7 +120,7 @@ class Ledger:
     hold; `write` (at checkpoints and at the end) makes it durable."""
 
     def __init__(self, state_path: Path, state: State, *, monotonic: Callable[[], float],
-                 checkpoint_interval: float, emit: Callable[[ApplyEvent], None]):
+                 checkpoint_interval: float, emit: Callable[[ApplyEvent], None], expected_leads: int = 0):
         self.state_path = state_path
         self.base = state
         self.current = state
@@ -136,6 +136,7 @@ class Ledger:
         self._forgotten: list[str] = []
         self._journal: Journal | None = None
         self._writer: StateWriter | None = None
+        self._expected_leads = expected_leads  # what the state holds if every create succeeds
 
     # -- the journal ----------------------------------------------------------------------------------
 
@@ -225,6 +226,7 @@ class Ledger:
         following = with_leads(self.current, leads)
         if self._writer is None:
             self._writer = writer_for(self.state_path, self.current)
+            self._writer.expect(self._expected_leads)
         persist_state(self.state_path, following, self._writer, changed=touched)
         self._changed = False
         self._touched = set()

@@ -251,6 +251,7 @@ class StateWriter:
         # Each lead's line as last written, with the lead it encodes: a shard rewritten because one of
         # its leads changed re-encodes only that lead (encoding is most of a checkpoint's CPU).
         self._lines: dict[str, tuple[StateLead, bytes]] = {}
+        self._expected = 0  # leads the state will hold: shards are sized for them from the first write
         # An interrupted write (its commit record still there) is finished by rewriting every shard once.
         self._redo = top is not None and (self.directory / PENDING_NAME).exists()
 
@@ -260,7 +261,7 @@ class StateWriter:
         report = WriteReport(migrated=self._migrating)
         self.finish(report)
         previous = self._written
-        count = shard_count_for(len(state.leads), self._top.shards if self._top else None)
+        count = shard_count_for(max(len(state.leads), self._expected), self._top.shards if self._top else None)
         full = self._top is None or count != self._top.shards
         keys = set(state.leads) if full else self._changed_keys(previous, state, changed)
         top = Top(lineage=state.lineage, serial=state.serial, leads=len(state.leads), shards=count,
@@ -278,6 +279,11 @@ class StateWriter:
         self._written, self._top, self._migrating = state, top, False
         report.wrote = True
         return report
+
+    def expect(self, leads: int) -> None:
+        """The state will grow to about `leads` leads (an apply that creates them): choose the shard
+        count for that size now, instead of rewriting every shard each time the count doubles."""
+        self._expected = leads
 
     def finish(self, report: WriteReport | None = None) -> bool:
         """Complete the write a crash interrupted, if any (rewriting every shard once); True if there was one."""
