@@ -268,6 +268,39 @@ def test_recover_replays_results_and_lists_unanswered_batches(tmp_path):
     assert [u.identity for u in carried.unknown] == ["email:d@example.com"]
 
 
+def test_a_journal_written_by_the_previous_version_is_still_recovered(tmp_path):
+    """Version 1 journaled a recorded lead as its whole record; version 2 as its state line."""
+    state_path = tmp_path / "s.json"
+    lines = [
+        {"type": "begin", "version": 1, "lineage": "lin", "serial": 2, "started": "2026-01-01T00:00:00Z",
+         "dedup": True, "carried": []},
+        {"type": "inflight", "batch": 1, "dedup": True,
+         "records": [{"identity": "email:a@example.com", "state_key": None, "kind": "create", "leadId": None,
+                      "email": "a@example.com", "foreignSysPersonId": None, "foreignSysType": None}]},
+        {"type": "result", "batch": 1, "results": [
+            {"identity": "email:a@example.com", "state_key": None, "status": "CREATED", "leadId": 11, "error": None,
+             "lead": {"leadId": 11, "email": "a@example.com", "foreignSysPersonId": None, "foreignSysType": None,
+                      "attributes": {"Title": "CTO"}, "syncedAt": "2026-01-01T00:00:01Z"}}]}]
+    journal_path(state_path).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    state, report = recover(state_path)
+    assert state.leads == {"email:a@example.com": StateLead(11, "a@example.com", None, None, {"Title": "CTO"},
+                                                            "2026-01-01T00:00:01Z")}
+    assert report.recorded == ("email:a@example.com",)
+
+
+def test_a_result_line_for_another_lead_makes_the_journal_malformed(tmp_path):
+    state_path = tmp_path / "s.json"
+    base = State(lineage="lin", serial=0, leads={})
+    with _journal(state_path, base) as journal:
+        journal.inflight(1, [_entry("email:a@example.com", "a@example.com")], True)
+        journal.result(1, [ResultEntry("email:a@example.com", None, "CREATED", 5, None, _lead(5, "a@example.com"))])
+    path = journal_path(state_path)
+    path.write_text(path.read_text().replace('\\"email:a@example.com\\"', '\\"email:b@example.com\\"'))
+    assert "email:b@example.com" in path.read_text()
+    with pytest.raises(StateError, match="malformed.*email:b@example.com"):
+        recover(state_path)
+
+
 def test_no_journal_means_nothing_to_recover(tmp_path):
     state, report = recover(tmp_path / "s.json")
     assert not report.found and state.leads == {} and report.summary() == "no interrupted apply to recover"

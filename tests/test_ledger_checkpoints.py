@@ -88,3 +88,26 @@ def test_the_checkpoints_of_a_growing_state_never_rewrite_every_shard_again(tmp_
             ledger.write()
     assert len(reports) == 10 and not any(report.resharded for report in reports)
     assert len(load_state(tmp_path / "s.json").leads) == 20_000
+
+
+def test_a_lead_journaled_as_answered_is_not_encoded_again_for_the_state(tmp_path, monkeypatch):
+    from reconcile.apply.batches import Batch
+    from reconcile.store import statefiles
+    from reconcile.store.journal import ResultEntry
+
+    todo = actions(50)
+    ledger = Ledger(tmp_path / "s.json", State("l", 0, {}), monotonic=Clock(), checkpoint_interval=0.0,
+                    emit=lambda event: None, expected_leads=len(todo))
+    ledger.open(dedup_enabled=True, started="2026-01-01T00:00:00Z", carried=())
+    batch = Batch(number=1, wave=0, indexes=tuple(range(50)), actions=tuple(todo))
+    leads = [recorded_lead(action, index + 1, "2026-01-01T00:00:00Z") for index, action in enumerate(todo)]
+    ledger.answered(batch, [ResultEntry(a.identity, a.state_key, "CREATED", i + 1, None, lead)
+                            for i, (a, lead) in enumerate(zip(todo, leads))])
+    for index, (action, lead) in enumerate(zip(todo, leads)):
+        ledger.record(index, action, lead)
+    encoded = []
+    real = statefiles.lead_line
+    monkeypatch.setattr(statefiles, "lead_line", lambda key, lead: encoded.append(key) or real(key, lead))
+    ledger.write()
+    assert encoded == [], "the state's lines are the ones the journal wrote"
+    assert load_state(tmp_path / "s.json").leads == {a.identity: lead for a, lead in zip(todo, leads)}

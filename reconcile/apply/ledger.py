@@ -137,6 +137,7 @@ class Ledger:
         self._journal: Journal | None = None
         self._writer: StateWriter | None = None
         self._expected_leads = expected_leads  # what the state holds if every create succeeds
+        self._lines: dict[str, tuple[StateLead, str]] = {}  # journaled since the last write: its lines
 
     # -- the journal ----------------------------------------------------------------------------------
 
@@ -148,7 +149,9 @@ class Ledger:
         self._require().inflight(batch.number, journal_entries(batch), dedup_enabled)
 
     def answered(self, batch: Batch, results: Sequence[ResultEntry]) -> None:
-        self._require().result(batch.number, results)
+        lines = self._require().result(batch.number, results)
+        self._lines.update((key, (result.lead, lines[key])) for result in results
+                           if result.lead is not None and (key := result.identity) in lines)
 
     def failed(self, batch: Batch, outcome: str, message: str) -> None:
         self._require().failed(batch.number, outcome, message)
@@ -227,6 +230,8 @@ class Ledger:
         if self._writer is None:
             self._writer = writer_for(self.state_path, self.current)
             self._writer.expect(self._expected_leads)
+        self._writer.remember(self._lines)
+        self._lines = {}
         persist_state(self.state_path, following, self._writer, changed=touched)
         self._changed = False
         self._touched = set()

@@ -9,11 +9,11 @@ Marketo may hold leads the state does not know of.
 
 Lines::
 
-    {"type": "begin", "version": 1, "lineage": ..., "serial": 7, "started": ..., "dedup": true,
+    {"type": "begin", "version": 2, "lineage": ..., "serial": 7, "started": ..., "dedup": true,
      "carried": [<unknown-outcome record>, ...]}
     {"type": "inflight", "batch": 3, "dedup": true, "records": [<record keys>, ...]}
     {"type": "result", "batch": 3, "results": [{"identity", "state_key", "status", "leadId",
-                                                "error", "lead": {<state record>} | null}, ...]}
+                                                "error", "line": "<its state line>" | null}, ...]}
     {"type": "failed", "batch": 3, "outcome": "not_sent" | "rejected" | "unknown", "error": "..."}
     {"type": "revoked", "batch": 5, "error": "...", "records": [{"identity", "state_key"}, ...],
      "restore": {<state key>: {<state record>} | null, ...}}
@@ -43,13 +43,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from reconcile.errors import Location, StateError
 from reconcile.core.model import State, StateLead
 from reconcile.store.fs import fsync_directory, write_atomic
-from reconcile.store.state import (lead_to_json, load_state, write_state,
-                             with_leads)
+from reconcile.store.state import lead_to_json, load_state, with_leads, write_state
+from reconcile.store.statecodec import lead_line, parse_lead_line
 
 __all__ = ["JOURNAL_VERSION", "Journal", "JournalEntry", "ResultEntry", "UnknownOutcome", "RecoveryReport",
            "journal_path", "recover", "commit_recovery", "remove_journal"]
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2: a result's lead is its state line; version 1 journals (whole records) are read too
+_READABLE_VERSIONS = (1, 2)
 NOT_SENT = "not_sent"  # the batch never reached Marketo
 REJECTED = "rejected"  # Marketo refused the whole call before applying anything (a fault)
 UNKNOWN = "unknown"  # sent, no usable answer
@@ -139,15 +140,23 @@ class ResultEntry:
     lead: StateLead | None
 
     def to_json(self) -> dict[str, Any]:
+        """The lead goes as the very line the state will hold for it (see Journal.result)."""
         return {"identity": self.identity, "state_key": self.state_key, "status": self.status,
                 "leadId": self.lead_id, "error": self.error,
-                "lead": lead_to_json(self.lead) if self.lead is not None else None}
+                "line": lead_line(self.identity, self.lead) if self.lead is not None else None}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "ResultEntry":
-        raw = data.get("lead")
-        lead = _lead_from_json(raw) if raw is not None else None
-        return cls(identity=str(data["identity"]), state_key=data.get("state_key"), status=str(data["status"]),
+    def from_json(cls, data: Mapping[str, Any], where: Location | None = None) -> "ResultEntry":
+        identity = str(data["identity"])
+        line, raw = data.get("line"), data.get("lead")  # "lead": the whole record, as version 1 wrote it
+        lead = None
+        if line is not None:
+            key, lead = parse_lead_line(line, where or Location("journal"))
+            if key != identity:
+                raise ValueError(f"a result for {identity!r} holds the line of {key!r}")
+        elif raw is not None:
+            lead = _lead_from_json(raw)
+        return cls(identity=identity, state_key=data.get("state_key"), status=str(data["status"]),
                    lead_id=data.get("leadId"), error=data.get("error"), lead=lead)
 
 
@@ -197,8 +206,12 @@ class Journal:
         self._append({"type": "inflight", "batch": batch, "dedup": dedup_enabled,
                       "records": [e.to_json() for e in entries]})
 
-    def result(self, batch: int, results: Sequence[ResultEntry]) -> None:
-        self._append({"type": "result", "batch": batch, "results": [r.to_json() for r in results]})
+    def result(self, batch: int, results: Sequence[ResultEntry]) -> dict[str, str]:
+        """Journal the answers of `batch`; returns the state line written for each recorded lead, by
+        state key, so that the state's next write need not encode those leads again."""
+        entries = [r.to_json() for r in results]
+        self._append({"type": "result", "batch": batch, "results": entries})
+        return {entry["identity"]: entry["line"] for entry in entries if entry["line"] is not None}
 
     def failed(self, batch: int, outcome: str, error: str) -> None:
         if outcome not in (NOT_SENT, REJECTED, UNKNOWN):
@@ -336,7 +349,7 @@ def recover(state_path: Path | str) -> tuple[State, RecoveryReport]:
             return load_state(state_path), RecoveryReport(found=True, path=path, torn_tail=True)
         raise StateError("journal does not start with a begin record", Location(str(path), 1))
     begin = records[0]
-    if begin.get("version") != JOURNAL_VERSION:
+    if begin.get("version") not in _READABLE_VERSIONS:
         raise StateError(f"journal version {begin.get('version')!r} is not understood by this reconcile",
                          Location(str(path), 1))
     state = _state_for(state_path, begin, path)
@@ -344,7 +357,7 @@ def recover(state_path: Path | str) -> tuple[State, RecoveryReport]:
     try:
         for record in records[1:]:
             replay.apply(record)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, StateError) as exc:
         raise StateError(f"journal is malformed ({exc}); move it aside and check the leads of the "
                          "interrupted apply in Marketo", Location(str(path))) from None
     return replay.finish(path, torn)

@@ -280,6 +280,12 @@ class StateWriter:
         report.wrote = True
         return report
 
+    def remember(self, lines: Mapping[str, tuple[StateLead, str]]) -> None:
+        """Lines already encoded for these leads (by state key), as the journal wrote them: they are
+        written as they are when these very leads are written."""
+        for key, (lead, line) in lines.items():
+            self._lines[key] = (lead, (line + "\n").encode("utf-8"))
+
     def expect(self, leads: int) -> None:
         """The state will grow to about `leads` leads (an apply that creates them): choose the shard
         count for that size now, instead of rewriting every shard each time the count doubles."""
