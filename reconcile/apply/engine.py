@@ -180,12 +180,12 @@ class _Apply:
         counts = {"created": 0, "updated": 0, "adopted": 0}
         for item, lead in recorded:
             self.ledger.record(item.index, item.action, lead)
-            self.unknowns.answered(item.action, item.record)
+            self.unknowns.answered(item.action)
             kind = "adopted" if is_adoption(item.action) else "created" if item.status == CREATED else "updated"
             getattr(self.tally, kind).append(item.action.identity)
             counts[kind] += 1
         for item, why in checked.refused:
-            self.unknowns.answered(item.action, item.record)  # applied in Marketo, if not recorded
+            self.unknowns.answered(item.action)  # applied in Marketo, if not recorded
             self.tally.refused.append((item.action.identity, why))
         self.tally.failed.extend(checked.failed)
         self.tally.batches += 1

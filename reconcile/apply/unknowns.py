@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from reconcile.apply.batches import Batch
+from reconcile.apply.batches import Batch, record_for
 from reconcile.apply.ledger import journal_entries
 from reconcile.core.model import Action
 from reconcile.core.records import LeadRecord
@@ -50,14 +50,16 @@ class UnknownOutcomes:
         self.new: list[UnknownOutcome] = []
         self._dedup = dedup_enabled
         self._started = started
-        self._answered: list[tuple[Action, LeadRecord]] = []  # records Marketo accepted in this apply
+        # The actions whose records Marketo accepted in this apply: their records are built again only
+        # if an unknown outcome has to be checked against them (rare), not held for the whole apply.
+        self._answered: list[Action] = []
 
     def sent_without_answer(self, batch: Batch) -> None:
         self.new.extend(UnknownOutcome(entry=e, batch=batch.number, dedup_enabled=self._dedup,
                                        started=self._started) for e in journal_entries(batch))
 
-    def answered(self, action: Action, record: LeadRecord) -> None:
-        self._answered.append((action, record))
+    def answered(self, action: Action) -> None:
+        self._answered.append(action)
 
     def blocked(self, batches: Sequence[Batch]) -> list[UnknownOutcome]:
         """Carried unknown-outcome leads that this apply would resend in a way that could duplicate them."""
@@ -81,8 +83,12 @@ class UnknownOutcomes:
 
     def unresolved(self, unknown: Iterable[UnknownOutcome]) -> list[UnknownOutcome]:
         """The unknown outcomes that no record answered in this apply accounts for (see _same_lead)."""
+        unknown = list(unknown)
+        if not unknown:
+            return []
         identities, emails, fsps = set(), set(), set()
-        for action, record in self._answered:
+        for action in self._answered:
+            record = record_for(action)
             identities.add(action.identity)
             email = action.lead.email if action.lead is not None else record.email
             if email:

@@ -250,7 +250,7 @@ class StateWriter:
         self._members: list[set[str]] | None = None
         # Each lead's line as last written, with the lead it encodes: a shard rewritten because one of
         # its leads changed re-encodes only that lead (encoding is most of a checkpoint's CPU).
-        self._lines: dict[str, tuple[StateLead, bytes]] = {}
+        self._lines: dict[str, tuple[StateLead, str]] = {}
         self._expected = 0  # leads the state will hold: shards are sized for them from the first write
         # An interrupted write (its commit record still there) is finished by rewriting every shard once.
         self._redo = top is not None and (self.directory / PENDING_NAME).exists()
@@ -283,8 +283,7 @@ class StateWriter:
     def remember(self, lines: Mapping[str, tuple[StateLead, str]]) -> None:
         """Lines already encoded for these leads (by state key), as the journal wrote them: they are
         written as they are when these very leads are written."""
-        for key, (lead, line) in lines.items():
-            self._lines[key] = (lead, (line + "\n").encode("utf-8"))
+        self._lines.update(lines)
 
     def expect(self, leads: int) -> None:
         """The state will grow to about `leads` leads (an apply that creates them): choose the shard
@@ -331,8 +330,7 @@ class StateWriter:
             if key not in state.leads:
                 self._lines.pop(key, None)
         if touched:
-            lines = [self._line(key, state.leads[key])[:-1].decode("utf-8") for key in sorted(keys)
-                     if key in state.leads]
+            lines = [self._line(key, state.leads[key]) for key in sorted(keys) if key in state.leads]
             removed = sorted(key for key in keys if key not in state.leads)
             self._put(self.directory / PENDING_NAME, _pending_bytes(top, lines, removed, full=False), report)
         for index in sorted(touched):
@@ -348,7 +346,7 @@ class StateWriter:
         members = self._members_by_shard_of(state, count)
         self._lines = {key: cached for key, cached in self._lines.items() if key in state.leads}
         if self._top is not None:  # format 2 already: shards are rewritten in place, so record them all first
-            lines = [self._line(key, state.leads[key])[:-1].decode("utf-8") for key in sorted(state.leads)]
+            lines = [self._line(key, state.leads[key]) for key in sorted(state.leads)]
             self._put(self.directory / PENDING_NAME, _pending_bytes(top, lines, [], full=True), report)
         keep = set()
         for index in range(count):
@@ -379,14 +377,15 @@ class StateWriter:
             return path.name
         leads = state.leads
         line = self._line
-        self._put(path, b"".join([line(key, leads[key]) for key in sorted(keys)]), report, sync_directory=False)
+        text = "\n".join([line(key, leads[key]) for key in sorted(keys)]) + "\n"
+        self._put(path, text.encode("utf-8"), report, sync_directory=False)
         return path.name
 
-    def _line(self, key: str, lead: StateLead) -> bytes:
+    def _line(self, key: str, lead: StateLead) -> str:
         cached = self._lines.get(key)
         if cached is not None and cached[0] is lead:
             return cached[1]
-        line = (lead_line(key, lead) + "\n").encode("utf-8")
+        line = lead_line(key, lead)
         self._lines[key] = (lead, line)
         return line
 
