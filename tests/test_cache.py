@@ -249,6 +249,8 @@ def test_a_corrupt_entry_is_ignored_and_rebuilt(kind: str, workspace: Path, monk
     parsed = count_parses(monkeypatch)
     assert plan_outputs() == expected
     assert len(set(parsed)) == 3
+    # Planned from the pieces of its files, a plan reads no state: a saved plan does, and rebuilds its entry.
+    assert invoke("plan", "--out", "saved.plan").exit_code == 0
     assert {path: path.read_bytes() for path in every_entry()} == files, "rebuilt as it was"
 
 
