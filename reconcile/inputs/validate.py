@@ -325,10 +325,10 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
     return records, errors
 
 
-def _shared_strings(records: list[LeadRecord]) -> list[LeadRecord]:
-    """The records with equal attribute names and values as one string object each: marshal then
-    stores each once, and loading the cache entry allocates (and its leads occupy) far less."""
-    shared: dict[str, str] = {}
+def _shared_strings(records: Sequence[LeadRecord], shared: dict[str, str]) -> list[LeadRecord]:
+    """The records with equal attribute names and values as one string object each (`shared` holds
+    them; one dict for all of a plan's files): a million leads repeat a few thousand names and values,
+    so they occupy far less, and marshal stores each once in a cache entry (which loads faster)."""
     share = shared.setdefault
     return [(line, lead_id, email, foreign_id, foreign_type,
              {share(name, name): value if value is None else share(value, value)
@@ -408,11 +408,12 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None,
         contents.append(raw)
     leads: list[Lead] = []
     errors: list[InputError] = []
-    schema_check = SchemaCheck()
+    schema_check, shared = SchemaCheck(), {}
     with gc_paused():
         for index, (file, name) in enumerate(zip(files, names)):
             records, file_errors, digests[index] = file_records(file, name, max_file_bytes, cache, schema_check,
-                                                                contents[index], digests[index])
+                                                                contents[index], digests[index], shared)
+            contents[index] = None
             leads.extend(leads_from_records(name, records))
             errors.extend(file_errors)
     if cache is not None and cache.writes:
@@ -425,11 +426,12 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None,
 
 
 def file_records(file: Path, name: str, max_file_bytes: int, cache: InputCache | None, schema_check: SchemaCheck,
-                 raw: bytes | None = None, file_digest: bytes | None = None
+                 raw: bytes | None = None, file_digest: bytes | None = None, shared: dict[str, str] | None = None
                  ) -> tuple[Sequence[LeadRecord], list[InputError], bytes]:
     """One lead file's valid leads as LeadRecords, its errors, and the sha256 of the bytes they came
     from. `raw` None with `file_digest`: the file was only hashed (big enough to cache); it is looked
-    up by that digest and read only on a miss. Both None: read it."""
+    up by that digest and read only on a miss. Both None: read it. `shared`: the attribute names and
+    values of the files read before (see _shared_strings)."""
     if raw is None and file_digest is not None and cache is not None:
         records = cache.get(file_digest)
         if records is not None and _records_shaped(records):
@@ -443,8 +445,11 @@ def file_records(file: Path, name: str, max_file_bytes: int, cache: InputCache |
     except InputError as exc:
         return [], [exc], file_digest
     records, errors = check_records(lead_file, text, schema_check)
+    del lead_file, text  # the parsed document: its leads' values are in `records`, shared below
+    shared = {} if shared is None else shared  # alive until the entry is written: marshal then marks the same refs
+    records = _shared_strings(records, shared)
     if not errors and cache is not None and cache.wants(len(raw)):
-        cache.put(file_digest, _shared_strings(records))
+        cache.put(file_digest, records)
     return records, errors, file_digest
 
 
