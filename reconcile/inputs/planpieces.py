@@ -25,11 +25,11 @@ import sys
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from reconcile.core import model
 from reconcile.core.model import CREATE, ORPHANED, UPDATE, Action, AttributeChange, KeyChange, Lead, \
-    Plan, State
+    Plan, State, StateLead
 from reconcile.errors import InputErrors, Location, ReconcileError
 from reconcile.inputs import cache as cache_module
 from reconcile.inputs import statelookup
@@ -282,30 +282,30 @@ def store_pieces(cache_dir: Path, state_found: tuple[bytes, int] | None, context
         for lead in desired.leads:
             by_file.setdefault(lead.location.file, []).append(lead)
         for name, file_digest in zip(desired.files, desired.file_digests):
-            piece = _piece_of(by_file.get(name, []), lookup, by_identity, unchanged)
+            piece = _piece_of(by_file.get(name, []), lookup, state.leads, by_identity, unchanged)
             if piece is not None:
                 pieces.put(name, bytes.fromhex(file_digest), piece)
         pieces.prune()
 
 
-def _piece_of(leads: Sequence[Lead], lookup: statelookup.StateLookup, by_identity: dict[str, Action],
-              unchanged: set[str]) -> Piece | None:
+def _piece_of(leads: Sequence[Lead], lookup: statelookup.StateLookup, records: Mapping[str, StateLead],
+              by_identity: dict[str, Action], unchanged: set[str]) -> Piece | None:
     """One file's share of a plan made from scratch, or None if the file is outside the common case."""
-    known = lookup.known
     identities, claims, same, actions = [], [], [], []
     for lead in leads:
         identity = lead.identity
         identities.append(identity)
-        if identity not in known and _found_by_other_keys(lead, lookup):
+        record = records.get(identity)
+        if record is None and _found_by_other_keys(lead, lookup):
             return None
-        claim = lead.lead_id if lead.lead_id is not None else lookup.lead_id(identity)
+        claim = lead.lead_id if lead.lead_id is not None else record.lead_id if record is not None else None
         if claim is not None:
             claims.append(claim)
         if identity in unchanged:
             same.append(identity)
             continue
         action = by_identity.get(identity)
-        if action is None or action.lead is not lead or action.state_key != (identity if identity in known else None):
+        if action is None or action.lead is not lead or action.state_key != (identity if record is not None else None):
             return None
         actions.append(action)
     same.sort()
