@@ -120,12 +120,13 @@ class Case:
 
 
 def edit_one_file(path: Path, serial: int) -> None:
-    """A valid edit that changes one lead's title: the file's content (and hash) differs every time."""
+    """A valid edit that changes one lead's title: the file's content (and hash) differs every time,
+    also from every earlier run's (a cached plan of that content would be measured otherwise)."""
     text = path.read_text(encoding="utf-8")
     marker = "      Title: "
     at = text.index(marker) + len(marker)
     end = text.index("\n", at)
-    path.write_text(text[:at] + f"Edited Title {serial}" + text[end:], encoding="utf-8")
+    path.write_text(text[:at] + f"Edited Title {serial} {os.urandom(4).hex()}" + text[end:], encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
