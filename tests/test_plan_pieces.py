@@ -291,3 +291,10 @@ def test_a_change_to_the_planning_code_is_a_miss(workspace: Path, monkeypatch: p
     finally:
         cache.code_fingerprint.cache_clear()
     assert assembled[-1] is True and len(planned) == 3, "no piece made by other code is used"
+
+
+def test_the_state_lookup_is_ignored_by_git_on_its_own(workspace: Path) -> None:
+    """A repository's .gitignore may not name .reconcile/: the lookup's directory says it itself."""
+    outcome("plan")
+    lookups = workspace / ".reconcile" / "cache" / "state-lookup"
+    assert list(lookups.glob("*.lookup")) and (lookups / ".gitignore").read_text().endswith("\n*\n")

@@ -186,7 +186,7 @@ def write(directory: Path, state_digest: bytes, fingerprint: bytes, state: State
     frozen = frozenset(others)
     del others
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        _ensure_directory(directory)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".lookup", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -218,6 +218,14 @@ def _parts(others: frozenset[str], keys_of: list[list[str]], leads: Mapping[str,
         yield tuple((state_key, record.lead_id, record.email, record.foreign_sys_person_id, record.foreign_sys_type,
                      record.attributes, record.synced_at)
                     for state_key, record in zip(bucket_keys, map(leads.__getitem__, bucket_keys)))
+
+
+def _ensure_directory(directory: Path) -> None:
+    if directory.is_dir():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    # Ignored by git whatever the repository's own .gitignore says (it may not name .reconcile/).
+    (directory / ".gitignore").write_text("# created by reconcile: a local cache\n*\n")
 
 
 def _prune(directory: Path) -> None:
