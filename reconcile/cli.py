@@ -356,7 +356,7 @@ def _plan_from_pieces(leads: Path, state: Path, max_file_size: str, context: str
     from reconcile.inputs.planpieces import plan_from_pieces
 
     planned = plan_from_pieces(leads, state, cache_dir_for(state), parse_size(max_file_size), context,
-                               _rest_instance(), outputs.digests)
+                               _rest_instance(), outputs.digests, key.state_found)
     if planned is None:
         return None
     plan, files_hash = planned

@@ -197,9 +197,10 @@ def _order(action: Action) -> tuple[int, str]:
 
 
 def plan_from_pieces(leads_dir: Path, state_path: Path, cache_dir: Path, max_file_bytes: int, context: str,
-                     instance: str | None, digests_of) -> tuple[Plan, str] | None:
+                     instance: str | None, digests_of, found: tuple[bytes, int] | None) -> tuple[Plan, str] | None:
     """(the plan, the hash of the lead files) from cached pieces and the files that changed since, or
-    None: plan from scratch. `digests_of`: reconcile.inputs.plancache.FileDigests (stat-remembered)."""
+    None: plan from scratch. `digests_of`: reconcile.inputs.plancache.FileDigests (stat-remembered);
+    `found`: the digest of the state's files as it gave them just before (None: no state)."""
     from reconcile.core.gcpause import gc_paused
     from reconcile.inputs import validate
     from reconcile.inputs.files import discover
@@ -208,7 +209,6 @@ def plan_from_pieces(leads_dir: Path, state_path: Path, cache_dir: Path, max_fil
         files = discover(leads_dir)
         names = [file.as_posix() for file in files]
         file_digests = [digests_of.lead_file(file, name, max_file_bytes)[0] for file, name in zip(files, names)]
-        found = digests_of.state(state_path)
     except (ReconcileError, OSError):
         return None
     pieces = PieceCache(cache_dir, found[0] if found is not None else None, context, len(files))
