@@ -1,6 +1,7 @@
 """Benchmark `reconcile plan` on generated data, against a floor measured in the same run.
 
-    python benchmarks/bench_plan.py [N] [M] [--repeat R] [--keep DIR] [--state-format 1|2]
+    python benchmarks/bench_plan.py [N] [M] [--repeat R] [--keep DIR] [--reuse] [--state-format 1|2]
+                                    [--cases empty,floor,a,b,c,r]
 
 Generates N leads (7 attributes each) over M files and a state "mostly in sync" with them
 (benchmarks/generate_leads.py; format 2, the shards apply writes, unless --state-format 1), then
@@ -14,7 +15,8 @@ runs each case as its own process of the real CLI,
   (c)    plan with 1 of the M files changed (a different edit each run)
   (r)    rendering only: the text of a plan of N creates (in one process, CPU time, no I/O)
 
-and prints, for each, the best and median wall time, CPU time and peak RSS of the process
+(--cases runs only some of them; --reuse keeps the data already generated in --keep DIR) and
+prints, for each, the best and median wall time, CPU time and peak RSS of the process
 (os.wait4's rusage of that child), with ratios against the floor and the targets (issue 14):
 (a) <= 1.3 x floor, (b) <= 0.5 s (1M leads: <= 3 s), (c) <= 0.5 s + that one file's parse,
 (r) <= 1 s, peak RSS <= 3 GB. Also the machine's load average, since the machine may be shared.
@@ -118,12 +120,13 @@ class Case:
 
 
 def edit_one_file(path: Path, serial: int) -> None:
-    """A valid edit that changes one lead's title: the file's content (and hash) differs every time."""
+    """A valid edit that changes one lead's title: the file's content (and hash) differs every time,
+    also from every earlier run's (a cached plan of that content would be measured otherwise)."""
     text = path.read_text(encoding="utf-8")
     marker = "      Title: "
     at = text.index(marker) + len(marker)
     end = text.index("\n", at)
-    path.write_text(text[:at] + f"Edited Title {serial}" + text[end:], encoding="utf-8")
+    path.write_text(text[:at] + f"Edited Title {serial} {os.urandom(4).hex()}" + text[end:], encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,26 +137,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="generate into (and keep) this directory")
     parser.add_argument("--state-format", type=int, choices=(1, 2), default=2,
                         help="the state's format (default 2: what apply writes)")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"which cases (default all: {','.join(CASES)})")
+    parser.add_argument("--reuse", action="store_true", help="with --keep: use the data generated there before")
     args = parser.parse_args(argv)
+    cases = set(args.cases.split(","))
+    if not cases <= set(CASES):
+        parser.error(f"--cases: choose from {','.join(CASES)}")
+    if args.reuse and args.keep is None:
+        parser.error("--reuse needs --keep DIR")
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
     try:
-        return bench(work, args.count, args.files, args.repeat, args.state_format)
+        return bench(work, args.count, args.files, args.repeat, args.state_format, cases, args.reuse)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def bench(work: Path, count: int, files: int, repeat: int, state_format: int = 2) -> int:
+CASES = ("empty", "floor", "a", "b", "c", "r")
+
+
+def bench(work: Path, count: int, files: int, repeat: int, state_format: int = 2, cases: set[str] = set(CASES),
+          reuse: bool = False) -> int:
     leads, state = work / "leads", work / "reconcile.state.json"
     started = time.perf_counter()
-    shutil.rmtree(leads, ignore_errors=True)
-    # In a child process: a child's peak RSS counts the parent's pages it was forked from, so this
-    # process stays small for the measurements to be the children's own.
-    subprocess.run([sys.executable, str(GENERATOR), str(leads), str(count), str(files), "--state", str(state)],
-                   check=True, stdout=subprocess.DEVNULL)
-    if state_format == 2:
-        subprocess.run([sys.executable, "-c", TO_FORMAT_2, str(state)], check=True, cwd=work)
+    if not (reuse and state.exists() and len(list(leads.glob("*.yaml"))) == files):
+        shutil.rmtree(leads, ignore_errors=True)
+        # In a child process: a child's peak RSS counts the parent's pages it was forked from, so this
+        # process stays small for the measurements to be the children's own.
+        subprocess.run([sys.executable, str(GENERATOR), str(leads), str(count), str(files), "--state", str(state)],
+                       check=True, stdout=subprocess.DEVNULL)
+        if state_format == 2:
+            subprocess.run([sys.executable, "-c", TO_FORMAT_2, str(state)], check=True, cwd=work)
     paths = sorted(leads.glob("*.yaml"))
     size = sum(p.stat().st_size for p in paths)
     state_size = sum(p.stat().st_size for p in [state, *work.glob("reconcile.state.d/*")] if p.is_file())
@@ -164,53 +179,69 @@ def bench(work: Path, count: int, files: int, repeat: int, state_format: int = 2
     python = sys.executable
     plan = [python, "-m", "reconcile", "plan", "--leads", "leads", "--state", "reconcile.state.json"]
     cache = work / ".reconcile"
+    results = []
+    if "empty" in cases:
+        (work / "empty").mkdir(exist_ok=True)
+        results.append(Case("empty: plan of no leads (start-up)", [
+            measure([python, "-m", "reconcile", "plan", "--leads", "empty", "--state", "none.json"], work)
+            for _ in range(repeat)]))
+    floor, one_file_parse = None, None
+    if "floor" in cases:
+        floor_runs = [measure([python, "-c", FLOOR, str(leads)], work) for _ in range(repeat)]
+        results.append(Case("floor: C-loader parse only", floor_runs))
+        floor = results[-1].best
+        print(f"floor: {min(float(r.stdout) for r in floor_runs):.2f} s of parsing inside a {floor:.2f} s process")
+    if "c" in cases:
+        one_file = [python, "-c", FLOOR.replace('glob("*.yaml")', 'glob("leads-000.yaml")'), str(leads)]
+        one_file_parse = min(float(measure(one_file, work).stdout) for _ in range(repeat))
+        print(f"one file alone parses in {one_file_parse:.2f} s")
+    if "a" in cases:
+        cold = []
+        for _ in range(repeat):
+            shutil.rmtree(cache, ignore_errors=True)
+            cold.append(measure(plan, work))
+        results.append(Case("(a) plan, cold", cold))
+    if cases & {"b", "c"}:
+        measure(plan, work)  # warm the cache
+    if "b" in cases:
+        results.append(Case("(b) plan, nothing changed", [measure(plan, work) for _ in range(repeat)]))
+        print(next((line for line in results[-1].runs[-1].stdout.splitlines() if line.startswith("Plan:")), ""))
+    if "c" in cases:
+        changed = []
+        for serial in range(repeat):
+            edit_one_file(paths[0], serial)
+            changed.append(measure(plan, work))
+        results.append(Case(f"(c) plan, 1 of {files} files changed", changed))
+    if "r" in cases:
+        render = measure([python, "-c", RENDER, str(leads), str(cache / "cache"), str(repeat)], work)
+        render_cpu, render_chars = render.stdout.split()
+        print(f"(r) render_text of {count} creates: {float(render_cpu):.2f} s CPU ({int(render_chars) / 1e6:.0f} MB "
+              "of text; target <= 1 s)")
+    print(f"load average now {_load()}\n")
+    return report(results, count, floor, one_file_parse)
 
-    (work / "empty").mkdir(exist_ok=True)
-    empty = [measure([python, "-m", "reconcile", "plan", "--leads", "empty", "--state", "none.json"], work)
-             for _ in range(repeat)]
-    floor_runs = [measure([python, "-c", FLOOR, str(leads)], work) for _ in range(repeat)]
-    parse_only = min(float(r.stdout) for r in floor_runs)
-    one_file = [python, "-c", FLOOR.replace('glob("*.yaml")', 'glob("leads-000.yaml")'), str(leads)]
-    one_file_parse = min(float(measure(one_file, work).stdout) for _ in range(repeat))
 
-    cold = []
-    for _ in range(repeat):
-        shutil.rmtree(cache, ignore_errors=True)
-        cold.append(measure(plan, work))
-    measure(plan, work)  # warm the cache
-    warm = [measure(plan, work) for _ in range(repeat)]
-    changed = []
-    for serial in range(repeat):
-        edit_one_file(paths[0], serial)
-        changed.append(measure(plan, work))
-    summary = [line for line in warm[-1].stdout.splitlines() if line.startswith("Plan:")]
-    render = measure([python, "-c", RENDER, str(leads), str(cache / "cache"), str(repeat)], work)
-    render_cpu, render_chars = render.stdout.split()
-
-    cases = [Case("empty: plan of no leads (start-up)", empty), Case("floor: C-loader parse only", floor_runs),
-             Case("(a) plan, cold", cold), Case("(b) plan, nothing changed", warm),
-             Case(f"(c) plan, 1 of {files} files changed", changed)]
-    floor = cases[1].best
+def report(results: list[Case], count: int, floor: float | None, one_file_parse: float | None) -> int:
     warm_target = 0.5 if count <= 100_000 else 3.0
-    targets = {"(a)": (1.3 * floor, "<= 1.3x floor"), "(b)": (warm_target, f"<= {warm_target} s"),
-               "(c)": (warm_target + one_file_parse, f"<= {warm_target} s + {one_file_parse:.2f} s (one file's parse)")}
-    print(f"\nfloor: {parse_only:.2f} s of parsing inside a {floor:.2f} s process; "
-          f"one file alone parses in {one_file_parse:.2f} s. {summary[0] if summary else ''}")
-    print(f"(r) render_text of {count} creates: {float(render_cpu):.2f} s CPU ({int(render_chars) / 1e6:.0f} MB of "
-          f"text; target <= 1 s); load average now {_load()}\n")
+    targets = {"(b)": (warm_target, f"<= {warm_target} s")}
+    if floor is not None:
+        targets["(a)"] = (1.3 * floor, "<= 1.3x floor")
+    if one_file_parse is not None:
+        targets["(c)"] = (warm_target + one_file_parse,
+                          f"<= {warm_target} s + {one_file_parse:.2f} s (one file's parse)")
     header = f"{'case':36s} {'best':>8s} {'median':>8s} {'cpu':>8s} {'peak RSS':>9s} {'x floor':>8s}  target"
     print(header)
     print("-" * len(header))
     failures = 0
-    for case in cases:
-        key = case.name[:3]
-        target, wording = targets.get(key, (None, ""))
+    for case in results:
+        target, wording = targets.get(case.name[:3], (None, ""))
         ok = target is None or case.best <= target
         rss_ok = case.rss <= 3072
         failures += (not ok) + (not rss_ok)
         verdict = "" if target is None else ("ok" if ok else "MISSED")
+        ratio = f"{case.best / floor:7.2f}x" if floor else f"{'-':>8s}"
         print(f"{case.name:36s} {case.best:7.2f}s {case.median:7.2f}s {case.cpu:7.2f}s {case.rss:7.0f}MB "
-              f"{case.best / floor:7.2f}x  {wording} {verdict}{'' if rss_ok else ' (RSS over 3 GB)'}")
+              f"{ratio}  {wording} {verdict}{'' if rss_ok else ' (RSS over 3 GB)'}")
     return 1 if failures else 0
 
 

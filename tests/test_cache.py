@@ -249,6 +249,8 @@ def test_a_corrupt_entry_is_ignored_and_rebuilt(kind: str, workspace: Path, monk
     parsed = count_parses(monkeypatch)
     assert plan_outputs() == expected
     assert len(set(parsed)) == 3
+    # Planned from the pieces of its files, a plan reads no state: a saved plan does, and rebuilds its entry.
+    assert invoke("plan", "--out", "saved.plan").exit_code == 0
     assert {path: path.read_bytes() for path in every_entry()} == files, "rebuilt as it was"
 
 
@@ -259,7 +261,7 @@ def test_files_with_errors_are_never_cached(workspace: Path, monkeypatch: pytest
         assert result.exit_code == 3
         assert result.stderr == "error: leads/b.yml:78: leads[10].email: 'not-an-email' is not an email address\n"
     stored = {path.name for path in entries(workspace)}
-    assert len(stored) == 2, "the two other lead files (the state is not read after errors)"
+    assert len(stored) == 3, "the two other lead files and the state (read first, reported after them)"
     parsed = count_parses(monkeypatch)
     assert invoke("plan").exit_code == 3
     assert parsed == ["leads/b.yml"]

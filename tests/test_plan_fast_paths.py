@@ -55,15 +55,18 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def plans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many times the planner ran (a plan not printed from the cache)."""
+    """How many times a plan was made and rendered (not printed from the cache of rendered plans),
+    from scratch or from the pieces of its lead files."""
+    from reconcile import cli
+
     calls: list[int] = []
-    real = planner.plan
+    real = cli._render
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(planner, "plan", spy)
+    monkeypatch.setattr(cli, "_render", spy)
     return calls
 
 

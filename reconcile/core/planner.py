@@ -6,6 +6,7 @@ planning again after an apply finds nothing to do (the property tests check exac
 
 from __future__ import annotations
 
+from itertools import compress
 from operator import attrgetter, itemgetter
 from typing import Iterable, Mapping, Sequence
 
@@ -181,10 +182,16 @@ def is_adoption(action: Action) -> bool:
     return action.kind == CREATE and action.lead is not None and action.lead.lead_id is not None
 
 
+_kind_of = attrgetter("kind")
+_lead_id_of = attrgetter("lead.lead_id")
+
+
 def summary_counts(plan: Plan) -> dict[str, int]:
     """The plan's counts by kind, with adoptions counted as `adopt` instead of `create`."""
     counts = dict(plan.summary)
-    adopt = sum(1 for action in plan.actions if is_adoption(action))
+    # At C speed: a plan of 100k creates would spend more here than on the rest of its summary.
+    creates = compress(plan.actions, map(CREATE.__eq__, map(_kind_of, plan.actions)))
+    adopt = counts[CREATE] - list(map(_lead_id_of, creates)).count(None)
     counts[CREATE] -= adopt
     counts[ADOPT] = adopt
     return counts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import compress, takewhile
 from operator import attrgetter
 from dataclasses import dataclass
 from typing import Any
@@ -54,20 +55,6 @@ def summary_line(plan: Plan, calls: Calls = Calls()) -> str:
     adopt = f"{s[ADOPT]} to adopt, " if s[ADOPT] else ""  # adoptions update a lead that exists already
     return (f"Plan: {s[CREATE]} to create, {adopt}{s[UPDATE]} to update, {s[ORPHANED]} orphaned, "
             f"{s[UNCHANGED]} unchanged; {count} {calls.name} call{'' if count == 1 else 's'}.")
-
-
-def _lead_keys(action: Action) -> list[tuple[str, str | int | None]]:
-    lead = action.lead
-    assert lead is not None
-    keys: list[tuple[str, str | int | None]] = []
-    if lead.lead_id is not None:
-        keys.append(("leadId", lead.lead_id))
-    if lead.foreign_sys_person_id is not None:
-        keys.append(("foreignSysPersonId", lead.foreign_sys_person_id))
-        keys.append(("foreignSysType", lead.effective_foreign_sys_type))
-    if lead.email is not None:
-        keys.append(("email", lead.email))
-    return keys
 
 
 def _is_new_email_lead(action: Action) -> bool:
@@ -169,38 +156,91 @@ def render_drift(drift: Drift, color: bool = False) -> str:
 
 def _create_block(action: Action, paint, memo: dict, indent: str) -> str:
     """A create's lines, joined by a newline and `indent`: `# ... will be created`, `+ lead ... {`,
-    `+ name = value` for each key and attribute (names padded to one width), `}`.
+    `+ name = value` for each key and attribute (names padded to one width), `}`."""
+    return _create_blocks((action,), paint, memo, indent, "")[0]
 
-    100k creates make a million lines. The layout is made once per set of names (nearly every lead
-    of a repository has the same) as a format string; each distinct value is quoted once."""
-    lead = action.lead
-    keys = _lead_keys(action)
-    changes = action.attribute_changes
-    adopted = lead.lead_id is not None
-    names = (adopted, indent, *[name for name, _ in keys], *map(_name_of, changes))
-    template = memo.get(names)
-    if template is None:
-        template = memo[names] = _create_template(names[2:], adopted, paint, indent)
+
+def _create_blocks(actions, paint, memo: dict, indent: str, prefix: str) -> list[str]:
+    """`prefix` + the block of each create (see _create_block).
+
+    100k creates make a million lines. The layout is made once per set of key and attribute names
+    (nearly every lead of a repository has the same) as a format string; each attribute value is
+    quoted once (values repeat), and the text unique to each lead (identity, email, foreign ID,
+    file name) is taken as it is when it needs no escaping, which a test at C speed tells."""
+    templates = memo.setdefault((_TEMPLATES, indent, prefix), {})
     quoted = memo.get(_QUOTED)
     if quoted is None:
         quoted = memo[_QUOTED] = _Quoted()
-    values = [quoted[value] for _, value in keys]
-    values += [quoted[value] for value in map(_new_of, changes)]
-    return template.format(visible(action.identity), visible(lead.location), quoted[action.identity], *values)
+    files: dict[str, str] = memo.setdefault(_FILES, {})
+    quote_value = quoted.__getitem__
+    blocks = []
+    append = blocks.append
+    for action in actions:
+        lead = action.lead
+        changes = action.attribute_changes
+        lead_id, foreign_id, email = lead.lead_id, lead.foreign_sys_person_id, lead.email
+        names = tuple(map(_name_of, changes))
+        layout = (lead_id is None, foreign_id is None, email is None, names)
+        templates_of_layout = templates.get(layout)
+        if templates_of_layout is None:
+            template = prefix + _create_template(_key_names(*layout[:3]) + names, lead_id is not None, paint, indent)
+            templates_of_layout = templates[layout] = (template, _plain_template(template, layout))
+        location = lead.location
+        file = files.get(location.file)
+        if file is None:
+            file = files[location.file] = visible(location.file)
+        where = file if location.line is None else f"{file}:{location.line}"
+        identity = action.identity
+        values = tuple(map(_new_of, changes))
+        if templates_of_layout[1] is not None:  # keyed by email alone
+            # The common case: a lead keyed by email whose text needs no escaping (as _quote would
+            # find, tested at once on all of it) and whose values are all text: placed as they are.
+            try:
+                text = identity + email + "".join(values)
+            except TypeError:  # a null value
+                text = None
+            if text is not None and text.isprintable() and '"' not in text and "\\" not in text \
+                    and _OLD_COMMAND not in text:
+                append(templates_of_layout[1] % (identity, where, identity, email, *values))
+                continue
+        keys = []
+        if lead_id is not None:
+            keys.append(str(lead_id))
+        if foreign_id is not None:
+            keys.append(quote_value(foreign_id))
+            keys.append(quote_value(lead.effective_foreign_sys_type))
+        if email is not None:
+            keys.append(_quote(email))
+        append(templates_of_layout[0] % (visible(identity), where, _quote(identity), *keys,
+                                         *map(quote_value, values)))
+    return blocks
+
+
+def _plain_template(template: str, layout: tuple) -> str | None:
+    """For a lead keyed by email alone: the template with the quotes of its quoted identity, email and
+    values written in, for text that needs no escaping."""
+    no_lead_id, no_foreign_id, no_email, names = layout
+    if not (no_lead_id and no_foreign_id) or no_email:
+        return None
+    head, _, rest = template.partition("+ lead %s {")
+    return head + '+ lead "%s" {' + rest.replace(" = %s", ' = "%s"')
+
+
+def _key_names(no_lead_id: bool, no_foreign_id: bool, no_email: bool) -> tuple[str, ...]:
+    return (() if no_lead_id else ("leadId",)) + (() if no_foreign_id else ("foreignSysPersonId", "foreignSysType")) \
+        + (() if no_email else ("email",))
 
 
 def _create_template(names: tuple[str, ...], adopted: bool, paint, indent: str) -> str:
+    """The lines of a create as a %-format (twice as fast as str.format): identity, location, quoted
+    identity, then a value for each name."""
     verb = "will be adopted (an existing Marketo lead, updated by its ID)" if adopted else "will be created"
     shown = [visible(name) for name in names]
     width = max(map(len, shown), default=0)
-    lines = [paint(_DIM, f"# {{0}} {verb} ({{1}})"), paint(_GREEN, "+ lead {2} {{")]
-    lines += [paint(_GREEN, f"    + {_braces(name.ljust(width))} = {{{3 + index}}}") for index, name in enumerate(shown)]
-    lines.append("  }}")
+    lines = [paint(_DIM, f"# %s {verb} (%s)"), paint(_GREEN, "+ lead %s {")]
+    lines += [paint(_GREEN, "    + " + name.ljust(width).replace("%", "%%") + " = %s") for name in shown]
+    lines.append("  }")
     return f"\n{indent}".join(lines)
-
-
-def _braces(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 class _Quoted(dict):
@@ -212,7 +252,10 @@ class _Quoted(dict):
 
 
 _QUOTED = object()  # the memo's key for its _Quoted
+_TEMPLATES = object()  # ... for the create layouts, by indent, prefix, key and attribute names
+_FILES = object()  # ... for the file names, made visible
 _name_of = attrgetter("name")
+_kind_of = attrgetter("kind")
 _new_of = attrgetter("new")
 
 
@@ -223,7 +266,8 @@ def render_text(plan: Plan, color: bool = False, calls: Calls = Calls(), drift: 
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
-    changes = [a for a in plan.actions if a.kind != UNCHANGED]
+    kinds = list(map(_kind_of, plan.actions))
+    changes = list(compress(plan.actions, map(UNCHANGED.__ne__, kinds)))  # at C speed: 100k actions
     out: list[str] = []
     if drift is not None:
         out.append(_drift_heading(drift))
@@ -236,11 +280,10 @@ def render_text(plan: Plan, color: bool = False, calls: Calls = Calls(), drift: 
         out.append("reconcile will perform the following actions:")
         email_hint = _email_change_hint(plan)
         memo: dict = {}
-        for action in changes:
-            if action.kind == CREATE:
-                out.append("\n  " + _create_block(action, paint, memo, "  "))
-            else:
-                out.append("\n  " + "\n  ".join(_action_lines(action, paint, email_hint, drifted, memo)))
+        leading = len(list(takewhile(CREATE.__eq__, map(_kind_of, changes))))  # a plan starts with them
+        out += _create_blocks(changes[:leading], paint, memo, "  ", "\n  ")
+        for action in changes[leading:]:
+            out.append("\n  " + "\n  ".join(_action_lines(action, paint, email_hint, drifted, memo)))
     out.append("")
     if against_state:
         out.append(paint(_DIM, NOT_REFRESHED_NOTE))

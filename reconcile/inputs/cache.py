@@ -127,13 +127,14 @@ class InputCache:
             payload = marshal.dumps(tuple(records))
         except ValueError:  # not plain data: never cache what cannot be read back exactly
             return
-        data = _MAGIC + key + hashlib.sha256(payload).digest() + payload
+        header = _MAGIC + key + hashlib.sha256(payload).digest()
         try:
             self._ensure_directory()
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=self.directory)
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
+                    handle.write(header)  # not joined to the payload: a state's entry is a quarter GB
+                    handle.write(payload)
                 os.replace(tmp, self._path(key))
             except BaseException:
                 try:
@@ -209,14 +210,17 @@ def load_state(path: Path, cache_dir: Path | None):
             except (TypeError, ValueError):  # not what this version writes: parse the file
                 pass
         parsed = state_module.load_state(path)
+        entry = _state_entry(parsed)
         if state_module.fingerprint(path) == found:  # unchanged while it was parsed
-            cache.put(found[0], _state_entry(parsed))
+            cache.put(found[0], entry)
         return parsed
 
 
 def _state_entry(parsed) -> tuple:
     """A State as plain data: ({field: value}, ((key, *StateLead fields), ...)), each distinct string
-    stored once (a smaller entry, faster to load)."""
+    stored once (a smaller entry, faster to load). The state's own records are replaced by equal ones
+    made of those strings as it goes: a million records repeat a few thousand attribute names and
+    values, and a parsed state holding each once is half the size."""
     from dataclasses import fields
     from operator import attrgetter
 
@@ -227,8 +231,10 @@ def _state_entry(parsed) -> tuple:
     values_of = attrgetter(*names)
     shared: dict[str, str] = {}
     share = shared.setdefault
+    leads = parsed.leads
+    in_place = type(leads) is dict
     rows = []
-    for key, lead in parsed.leads.items():
+    for key, lead in leads.items():
         values = list(values_of(lead))
         for index, value in enumerate(values):
             if type(value) is str:
@@ -237,6 +243,8 @@ def _state_entry(parsed) -> tuple:
                 values[index] = {share(k, k) if type(k) is str else k: share(v, v) if type(v) is str else v
                                  for k, v in value.items()}
         rows.append((key, *values))
+        if in_place:  # the same key: the dict is not resized while it is walked
+            leads[key] = StateLead(*values)
     return head, tuple(rows)
 
 

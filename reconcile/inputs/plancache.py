@@ -188,6 +188,24 @@ class PlanOutputCache:
             self._digests.save()
         return key
 
+    @property
+    def digests(self) -> "FileDigests":
+        return self._digests
+
+    def wants(self, key: OutputKey | None) -> bool:
+        """Whether plans of inputs this size are worth caching (rendered, or in pieces)."""
+        return key is not None and self._cache.wants(key.size)
+
+    def still(self, key: OutputKey, files_hash: str, state_path: Path) -> bool:
+        """Whether a plan made from `files_hash` and the state at `state_path` was made from the inputs
+        `key` describes (neither changed while it was planned)."""
+        if files_hash != key.files_hash:
+            return False
+        try:
+            return self._digests.state(state_path) == key.state_found
+        except (ReconcileError, OSError):
+            return False
+
     def get(self, key: OutputKey | None) -> tuple[bool, str] | None:
         """(apply has something to do, the rendered plan), or None."""
         if key is None or not self._cache.wants(key.size):
@@ -204,12 +222,7 @@ class PlanOutputCache:
             rendered: str) -> None:
         """Store a plan made from `files_hash` and the state at `state_path`, if they are still what
         `key` was made from."""
-        if key is None or not self._cache.wants(key.size) or files_hash != key.files_hash:
-            return
-        try:
-            if self._digests.state(state_path) != key.state_found:
-                return
-        except (ReconcileError, OSError):
+        if not self.wants(key) or not self.still(key, files_hash, state_path):
             return
         self._cache.put(key.digest, (has_changes, rendered))
         self._cache.prune()

@@ -325,10 +325,10 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
     return records, errors
 
 
-def _shared_strings(records: list[LeadRecord]) -> list[LeadRecord]:
-    """The records with equal attribute names and values as one string object each: marshal then
-    stores each once, and loading the cache entry allocates (and its leads occupy) far less."""
-    shared: dict[str, str] = {}
+def _shared_strings(records: Sequence[LeadRecord], shared: dict[str, str]) -> list[LeadRecord]:
+    """The records with equal attribute names and values as one string object each (`shared` holds
+    them; one dict for all of a plan's files): a million leads repeat a few thousand names and values,
+    so they occupy far less, and marshal stores each once in a cache entry (which loads faster)."""
     share = shared.setdefault
     return [(line, lead_id, email, foreign_id, foreign_type,
              {share(name, name): value if value is None else share(value, value)
@@ -382,6 +382,12 @@ def lead_cache_fingerprint() -> bytes:
     return code_fingerprint((leadfiles_module, files_module, sys.modules[__name__], model_module, errors_module))
 
 
+def lead_cache(cache_dir: Path | None) -> InputCache | None:
+    """The cache of parsed-and-validated lead files in `cache_dir` (None: no caching)."""
+    return InputCache(cache_dir, schema_bytes(), fingerprint=lead_cache_fingerprint()) \
+        if cache_dir is not None else None
+
+
 def load_desired(leads_dir: Path, cache_dir: Path | None = None,
                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Desired:
     """Read, parse and validate every lead file under `leads_dir`; raise InputErrors with all problems.
@@ -390,8 +396,7 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None,
     bytes are only hashed (the hash the stale-plan check needs, and the cache key). A file that is not
     a regular file, or is over `max_file_bytes`, is refused before it is read.
     """
-    cache = InputCache(cache_dir, schema_bytes(), fingerprint=lead_cache_fingerprint()) \
-        if cache_dir is not None else None
+    cache = lead_cache(cache_dir)
     files = discover(leads_dir)
     names = [file.as_posix() for file in files]
     digests: list[bytes] = []
@@ -403,31 +408,14 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None,
         contents.append(raw)
     leads: list[Lead] = []
     errors: list[InputError] = []
-    schema_check = SchemaCheck()
+    schema_check, shared = SchemaCheck(), {}
     with gc_paused():
         for index, (file, name) in enumerate(zip(files, names)):
-            raw = contents[index]
-            if raw is None:  # big enough to cache: look it up by the digest of its bytes
-                records = cache.get(digests[index])
-                if records is not None:
-                    try:
-                        leads.extend(leads_from_records(name, records))
-                        continue
-                    except (TypeError, ValueError):  # not what this version writes: parse the file
-                        pass
-                raw, digests[index] = read_lead_file(file, name, max_file_bytes)  # the bytes parsed are hashed
-            try:
-                text = decode(raw, name)
-                lead_file = parse_lead_file(text, name)
-            except InputError as exc:
-                errors.append(exc)
-                continue
-            records, file_errors = check_records(lead_file, text, schema_check)
+            records, file_errors, digests[index] = file_records(file, name, max_file_bytes, cache, schema_check,
+                                                                contents[index], digests[index], shared)
+            contents[index] = None
             leads.extend(leads_from_records(name, records))
-            if file_errors:
-                errors.extend(file_errors)
-            elif cache is not None and cache.wants(len(raw)):
-                cache.put(digests[index], _shared_strings(records))
+            errors.extend(file_errors)
     if cache is not None and cache.writes:
         cache.prune()
     errors.extend(duplicate_errors(leads))
@@ -435,6 +423,39 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None,
         raise InputErrors(errors)
     return Desired(leads=tuple(leads), files=tuple(names), files_hash=_files_hash(names, digests),
                    file_digests=tuple(digest.hex() for digest in digests))
+
+
+def file_records(file: Path, name: str, max_file_bytes: int, cache: InputCache | None, schema_check: SchemaCheck,
+                 raw: bytes | None = None, file_digest: bytes | None = None, shared: dict[str, str] | None = None
+                 ) -> tuple[Sequence[LeadRecord], list[InputError], bytes]:
+    """One lead file's valid leads as LeadRecords, its errors, and the sha256 of the bytes they came
+    from. `raw` None with `file_digest`: the file was only hashed (big enough to cache); it is looked
+    up by that digest and read only on a miss. Both None: read it. `shared`: the attribute names and
+    values of the files read before (see _shared_strings)."""
+    if raw is None and file_digest is not None and cache is not None:
+        records = cache.get(file_digest)
+        if records is not None and _records_shaped(records):
+            return records, [], file_digest
+    if raw is None:
+        raw, file_digest = read_lead_file(file, name, max_file_bytes)  # the bytes parsed are hashed
+    assert file_digest is not None
+    try:
+        text = decode(raw, name)
+        lead_file = parse_lead_file(text, name)
+    except InputError as exc:
+        return [], [exc], file_digest
+    records, errors = check_records(lead_file, text, schema_check)
+    del lead_file, text  # the parsed document: its leads' values are in `records`, shared below
+    shared = {} if shared is None else shared  # alive until the entry is written: marshal then marks the same refs
+    records = _shared_strings(records, shared)
+    if not errors and cache is not None and cache.wants(len(raw)):
+        cache.put(file_digest, records)
+    return records, errors, file_digest
+
+
+def _records_shaped(records: Sequence[Any]) -> bool:
+    """Whether a cache entry holds LeadRecords (an entry of another version is parsed again)."""
+    return all(type(record) is tuple and len(record) == 6 for record in records)
 
 
 def summary_line(desired: Desired) -> str:
