@@ -15,6 +15,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clirunner import invoke
 from reconcile.core import planner
@@ -319,3 +321,17 @@ def test_only_the_latest_rendered_plans_are_kept(workspace: Path, monkeypatch: p
         (workspace / "leads" / "b.yaml").write_text(lead_file(3, 3, title=title))
         printed("plan")
     assert len(list(plans_dir.glob("*.entry"))) == 2
+
+
+_NAMES = st.sampled_from(["FirstName", "LastName", "Title", "Company"])
+_VALUES = st.none() | st.sampled_from(["FirstName", "LastName", "CTO", "Acme", ""])
+
+
+@settings(max_examples=200, deadline=None)
+@given(leads=st.lists(st.dictionaries(_NAMES, _VALUES, max_size=4), min_size=1, max_size=6))
+def test_the_changes_of_creates_are_shared_yet_each_what_the_lead_declares(leads):
+    """Creates share their AttributeChange objects by (name, value): each lead must still get exactly
+    its own, in name order, whatever names and values (or name orders) the leads before it had."""
+    orders, shared = {}, {}
+    for attributes in leads:
+        assert planner._changes_of_a_create(attributes, orders, shared) == planner._attribute_changes(attributes, {})

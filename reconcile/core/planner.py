@@ -102,6 +102,7 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
     state_leads = state.leads
     # Actions come out grouped by kind (create, update, orphaned, unchanged), each group by identity.
     creates: list[Action] = []
+    created: tuple[dict, dict] = ({}, {})  # for _changes_of_a_create: name orders, changes by (name, value)
     updates: list[Action] = []
     unchanged: list[str] = []
     for lead, identity in zip(desired, identities):
@@ -109,7 +110,7 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
         if key is None:
             creates.append(Action(kind=CREATE, identity=identity, state_key=None, lead=lead,
                                   known_lead_id=lead.lead_id,
-                                  attribute_changes=_attribute_changes(lead.attributes, {})))
+                                  attribute_changes=_changes_of_a_create(lead.attributes, *created)))
             continue
         recorded = state_leads[key]
         attributes, recorded_attributes = lead.attributes, recorded.attributes
@@ -138,6 +139,31 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
     updates.sort(key=by_identity)
     unchanged.sort()
     return Plan(actions=(*creates, *updates, *orphans), batch_size=batch_size, unchanged=tuple(unchanged))
+
+
+def _changes_of_a_create(attributes: Mapping[str, str | None], orders: dict, shared: dict
+                         ) -> tuple[AttributeChange, ...]:
+    """What _attribute_changes(attributes, {}) gives, from shared objects: 90k creates of 7 attributes
+    made 630k changes equal by value, most of them alike. `orders`: the sorted names of each key set;
+    `shared`: the changes made so far, by (name, value)."""
+    order = orders.get(names := tuple(attributes))
+    if order is None:
+        order = orders[names] = tuple(sorted(names))
+    changes = []
+    for name in order:
+        value = attributes[name]
+        try:
+            change = shared.get((name, value))
+        except TypeError:  # a value that is not hashable: not shared
+            change = None
+        if change is None:
+            change = AttributeChange(name=name, old=None, new=value, was_set=False)
+            try:
+                shared[(name, value)] = change
+            except TypeError:
+                pass
+        changes.append(change)
+    return tuple(changes)
 
 
 def _attribute_changes(desired: Mapping[str, str | None], recorded: Mapping[str, str | None]
