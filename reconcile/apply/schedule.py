@@ -24,6 +24,7 @@ from typing import Any, Callable, Protocol, Sequence
 from reconcile.apply.batches import Batch, plan_batches
 from reconcile.apply.events import ApplyEvent, BatchRetrying, BatchSent
 from reconcile.apply.options import ApplyOptions
+from reconcile.core.gcpause import gc_paused
 
 __all__ = ["DaemonPool", "Scheduler", "SendOutcome", "BatchHandler", "PlannedCalls", "calls_to_build_ahead"]
 
@@ -104,10 +105,12 @@ class PlannedCalls:
 
     @classmethod
     def of(cls, plan: Any, transport: Any, options: ApplyOptions) -> "PlannedCalls":
-        return cls(plan_batches(plan, options.batch_size, options.dedup_enabled,
-                                group_of=getattr(transport, "group_of", None),
-                                size_of=getattr(transport, "size_of", None),
-                                max_call_bytes=getattr(transport, "max_call_bytes", None)), options)
+        with gc_paused():  # a record a lead, each let go: the collector would only walk the plan again
+            batches = plan_batches(plan, options.batch_size, options.dedup_enabled,
+                                   group_of=getattr(transport, "group_of", None),
+                                   size_of=getattr(transport, "size_of", None),
+                                   max_call_bytes=getattr(transport, "max_call_bytes", None))
+        return cls(batches, options)
 
     def start_building(self, transport: Any) -> None:
         """Hand the first calls to the transport's builders in other processes, if it has them. Nothing is
