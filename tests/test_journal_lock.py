@@ -288,13 +288,17 @@ def test_a_journal_written_by_the_previous_version_is_still_recovered(tmp_path):
     assert report.recorded == ("email:a@example.com",)
 
 
-def test_a_result_line_for_another_lead_makes_the_journal_malformed(tmp_path):
-    state_path = tmp_path / "s.json"
-    base = State(lineage="lin", serial=0, leads={})
-    with _journal(state_path, base) as journal:
+def _journal_of_one_answer(state_path):
+    """A journal (no state file yet) whose one call created email:a@example.com as lead 5."""
+    with _journal(state_path, State(lineage="lin", serial=0, leads={})) as journal:
         journal.inflight(1, [_entry("email:a@example.com", "a@example.com")], True)
         journal.result(1, [ResultEntry("email:a@example.com", None, "CREATED", 5, None, _lead(5, "a@example.com"))])
-    path = journal_path(state_path)
+    return journal_path(state_path)
+
+
+def test_a_result_line_for_another_lead_makes_the_journal_malformed(tmp_path):
+    state_path = tmp_path / "s.json"
+    path = _journal_of_one_answer(state_path)
     path.write_text(path.read_text().replace('\\"email:a@example.com\\"', '\\"email:b@example.com\\"'))
     assert "email:b@example.com" in path.read_text()
     with pytest.raises(StateError, match="malformed.*email:b@example.com"):
@@ -308,11 +312,7 @@ def test_no_journal_means_nothing_to_recover(tmp_path):
 
 def test_a_torn_last_line_is_ignored_but_a_corrupt_middle_line_is_an_error(tmp_path):
     state_path = tmp_path / "s.json"
-    base = State(lineage="lin", serial=0, leads={})
-    with _journal(state_path, base) as journal:
-        journal.inflight(1, [_entry("email:a@example.com", "a@example.com")], True)
-        journal.result(1, [ResultEntry("email:a@example.com", None, "CREATED", 5, None, _lead(5, "a@example.com"))])
-    path = journal_path(state_path)
+    path = _journal_of_one_answer(state_path)
     path.write_bytes(path.read_bytes() + b'{"type": "inflight", "batch": 2, "rec')
     state, report = recover(state_path)
     assert report.torn_tail and list(state.leads) == ["email:a@example.com"] and report.unknown == ()
