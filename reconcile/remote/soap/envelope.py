@@ -165,15 +165,10 @@ def build_request(records: Sequence[LeadRecord], *, user_id: str, encryption_key
     key in each record are not checked here (Marketo answers those per record or with a fault).
     """
     etree = _etree()
-    _check_text(user_id, "mktowsUserId", optional=False)
-    _check_text(timestamp, "requestTimestamp", optional=False)
-    if not isinstance(encryption_key, str):
-        raise EnvelopeInvalid("invalid mktows envelope (not sent): the encryption key must be text")
+    envelope = _signed_envelope(etree, user_id=user_id, encryption_key=encryption_key, timestamp=timestamp)
     if not isinstance(dedup_enabled, bool):
         raise EnvelopeInvalid(f"invalid mktows envelope (not sent): dedupEnabled must be a bool, "
                               f"not {dedup_enabled!r}")
-
-    envelope = _signed_envelope(etree, user_id=user_id, encryption_key=encryption_key, timestamp=timestamp)
     body = _container(etree, envelope, TAG_BODY)
     params = _container(etree, body, TAG_PARAMS)
     record_list = _container(etree, params, "leadRecordList")
@@ -208,6 +203,10 @@ def build_request(records: Sequence[LeadRecord], *, user_id: str, encryption_key
 
 def _signed_envelope(etree, *, user_id: str, encryption_key: str, timestamp: str):
     """The Envelope element with its signed AuthenticationHeader, for the Body to follow."""
+    _check_text(user_id, "mktowsUserId", optional=False)
+    _check_text(timestamp, "requestTimestamp", optional=False)
+    if not isinstance(encryption_key, str):
+        raise EnvelopeInvalid("invalid mktows envelope (not sent): the encryption key must be text")
     envelope = etree.Element(TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP, "ns1": NS_MKTOWS})
     envelope.text = "\n"
     header = _container(etree, envelope, TAG_HEADER)
@@ -228,10 +227,6 @@ def resign(envelope: bytes, *, user_id: str, encryption_key: str, timestamp: str
     body, so an envelope that waited, or is sent again, keeps its validated body and gets a new
     header, itself validated against the XSD; rebuilding would validate the whole body again."""
     etree = _etree()
-    _check_text(user_id, "mktowsUserId", optional=False)
-    _check_text(timestamp, "requestTimestamp", optional=False)
-    if not isinstance(encryption_key, str):
-        raise EnvelopeInvalid("invalid mktows envelope (not sent): the encryption key must be text")
     start, end = envelope.find(_HEADER_START), envelope.find(_HEADER_END)
     if not envelope.startswith(_XML_DECLARATION) or start < 0 or end < start:  # pragma: no cover - we built it
         raise EnvelopeInvalid("invalid mktows envelope: no SOAP header to sign again")
