@@ -130,8 +130,7 @@ class Ledger:
         self._emit = emit
         self._last_write = monotonic()
         self._next_interval = checkpoint_interval
-        self._changed = False  # recorded, revoked or forgotten since the last write
-        self._touched: set[str] = set()  # the state keys those may have changed
+        self._touched: set[str] = set()  # state keys recorded, revoked or forgotten since the last write
         self._outcomes: dict[int, tuple[Action, StateLead]] = {}  # by position in the plan
         self._forgotten: list[str] = []
         self._journal: Journal | None = None
@@ -149,9 +148,7 @@ class Ledger:
         self._require().inflight(batch.number, journal_entries(batch), dedup_enabled)
 
     def answered(self, batch: Batch, results: Sequence[ResultEntry]) -> None:
-        lines = self._require().result(batch.number, results)
-        self._lines.update((key, (result.lead, lines[key])) for result in results
-                           if result.lead is not None and (key := result.identity) in lines)
+        self._lines.update(self._require().result(batch.number, results))
 
     def failed(self, batch: Batch, outcome: str, message: str) -> None:
         self._require().failed(batch.number, outcome, message)
@@ -183,7 +180,6 @@ class Ledger:
         self._touched.add(action.identity)
         if action.state_key is not None:
             self._touched.add(action.state_key)
-        self._changed = True
 
     def revoke(self, batch: Batch, indexes: Iterable[int], error: str) -> None:
         """Take back results recorded earlier in this apply, in the journal first."""
@@ -204,7 +200,6 @@ class Ledger:
     def forget(self, identity: str) -> None:
         self._forgotten.append(identity)
         self._touched.add(identity)
-        self._changed = True
 
     def leads(self) -> dict[str, StateLead]:
         leads = record_outcomes(self.base.leads, [self._outcomes[i] for i in sorted(self._outcomes)])
@@ -217,13 +212,12 @@ class Ledger:
             self.write()
 
     def write(self) -> None:
-        if not self._changed:
+        if not self._touched:
             return  # building the leads costs O(state): not every tick of a long wait
         started = self._monotonic()
         leads = self.leads()
         touched, before = self._touched, self.current.leads
         if all(leads.get(key) == before.get(key) for key in touched):
-            self._changed = False
             self._touched = set()
             return
         following = with_leads(self.current, leads)
@@ -233,7 +227,6 @@ class Ledger:
         self._writer.remember(self._lines)
         self._lines = {}
         persist_state(self.state_path, following, self._writer, changed=touched)
-        self._changed = False
         self._touched = set()
         self.current = following
         self.written = True

@@ -206,12 +206,14 @@ class Journal:
         self._append({"type": "inflight", "batch": batch, "dedup": dedup_enabled,
                       "records": [e.to_json() for e in entries]})
 
-    def result(self, batch: int, results: Sequence[ResultEntry]) -> dict[str, str]:
-        """Journal the answers of `batch`; returns the state line written for each recorded lead, by
-        state key, so that the state's next write need not encode those leads again."""
+    def result(self, batch: int, results: Sequence[ResultEntry]) -> dict[str, tuple[StateLead, str]]:
+        """Journal the answers of `batch`; returns each recorded lead with the state line written for
+        it, by state key, so that the state's next write need not encode those leads again
+        (StateWriter.remember)."""
         entries = [r.to_json() for r in results]
         self._append({"type": "result", "batch": batch, "results": entries})
-        return {entry["identity"]: entry["line"] for entry in entries if entry["line"] is not None}
+        return {result.identity: (result.lead, entry["line"]) for result, entry in zip(results, entries)
+                if result.lead is not None}
 
     def failed(self, batch: int, outcome: str, error: str) -> None:
         if outcome not in (NOT_SENT, REJECTED, UNKNOWN):
