@@ -767,6 +767,7 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     from reconcile.core import render
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
+    from reconcile.inputs.cache import cache_dir_for
     from reconcile.inputs.validate import load_desired
     from reconcile.remote.rest.config import REST
     from reconcile.store import planfile
@@ -775,7 +776,8 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
                      if r.refresh or r.refresh_only else (None, None))
     if r.refresh_only:
         return _record_refresh(drift, current, r.state, r.auto_approve, credentials.endpoint)
-    desired = load_desired(r.leads, max_file_bytes=r.max_file_bytes)
+    # The files' parses are shared with plan's: an apply after a plan of the same files parses none.
+    desired = load_desired(r.leads, cache_dir=cache_dir_for(r.state), max_file_bytes=r.max_file_bytes)
     if r.saved is not None:
         planfile.check_fresh(r.saved, desired=desired, state=current, state_path=r.state)
     check_declared_once(desired.leads, current if drift is None else drift.refreshed)

@@ -152,6 +152,29 @@ def test_an_edited_file_is_parsed_again(workspace: Path, monkeypatch: pytest.Mon
     assert (text, _) == uncached_outputs(workspace)
 
 
+def test_apply_after_a_plan_parses_no_file_again_and_sends_what_the_files_say(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "MIN_FILE_BYTES", 0)
+    monkeypatch.chdir(tmp_path)
+    def leads(first: int, title: str) -> str:  # attributes the emulator's instance has
+        return "leads:\n" + "".join(f"  - email: Lead{i}@Example.com\n    attributes:\n      Company: C{i}\n"
+                                     f"      Title: {title}\n" for i in range(first, first + 5))
+
+    (tmp_path / "leads").mkdir()
+    (tmp_path / "leads" / "a.yaml").write_text(leads(0, "CTO"))
+    (tmp_path / "leads" / "b.yaml").write_text(leads(5, "CTO"))
+    assert invoke("plan").exit_code == 0
+    parsed = count_parses(monkeypatch)
+    (tmp_path / "leads" / "b.yaml").write_text(leads(5, "CFO"))  # edited after the plan
+    applied = invoke("apply", "--emulator", "--auto-approve")
+    assert applied.exit_code == 0, applied.stderr
+    assert parsed == ["leads/b.yaml"], "the unchanged file comes from plan's parse, the edited one is read"
+    database = json.loads((tmp_path / ".reconcile" / "emulator-db.json").read_text())
+    titles = {lead["email"]: lead["attributes"].get("Title") for lead in database["leads"]}
+    assert titles["Lead4@Example.com"] == "CTO" and titles["Lead5@Example.com"] == "CFO"
+    assert invoke("plan", "--detailed-exitcode").exit_code == 0
+
+
 def test_a_renamed_file_keeps_its_entry_and_reports_its_new_name(workspace: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     plan_outputs()
