@@ -435,6 +435,23 @@ def test_rate_limiter_sliding_window_with_a_fake_clock():
     assert times[4] == 0.0 and times[5] == pytest.approx(1.0)
 
 
+def test_an_answered_call_counts_from_its_answer_and_an_unanswered_one_from_its_start_plus_the_margin():
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    limiter = RateLimiter(calls=2, window=10.0, margin=1.0, clock=lambda: now[0], sleep=sleep)
+    answered_soon = limiter.admit()
+    never_answered = limiter.admit()
+    now[0] = 0.25
+    answered_soon.answered()  # Marketo had it by 0.25 s: it counts until 10.25 s, not 11 s
+    assert limiter.admit().waited == pytest.approx(10.0)
+    assert now[0] == pytest.approx(10.25)
+    limiter.admit()  # the unanswered call may have reached Marketo as late as just now: until 11 s
+    assert now[0] == pytest.approx(11.0)
+
+
 def test_rate_limiter_is_thread_safe():
     limiter = RateLimiter(calls=4, window=0.3, margin=0.0)
     times = []

@@ -12,8 +12,9 @@ Endpoints
     characters visibly (``\\r``) in server text before it reaches a message.
 
 Limits
-    ``RateLimiter(calls, window)`` (thread-safe sliding window; ``acquire(stop)`` raises ``Stopped``
-    when ``stop`` is set). ``RetryPolicy`` (attempts, total seconds, full-jitter exponential backoff,
+    ``RateLimiter(calls, window)`` (thread-safe sliding window; ``admit(stop)`` raises ``Stopped``
+    when ``stop`` is set; a call counts from its answer once ``Admission.answered()``, else from its
+    start plus a margin). ``RetryPolicy`` (attempts, total seconds, full-jitter exponential backoff,
     throttled attempts, immediate re-signs). ``pause(sleep, seconds, stop)`` waits, waking early
     when ``stop`` is set (with the real ``time.sleep``).
 
@@ -88,7 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import requests
 
 __all__ = [
-    "is_loopback", "validate_endpoint", "redact_url", "one_line", "RateLimiter", "Stopped", "pause",
+    "is_loopback", "validate_endpoint", "redact_url", "one_line", "RateLimiter", "Admission", "Stopped", "pause",
     "RetryPolicy", "backoff_delay", "quota_reset_after", "quota_message", "retry_after", "user_agent",
     "Answer", "Failure", "HttpClient", "Counters", "call_with_retries", "host_port", "DEFAULT_DEADLINE",
     "LOG_BODY_LIMIT",
@@ -199,8 +200,11 @@ class Stopped(Exception):
 class RateLimiter:
     """A thread-safe sliding-window limiter: at most `calls` acquisitions in any `window` seconds.
 
-    `margin` widens the window a little so that network jitter between our send time and Marketo's
-    receive time cannot push two calls `window` apart into one server-side window.
+    What Marketo counts is when it received each call, which we never see: we know only that it was
+    after we began the call and before we had its answer. So a call counts in the window until
+    `window` seconds after its answer (`Admission.answered`), or, while it is unanswered, until
+    `window + margin` seconds after it began: `margin` covers the network time between our start and
+    Marketo's receipt that jitter could otherwise push into one server-side window with a later call.
     """
 
     def __init__(self, calls: int = 100, window: float = 20.0, *, margin: float | None = None,
@@ -213,26 +217,47 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._times: deque[float] = deque()
+        self._counted_until: list[list[float]] = []  # one [time] a call in the window: when it stops counting
 
     def acquire(self, stop: threading.Event | None = None) -> float:
         """Block until a call may start; returns the seconds waited. Raises Stopped if `stop` is set."""
+        return self.admit(stop).waited
+
+    def admit(self, stop: threading.Event | None = None) -> "Admission":
+        """Block until a call may start. Raises Stopped if `stop` is set while waiting."""
         waited = 0.0
-        span = self.window + self.margin
         while True:
             with self._lock:
                 now = self._clock()
-                while self._times and self._times[0] <= now - span:
-                    self._times.popleft()
-                if len(self._times) < self.calls:
-                    self._times.append(now)
-                    return waited
-                delay = self._times[0] + span - now
+                self._counted_until = [until for until in self._counted_until if until[0] > now]
+                if len(self._counted_until) < self.calls:
+                    until = [now + self.window + self.margin]
+                    self._counted_until.append(until)
+                    return Admission(waited, self, until)
+                delay = min(until[0] for until in self._counted_until) - now
             if stop is not None and stop.is_set():
                 raise Stopped()
             delay = max(delay, 0.001)
             pause(self._sleep, delay, stop)
             waited += delay
+
+    def _answered(self, until: list[float]) -> None:
+        with self._lock:
+            until[0] = min(until[0], self._clock() + self.window)
+
+
+@dataclass
+class Admission:
+    """One call let through the rate window."""
+
+    waited: float  # seconds spent waiting for the window
+    _limiter: RateLimiter
+    _until: list[float]
+
+    def answered(self) -> None:
+        """Marketo has answered, so it received the call by now: the call counts `window` seconds from
+        here, if that is sooner than from its start plus the margin."""
+        self._limiter._answered(self._until)
 
 
 @dataclass(frozen=True)
@@ -635,12 +660,13 @@ class HttpClient:
                  stop: threading.Event | None = None, show: Callable[[bytes], str] | None = None) -> Answer:
         """One request within the limits. Raises Failure (no usable answer) or Stopped."""
         with self._slots:
-            waited = self.rate_limiter.acquire(stop)
-            if waited:
-                self.counters.count(waited=waited)
+            admission = self.rate_limiter.admit(stop)
+            if admission.waited:
+                self.counters.count(waited=admission.waited)
             if stop is not None and stop.is_set():
                 raise Stopped()
             answer = self._request(method, url, body, dict(headers or {}), attempt, show)
+            admission.answered()
         return answer
 
     def _request(self, method: str, url: str, body: bytes | None, headers: dict[str, str], attempt: int,
