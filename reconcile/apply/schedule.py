@@ -7,6 +7,14 @@ processes (`prepare_later`) gets up to its `prepare_ahead` calls to build at onc
 so every core works on envelopes while the rate limit holds calls back. A stop request (Ctrl-C,
 SIGTERM) or a fatal error sends nothing more and waits a while for the answers of the calls in flight.
 
+Sending comes before recording: while calls keep going out, the answers already in are held, for at
+most `_HOLD_SECONDS` and `_HOLD_AT_MOST` calls, and handed back as soon as the sender has to wait
+anyway (for the rate window or an earlier wave). Marketo lets the first 100 calls through at once, and
+every later window repeats the first one's spread, so each call of the first window sent sooner ends
+the whole apply sooner; the bounds keep what a crash could leave unrecorded small. A failed call is
+handed back at once: it may stop the apply. One call at a time (concurrency 1) holds nothing: each
+answer is recorded before the next call goes.
+
 The scheduler knows nothing of journals or state: it asks its owner before each send and hands each
 finished call back, all on the thread that called `run`.
 """
@@ -31,6 +39,8 @@ __all__ = ["DaemonPool", "Scheduler", "SendOutcome", "BatchHandler", "PlannedCal
 _POLL = 0.1
 _PREPARE_ELSEWHERE_FROM = 4  # calls: fewer are built sooner here than worker processes start
 _FATAL_GRACE = 3600.0  # after a fatal error, answers in flight are still worth recording
+_HOLD_AT_MOST = 100  # answered calls held while more go out: Marketo's first rate window
+_HOLD_SECONDS = 2.0  # ... and for at most this long after the first of them came in
 
 
 class DaemonPool:
@@ -175,8 +185,10 @@ class Scheduler:
         """`preparing`: by batch number, calls being built elsewhere, in sending order."""
         ahead = calls_to_build_ahead(self.transport, len(pending))
         prepared: dict[int, Any] = {}  # built here, while calls were in flight
+        answered: list[tuple[Future, Batch]] = []  # off the network, not yet handed back
+        held_since = 0.0
         try:
-            while pending or inflight:
+            while pending or inflight or answered:
                 if self.stop.is_set() and not self.interrupted:
                     self.interrupted = True
                     self.halt.set()
@@ -204,25 +216,52 @@ class Scheduler:
                 if not ahead and pending and self._prepare is not None and pending[0].number not in prepared \
                         and not self.halt.is_set():
                     prepared[pending[0].number] = self._build(pending[0])  # overlaps the calls in flight
-                if inflight or waiting_for is not None:
-                    self._collect(inflight, _POLL, waiting_for)
-                    self.handler.tick()
+                arrived = self._collect(inflight, _POLL, waiting_for, answered) \
+                    if inflight or waiting_for is not None else []
+                if arrived and len(answered) == len(arrived):
+                    held_since = self.monotonic()
+                if not self._may_hold(arrived, answered, pending, held_since):
+                    self._hand_back(answered)
+                self.handler.tick()
         finally:
             for future in preparing.values():
                 future.cancel()  # not sent: no need to finish building it
+            self._hand_back(answered)
 
     def _prepare_ahead(self, pending: deque[Batch], preparing: dict[int, Future], ahead: int) -> None:
         for batch in itertools.islice(pending, ahead):
             if batch.number not in preparing:
                 preparing[batch.number] = self._prepare_later(batch.hold_records(), self.options.dedup_enabled)
 
-    def _collect(self, inflight: dict[Future, Batch], timeout: float, also: Future | None = None) -> None:
-        """Hand back the calls answered within `timeout`, returning early when `also` is done."""
+    def _collect(self, inflight: dict[Future, Batch], timeout: float, also: Future | None = None,
+                 answered: list[tuple[Future, Batch]] | None = None) -> list[Future]:
+        """Take the calls answered within `timeout` off `inflight`, returning early when `also` is done:
+        into `answered` if given, else handed back at once. Returns the futures taken."""
         done, _ = wait(list(inflight) + ([also] if also is not None else []), timeout=timeout,
                        return_when=FIRST_COMPLETED)
         self.drain_events()
-        for future in sorted((f for f in done if f in inflight), key=lambda f: inflight[f].number):
-            batch = inflight.pop(future)
+        arrived = sorted((f for f in done if f in inflight), key=lambda f: inflight[f].number)
+        taken = [(future, inflight.pop(future)) for future in arrived]
+        if answered is None:
+            self._hand_back(taken)
+        else:
+            answered.extend(taken)
+        return arrived
+
+    def _may_hold(self, arrived: list[Future], answered: list[tuple[Future, Batch]], pending: deque[Batch],
+                  held_since: float) -> bool:
+        """Whether the answers in may wait while more calls go out (see the module's docstring)."""
+        return self.options.concurrency > 1 and bool(arrived) and bool(pending) and not self.halt.is_set() \
+            and len(answered) < _HOLD_AT_MOST \
+            and self.monotonic() - held_since < _HOLD_SECONDS \
+            and all(future.exception() is None for future in arrived) \
+            and all(batch.wave >= pending[0].wave for _, batch in answered)
+
+    def _hand_back(self, answered: list[tuple[Future, Batch]]) -> None:
+        """Hand each answered call to the owner, in sending order, each once whatever happens."""
+        answered.sort(key=lambda item: item[1].number)
+        while answered:
+            future, batch = answered.pop(0)
             try:
                 self.handler.finished(batch, future)
             finally:
