@@ -9,6 +9,8 @@ from __future__ import annotations
 
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconcile.apply import RecordsFailed, apply_plan, plan_batches, recover_state
 from reconcile.core.model import Lead, State, StateLead
@@ -211,6 +213,37 @@ def test_a_call_closes_before_it_would_pass_the_size_limit():
     assert sizes == [[400, 400], [300], [900, 50], [2000]]  # an oversized record travels alone
     assert all(sum(s) <= 1000 for s in sizes[:-1])
     assert len(plan_batches(_plan(leads), batch_size=300, size_of=size_of)) == 1  # no limit given
+
+
+@settings(max_examples=150, deadline=None)
+@given(sizes=st.lists(st.integers(0, 700), min_size=1, max_size=40), slack=st.integers(0, 600),
+       limit=st.integers(1, 2000), batch_size=st.integers(1, 8))
+def test_sizing_by_bounds_gives_the_calls_that_exact_sizes_give(sizes, slack, limit, batch_size):
+    leads = [lead(i, email=f"u{i}@example.com", attributes={"Notes": "x" * size}) for i, size in enumerate(sizes)]
+    exact = lambda record: sum(len(value or "") for _, value in record.attributes)  # noqa: E731
+    bound = lambda record: exact(record) + slack  # noqa: E731 - loose, as a real bound is
+    expected = plan_batches(_plan(leads), batch_size=batch_size, size_of=exact, max_call_bytes=limit)
+    got = plan_batches(_plan(leads), batch_size=batch_size, size_of=exact, max_call_bytes=limit,
+                       size_bound_of=bound)
+    assert [b.indexes for b in got] == [b.indexes for b in expected]
+
+
+def test_sizing_by_bounds_counts_exact_sizes_only_where_a_call_might_not_fit():
+    leads = [lead(i, email=f"u{i}@example.com", attributes={"Notes": "x" * 10}) for i in range(30)]
+    exact_calls = []
+
+    def exact(record):
+        exact_calls.append(record)
+        return 10
+
+    batches = plan_batches(_plan(leads), batch_size=300, size_of=exact, max_call_bytes=150,
+                           size_bound_of=lambda record: 20)
+    assert [len(b.indexes) for b in batches] == [15, 15]  # by the exact sizes: the bounds would give 7s
+    assert exact_calls, "the bounds said the calls might not fit"
+    exact_calls.clear()
+    batches = plan_batches(_plan(leads), batch_size=300, size_of=exact, max_call_bytes=600,
+                           size_bound_of=lambda r: 20)
+    assert [len(b.indexes) for b in batches] == [30] and exact_calls == [], "the bounds alone show they fit"
 
 
 def test_groups_and_sizes_keep_one_lead_out_of_concurrent_calls():

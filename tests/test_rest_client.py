@@ -94,6 +94,16 @@ def test_size_of_is_the_length_of_the_record_in_the_body(lead_id, email, foreign
     assert payload.size_of(record, names) == len(two) - len(one)
 
 
+@settings(max_examples=300, deadline=None)
+@given(lead_id=st.none() | st.integers(1, 2**31 - 1), email=st.none() | _TEXT, foreign_id=st.none() | _TEXT,
+       attributes=st.lists(st.tuples(st.sampled_from(["FirstName", "Title", "Email"]), st.none() | _TEXT), max_size=4),
+       rest_names=st.tuples(st.sampled_from(["f", "firstName", "a" * 40]), st.sampled_from(["t", "title" * 9])))
+def test_the_size_bound_is_never_below_the_size(lead_id, email, foreign_id, attributes, rest_names) -> None:
+    names = payload.FieldNames({"FirstName": rest_names[0], "Title": rest_names[1]}, "externalId")
+    record = LeadRecord(lead_id=lead_id, email=email, foreign_sys_person_id=foreign_id, attributes=tuple(attributes))
+    assert payload.size_bound_of(record, names) >= payload.size_of(record, names)
+
+
 def test_foreign_id_leads_without_a_field_are_refused_before_sending(fake: FakeMarketo) -> None:
     transport = make_transport(fake, foreign_id_field=None)
     with pytest.raises(UsageError) as caught:

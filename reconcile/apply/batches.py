@@ -129,17 +129,27 @@ def _waves(plan: Plan, dedup_enabled: bool, group_of: GroupOf | None,
     return waves
 
 
-def _chunks(items: Sequence[_Item], batch_size: int, max_call_bytes: int | None) -> list[list[_Item]]:
+def _chunks(items: Sequence[_Item], batch_size: int, max_call_bytes: int | None,
+            exact_size: Callable[[_Item], int] | None = None) -> list[list[_Item]]:
     """Consecutive runs of at most `batch_size` items; with a size limit, a run closes before it would
-    pass `max_call_bytes` (a single record over the limit still gets a call of its own)."""
+    pass `max_call_bytes` (a single record over the limit still gets a call of its own).
+
+    With `exact_size`, the items' sizes are upper bounds: where their sum would pass the limit, the
+    run's exact sizes decide instead, so the runs are those the exact sizes alone would give."""
     chunks: list[list[_Item]] = []
     current: list[_Item] = []
-    used = 0
+    used, exact = 0, exact_size is None
     for item in items:
         size = item[3] if max_call_bytes is not None else 0
+        if max_call_bytes is not None and current and not exact and used + size > max_call_bytes \
+                and len(current) < batch_size:
+            used, exact = sum(map(exact_size, current)), True  # type: ignore[arg-type]
+        if exact and exact_size is not None:
+            size = exact_size(item)
         if current and (len(current) >= batch_size or (max_call_bytes is not None and used + size > max_call_bytes)):
             chunks.append(current)
-            current, used = [], 0
+            current, used, exact = [], 0, exact_size is None
+            size = item[3] if max_call_bytes is not None else 0
         current.append(item)
         used += size
     if current:
@@ -149,24 +159,27 @@ def _chunks(items: Sequence[_Item], batch_size: int, max_call_bytes: int | None)
 
 def plan_batches(plan: Plan, batch_size: int = MAX_BATCH_SIZE, dedup_enabled: bool = True, *,
                  group_of: GroupOf | None = None, size_of: SizeOf | None = None,
-                 max_call_bytes: int | None = None) -> list[Batch]:
+                 max_call_bytes: int | None = None, size_bound_of: SizeOf | None = None) -> list[Batch]:
     """The calls that apply `plan`: at most `batch_size` records each, a lead never twice in a call.
 
     Records that would reach the same Marketo lead (same Id, same foreign ID, or — with dedup — the
     same email as the only key) go to a later wave, sent after the earlier one is answered.
     `group_of(record, dedup_enabled)`: records of different groups never share a call (groups keep the
     order in which they first appear). `size_of(record)` with `max_call_bytes`: the records' sizes in
-    one call add up to at most `max_call_bytes`.
+    one call add up to at most `max_call_bytes`; `size_bound_of(record)`, a cheap upper bound of
+    `size_of`, spares computing most sizes without changing the calls.
     """
     batches: list[Batch] = []
-    size_needed = size_of if max_call_bytes is not None else None
+    bounded = size_of is not None and size_bound_of is not None
+    size_needed = (size_bound_of if bounded else size_of) if max_call_bytes is not None else None
+    exact_size = (lambda item: size_of(record_for(item[1]))) if bounded else None  # type: ignore[misc]
     waves = _waves(plan, dedup_enabled, group_of, size_needed)
     for wave in sorted(waves):
         groups: dict[Hashable, list[_Item]] = {}
         for item in waves[wave]:
             groups.setdefault(item[2], []).append(item)
         for items in groups.values():
-            for chunk in _chunks(items, batch_size, max_call_bytes):
+            for chunk in _chunks(items, batch_size, max_call_bytes, exact_size):
                 batches.append(Batch(number=len(batches) + 1, wave=wave, indexes=tuple(item[0] for item in chunk),
                                      actions=tuple(item[1] for item in chunk)))
     return batches

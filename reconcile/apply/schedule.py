@@ -119,7 +119,8 @@ class PlannedCalls:
             batches = plan_batches(plan, options.batch_size, options.dedup_enabled,
                                    group_of=getattr(transport, "group_of", None),
                                    size_of=getattr(transport, "size_of", None),
-                                   max_call_bytes=getattr(transport, "max_call_bytes", None))
+                                   max_call_bytes=getattr(transport, "max_call_bytes", None),
+                                   size_bound_of=getattr(transport, "size_bound_of", None))
         return cls(batches, options)
 
     def start_building(self, transport: Any) -> None:

@@ -85,7 +85,9 @@ class Transport(Protocol):
       call (REST: one `action`/`lookupField` per call, which depend on the record's key).
     - ``size_of(record) -> int`` with ``max_call_bytes: int``: the records of one call add up to at
       most `max_call_bytes` (leave room for the call's own framing). A record bigger than that on its
-      own still gets a call, for the transport to refuse.
+      own still gets a call, for the transport to refuse. ``size_bound_of(record) -> int``, if given,
+      is a cheap upper bound of ``size_of``: calls are then sized by it, and by ``size_of`` only where
+      the bounds say a call might not fit (the calls come out the same).
 
     Whatever the grouping, records that reach one Marketo lead (same Id, same foreign ID, or the
     same email with dedup) are never in two concurrent calls.

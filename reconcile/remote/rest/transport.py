@@ -58,6 +58,9 @@ class RestTransport:
     def size_of(self, record: LeadRecord) -> int:
         return payload.size_of(record, self.names)
 
+    def size_bound_of(self, record: LeadRecord) -> int:
+        return payload.size_bound_of(record, self.names)
+
     def check(self, records: Sequence[LeadRecord]) -> None:
         """Refuse, before anything is sent, records REST cannot carry (foreign IDs without a field)."""
         keyed = sum(1 for record in records if record.foreign_sys_person_id is not None)
