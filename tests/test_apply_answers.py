@@ -246,6 +246,23 @@ def test_sizing_by_bounds_counts_exact_sizes_only_where_a_call_might_not_fit():
     assert [len(b.indexes) for b in batches] == [30] and exact_calls == [], "the bounds alone show they fit"
 
 
+def test_the_first_calls_keep_the_records_planning_built(monkeypatch):
+    from reconcile.apply import batches as batches_module
+
+    built = []
+    real = batches_module.record_for
+    monkeypatch.setattr(batches_module, "record_for", lambda action: built.append(action.identity) or real(action))
+    leads = [lead(i, email=f"u{i}@example.com", attributes={"Title": f"T{i}"}) for i in range(10)]
+    batches = plan_batches(_plan(leads), batch_size=3, hold_first=2)
+    assert len(built) == 10
+    built.clear()
+    first, second, third = batches[0].hold_records(), batches[1].hold_records(), batches[2].hold_records()
+    assert len(built) == 3, "only the third call's records are built again"
+    assert first == tuple(real(a) for a in batches[0].actions) and third == tuple(real(a) for a in batches[2].actions)
+    batches[0].release_records()
+    assert batches[0].records == first and len(built) == 6, "let go once sent: built again if asked for"
+
+
 def test_groups_and_sizes_keep_one_lead_out_of_concurrent_calls():
     leads = [lead(1, foreign_sys_person_id="F", email="a@example.com"), lead(2, lead_id=5, foreign_sys_person_id="F")]
     batches = plan_batches(_plan(leads), group_of=lambda record, dedup: record.lead_id is None,
@@ -380,3 +397,19 @@ def test_the_state_file_is_valid_json_after_refusals(tmp_path):
     with pytest.raises(RecordsFailed):
         run_apply([lead(1, email="a@example.com"), lead(2, email="b@example.com")], state_path, transport)
     assert not state_path.exists() or load_state(state_path).leads == {}
+
+
+def test_calls_are_sent_with_the_plan_left_out_of_garbage_collection(tmp_path):
+    import gc
+
+    frozen_while_sending = []
+    answer = fresh_ids()
+
+    def record_and_answer(call, records):
+        frozen_while_sending.append(gc.get_freeze_count())
+        return answer(call, records)
+
+    leads = [lead(i, email=f"u{i}@example.com") for i in range(6)]
+    run_apply(leads, tmp_path / "state.json", Scripted(record_and_answer), batch_size=2)
+    assert len(frozen_while_sending) == 3 and min(frozen_while_sending) > 0, "the plan and state were frozen"
+    assert gc.get_freeze_count() == 0, "and let go again once the calls are answered"

@@ -111,3 +111,23 @@ def test_a_lead_journaled_as_answered_is_not_encoded_again_for_the_state(tmp_pat
     ledger.write()
     assert encoded == [], "the state's lines are the ones the journal wrote"
     assert load_state(tmp_path / "s.json").leads == {a.identity: lead for a, lead in zip(todo, leads)}
+
+
+def test_a_checkpoint_due_while_calls_are_going_out_waits_for_a_pause(tmp_path):
+    from reconcile.apply import ledger as ledger_module
+
+    clock = Clock()
+    written = []
+    ledger = Ledger(tmp_path / "s.json", State("l", 0, {}), monotonic=clock, checkpoint_interval=5.0,
+                    emit=lambda event: written.append(event) if isinstance(event, StateWritten) else None)
+    todo = actions(2)
+    ledger.record(0, todo[0], recorded_lead(todo[0], 1, "2026-01-01T00:00:00Z"))
+    clock.now += 6.0
+    ledger.checkpoint(busy=True)
+    assert written == [], "due, but calls are ready to go: it waits"
+    ledger.checkpoint(busy=False)
+    assert len(written) == 1, "the first pause writes it"
+    ledger.record(1, todo[1], recorded_lead(todo[1], 2, "2026-01-01T00:00:00Z"))
+    clock.now += 5.0 * ledger_module._BUSY_PATIENCE + 1
+    ledger.checkpoint(busy=True)
+    assert len(written) == 2, "a sender that never pauses still gets its checkpoints, further apart"

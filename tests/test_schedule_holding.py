@@ -46,7 +46,7 @@ class Owner:
         if future.exception() is not None:
             self.scheduler.fail(future.exception())  # as the apply does: a failed call stops it
 
-    def tick(self) -> None:
+    def tick(self, busy: bool = False) -> None:
         pass
 
     def emit(self, event: Any) -> None:

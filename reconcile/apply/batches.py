@@ -107,12 +107,13 @@ def conflict_keys(action: Action, record: LeadRecord, dedup_enabled: bool) -> li
     return keys
 
 
-_Item = tuple[int, Action, Hashable, int]  # plan position, action, group, size in bytes
+_Item = tuple[int, Action, Hashable, int, "LeadRecord | None"]  # plan position, action, group, size, record
 
 
 def _waves(plan: Plan, dedup_enabled: bool, group_of: GroupOf | None,
-           size_of: SizeOf | None) -> dict[int, list[_Item]]:
-    """Each action that sends, by wave, with its group and size: its record is built and let go."""
+           size_of: SizeOf | None, keep: int) -> dict[int, list[_Item]]:
+    """Each action that sends, by wave, with its group and size; the records of the first `keep` are
+    kept (the first calls' records, built once), the others let go."""
     waves: dict[int, list[_Item]] = {}
     last_wave: dict[tuple, int] = {}
     for index, action in enumerate(plan.actions):
@@ -124,7 +125,9 @@ def _waves(plan: Plan, dedup_enabled: bool, group_of: GroupOf | None,
         for key in keys:
             last_wave[key] = wave
         group = group_of(record, dedup_enabled) if group_of is not None else None
-        waves.setdefault(wave, []).append((index, action, group, size_of(record) if size_of is not None else 0))
+        waves.setdefault(wave, []).append((index, action, group, size_of(record) if size_of is not None else 0,
+                                           record if keep > 0 else None))
+        keep -= 1
     return waves
 
 
@@ -158,7 +161,8 @@ def _chunks(items: Sequence[_Item], batch_size: int, max_call_bytes: int | None,
 
 def plan_batches(plan: Plan, batch_size: int = MAX_BATCH_SIZE, dedup_enabled: bool = True, *,
                  group_of: GroupOf | None = None, size_of: SizeOf | None = None,
-                 max_call_bytes: int | None = None, size_bound_of: SizeOf | None = None) -> list[Batch]:
+                 max_call_bytes: int | None = None, size_bound_of: SizeOf | None = None,
+                 hold_first: int = 0) -> list[Batch]:
     """The calls that apply `plan`: at most `batch_size` records each, a lead never twice in a call.
 
     Records that would reach the same Marketo lead (same Id, same foreign ID, or — with dedup — the
@@ -166,19 +170,24 @@ def plan_batches(plan: Plan, batch_size: int = MAX_BATCH_SIZE, dedup_enabled: bo
     `group_of(record, dedup_enabled)`: records of different groups never share a call (groups keep the
     order in which they first appear). `size_of(record)` with `max_call_bytes`: the records' sizes in
     one call add up to at most `max_call_bytes`; `size_bound_of(record)`, a cheap upper bound of
-    `size_of`, spares computing most sizes without changing the calls.
+    `size_of`, spares computing most sizes without changing the calls. The first `hold_first` calls
+    hold their records (`Batch.hold_records`) from the start: they are about to be built and sent.
     """
     batches: list[Batch] = []
     bounded = size_of is not None and size_bound_of is not None
     size_needed = (size_bound_of if bounded else size_of) if max_call_bytes is not None else None
     exact_size = (lambda item: size_of(record_for(item[1]))) if bounded else None  # type: ignore[misc]
-    waves = _waves(plan, dedup_enabled, group_of, size_needed)
+    waves = _waves(plan, dedup_enabled, group_of, size_needed, keep=hold_first * batch_size)
     for wave in sorted(waves):
         groups: dict[Hashable, list[_Item]] = {}
         for item in waves[wave]:
             groups.setdefault(item[2], []).append(item)
         for items in groups.values():
             for chunk in _chunks(items, batch_size, max_call_bytes, exact_size):
-                batches.append(Batch(number=len(batches) + 1, wave=wave, indexes=tuple(item[0] for item in chunk),
-                                     actions=tuple(item[1] for item in chunk)))
+                batch = Batch(number=len(batches) + 1, wave=wave, indexes=tuple(item[0] for item in chunk),
+                              actions=tuple(item[1] for item in chunk))
+                records = tuple(item[4] for item in chunk)
+                if batch.number <= hold_first and None not in records:
+                    batch._held.append(records)
+                batches.append(batch)
     return batches

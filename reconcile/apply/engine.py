@@ -27,6 +27,7 @@ from reconcile.apply.report import ApplyReport, Tally, final_error, one_line
 from reconcile.apply.schedule import PlannedCalls, Scheduler
 from reconcile.apply.unknowns import UnknownOutcomes, unique, unknown_message
 from reconcile.core.clock import iso_utc, utc_now
+from reconcile.core.gcpause import gc_frozen
 from reconcile.core.model import CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
 from reconcile.core.planner import is_adoption, recorded_lead
 from reconcile.core.records import CREATED
@@ -72,8 +73,8 @@ class _Apply:
     def before_send(self, batch: Batch) -> None:
         self.ledger.sending(batch, self.options.dedup_enabled)
 
-    def tick(self) -> None:
-        self.ledger.checkpoint()
+    def tick(self, busy: bool = False) -> None:
+        self.ledger.checkpoint(busy)
 
     def finished(self, batch: Batch, future: Future) -> None:
         self._handled += 1
@@ -149,7 +150,8 @@ class _Apply:
         return self.finish(t0)
 
     def send(self, batches: Sequence[Batch], building: dict[int, Future]) -> None:
-        sent = self.scheduler.run(batches, building)
+        with gc_frozen():
+            sent = self.scheduler.run(batches, building)
         for batch in sent.unanswered:  # still "inflight" in the journal: its outcome is unknown
             self.unknowns.sent_without_answer(batch)
         for batch in sent.not_sent:

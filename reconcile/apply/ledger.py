@@ -25,6 +25,7 @@ from reconcile.store.journal import Journal, JournalEntry, RecoveryReport, Resul
 from reconcile.store.state import StateWriter, with_leads, write_state, writer_for
 
 _CHECKPOINT_SHARE = 20  # the wait after a checkpoint, in multiples of what that checkpoint took
+_BUSY_PATIENCE = 6  # a checkpoint due while calls are going out waits for a pause, this many times as long
 
 __all__ = ["persist_state", "recover", "recover_state", "recovery_lines", "journal_entries", "Ledger"]
 
@@ -207,8 +208,12 @@ class Ledger:
 
     # -- writing the state ------------------------------------------------------------------------------
 
-    def checkpoint(self) -> None:
-        if self._monotonic() - self._last_write >= self._next_interval:
+    def checkpoint(self, busy: bool = False) -> None:
+        """Write the state if a checkpoint is due. `busy`: calls are ready to go out, and a write (a second
+        or more for a large state) would hold them back: the checkpoint waits for a pause, up to
+        `_BUSY_PATIENCE` intervals (the journal keeps every answer meanwhile)."""
+        due = self._next_interval * (_BUSY_PATIENCE if busy else 1)
+        if self._monotonic() - self._last_write >= due:
             self.write()
 
     def write(self) -> None:

@@ -39,8 +39,11 @@ __all__ = ["DaemonPool", "Scheduler", "SendOutcome", "BatchHandler", "PlannedCal
 _POLL = 0.1
 _PREPARE_ELSEWHERE_FROM = 4  # calls: fewer are built sooner here than worker processes start
 _FATAL_GRACE = 3600.0  # after a fatal error, answers in flight are still worth recording
-_HOLD_AT_MOST = 100  # answered calls held while more go out: Marketo's first rate window
-_HOLD_SECONDS = 2.0  # ... and for at most this long after the first of them came in
+_FIRST_WINDOW = 100  # calls Marketo lets through at once: their records are kept from planning
+_HOLD_AT_MOST = _FIRST_WINDOW  # answered calls held while more go out
+_HOLD_SECONDS = 5.0  # ... and for at most this long after the first of them came in
+_BUILD_AHEAD_AT_MOST = 100  # calls built here ahead of sending, while waiting for the rate window
+_BUILD_WHEN_IDLE = 0.05  # ... for at most about this many seconds between looks at the calls in flight
 
 
 class DaemonPool:
@@ -86,7 +89,8 @@ class BatchHandler(Protocol):
 
     def finished(self, batch: Batch, future: Future) -> None: ...
 
-    def tick(self) -> None: ...
+    def tick(self, busy: bool = False) -> None:
+        """Time passes; `busy`: calls are ready to go out, so anything that can wait should."""
 
     def emit(self, event: ApplyEvent) -> None: ...
 
@@ -120,7 +124,8 @@ class PlannedCalls:
                                    group_of=getattr(transport, "group_of", None),
                                    size_of=getattr(transport, "size_of", None),
                                    max_call_bytes=getattr(transport, "max_call_bytes", None),
-                                   size_bound_of=getattr(transport, "size_bound_of", None))
+                                   size_bound_of=getattr(transport, "size_bound_of", None),
+                                   hold_first=_FIRST_WINDOW)
         return cls(batches, options)
 
     def start_building(self, transport: Any) -> None:
@@ -187,7 +192,7 @@ class Scheduler:
         ahead = calls_to_build_ahead(self.transport, len(pending))
         prepared: dict[int, Any] = {}  # built here, while calls were in flight
         answered: list[tuple[Future, Batch]] = []  # off the network, not yet handed back
-        held_since = 0.0
+        held_since, idle = 0.0, False
         try:
             while pending or inflight or answered:
                 if self.stop.is_set() and not self.interrupted:
@@ -214,20 +219,31 @@ class Scheduler:
                     pending.popleft()
                     inflight[pool.submit(self._send_one, batch, call)] = batch
                     self.handler.emit(BatchSent(batch=batch.number, records=batch.size))
-                if not ahead and pending and self._prepare is not None and pending[0].number not in prepared \
-                        and not self.halt.is_set():
-                    prepared[pending[0].number] = self._build(pending[0])  # overlaps the calls in flight
+                if not ahead and self._prepare is not None and not self.halt.is_set():
+                    self._build_here(pending, prepared, idle)
                 arrived = self._collect(inflight, _POLL, waiting_for, answered) \
                     if inflight or waiting_for is not None else []
+                idle = not arrived and not answered
                 if arrived and len(answered) == len(arrived):
                     held_since = self.monotonic()
                 if not self._may_hold(arrived, answered, pending, held_since):
                     self._hand_back(answered)
-                self.handler.tick()
+                self.handler.tick(busy=bool(pending) and not idle)
         finally:
             for future in preparing.values():
                 future.cancel()  # not sent: no need to finish building it
             self._hand_back(answered)
+
+    def _build_here(self, pending: deque[Batch], prepared: dict[int, Any], idle: bool) -> None:
+        """Build the next call while calls are on the network; while the sender waits with nothing else
+        to do (for the rate window), build a few more, up to a window's worth, so that the calls the
+        window lets through next go out without being built then."""
+        until = self.monotonic() + _BUILD_WHEN_IDLE
+        for batch in itertools.islice(pending, _BUILD_AHEAD_AT_MOST if idle else 1):
+            if batch.number not in prepared:
+                prepared[batch.number] = self._build(batch)
+                if self.monotonic() >= until:
+                    return
 
     def _prepare_ahead(self, pending: deque[Batch], preparing: dict[int, Future], ahead: int) -> None:
         for batch in itertools.islice(pending, ahead):

@@ -21,3 +21,18 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Leave every object alive now out of the cyclic collector's walks for a while (gc.freeze).
+
+    During an apply, the plan, the leads and the state are alive throughout and hold no garbage, yet
+    every full collection walked them all: 0.2 to 0.5 s each, several an apply, each stopping the
+    sender in the middle of a rate window. Objects made meanwhile are still collected.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
