@@ -54,12 +54,12 @@ class Owner:
 
 
 def run(batches: int, concurrency: int, *, seconds_a_step: float = 0.0, failing: tuple[int, ...] = (),
-        waves: dict[int, int] | None = None) -> list[str]:
+        waves: dict[int, int] | None = None, dedup: bool = True) -> list[str]:
     clock = [0.0]
     owner = Owner(clock, seconds_a_step)
     transport = InstantTransport(failing)
     transport.prepare = lambda records, dedup: records  # type: ignore[attr-defined]
-    scheduler = Scheduler(transport, ApplyOptions(batch_size=1, concurrency=concurrency), owner,
+    scheduler = Scheduler(transport, ApplyOptions(batch_size=1, concurrency=concurrency, dedup_enabled=dedup), owner,
                           lambda: clock[0], threading.Event())
     owner.scheduler = scheduler
     plan = [Batch(number=n, wave=(waves or {}).get(n, 0), indexes=(n,), actions=()) for n in range(1, batches + 1)]
@@ -84,6 +84,12 @@ def test_answers_wait_while_calls_go_out_and_each_is_recorded_once_in_order() ->
 def test_one_call_at_a_time_records_each_answer_before_the_next_call() -> None:
     log = run(5, concurrency=1)
     assert log == [f"{what} {n}" for n in range(1, 6) for what in ("send", "record")]
+
+
+def test_without_dedup_no_answer_waits_behind_a_later_call() -> None:
+    log = run(12, concurrency=4, dedup=False)
+    for n in range(1, 8):  # a crash must not lose a create's answer that could have been recorded
+        assert log.index(f"record {n}") < log.index(f"send {n + 4 + 1}"), log
 
 
 def test_answers_are_held_for_a_bounded_time(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,8 @@ anyway (for the rate window or an earlier wave). Marketo lets the first 100 call
 every later window repeats the first one's spread, so each call of the first window sent sooner ends
 the whole apply sooner; the bounds keep what a crash could leave unrecorded small. A failed call is
 handed back at once: it may stop the apply. One call at a time (concurrency 1) holds nothing: each
-answer is recorded before the next call goes.
+answer is recorded before the next call goes. Nor does `--no-dedup`: a create whose answer a crash
+lost cannot be resent safely there, so its answer is recorded at once.
 
 The scheduler knows nothing of journals or state: it asks its owner before each send and hands each
 finished call back, all on the thread that called `run`.
@@ -268,7 +269,8 @@ class Scheduler:
     def _may_hold(self, arrived: list[Future], answered: list[tuple[Future, Batch]], pending: deque[Batch],
                   held_since: float) -> bool:
         """Whether the answers in may wait while more calls go out (see the module's docstring)."""
-        return self.options.concurrency > 1 and bool(arrived) and bool(pending) and not self.halt.is_set() \
+        return self.options.concurrency > 1 and self.options.dedup_enabled and bool(arrived) and bool(pending) \
+            and not self.halt.is_set() \
             and len(answered) < _HOLD_AT_MOST \
             and self.monotonic() - held_since < _HOLD_SECONDS \
             and all(future.exception() is None for future in arrived) \
