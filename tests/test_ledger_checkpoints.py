@@ -28,11 +28,17 @@ def actions(n):
     return list(make_plan(leads, State(lineage="l", serial=0, leads={})).actions)
 
 
-def test_a_checkpoint_that_took_long_is_followed_by_a_longer_wait(tmp_path):
-    clock = Clock(per_call=1.0)  # every reading advances a second: each write "takes" one second
+def ledger_every_5_s(tmp_path, clock):
+    """A ledger over an empty state with 5 s checkpoints, and the StateWritten events it emits."""
     written = []
     ledger = Ledger(tmp_path / "s.json", State("l", 0, {}), monotonic=clock, checkpoint_interval=5.0,
                     emit=lambda event: written.append(event) if isinstance(event, StateWritten) else None)
+    return ledger, written
+
+
+def test_a_checkpoint_that_took_long_is_followed_by_a_longer_wait(tmp_path):
+    clock = Clock(per_call=1.0)  # every reading advances a second: each write "takes" one second
+    ledger, written = ledger_every_5_s(tmp_path, clock)
     todo = actions(4)
     ledger.record(0, todo[0], recorded_lead(todo[0], 1, "2026-01-01T00:00:00Z"))
     clock.now += 5.0
@@ -117,9 +123,7 @@ def test_a_checkpoint_due_while_calls_are_going_out_waits_for_a_pause(tmp_path):
     from reconcile.apply import ledger as ledger_module
 
     clock = Clock()
-    written = []
-    ledger = Ledger(tmp_path / "s.json", State("l", 0, {}), monotonic=clock, checkpoint_interval=5.0,
-                    emit=lambda event: written.append(event) if isinstance(event, StateWritten) else None)
+    ledger, written = ledger_every_5_s(tmp_path, clock)
     todo = actions(2)
     ledger.record(0, todo[0], recorded_lead(todo[0], 1, "2026-01-01T00:00:00Z"))
     clock.now += 6.0
