@@ -96,10 +96,13 @@ class AnswerChecker:
     def _conflict(self, item: Accepted, same_answer: Sequence[Action], checked: CheckedAnswer) -> str | None:
         """Why `item` may not be recorded under its lead ID (None: it may). Takes back earlier claims."""
         me = item.action
-        earlier = [(i, a) for i, a in self._claims.get(item.lead_id, []) if a.identity != me.identity]
-        others = [a for _, a in earlier] + [a for a in same_answer if a.identity != me.identity]
+        claims = self._claims.get(item.lead_id)
         owner = self._state_owner.get(item.lead_id)
         held_by_other = owner not in (None, me.state_key, me.identity)
+        if not claims and len(same_answer) == 1 and not held_by_other:
+            return None  # as nearly always: a lead ID given once in this apply, to this lead alone
+        earlier = [(i, a) for i, a in claims or () if a.identity != me.identity]
+        others = [a for _, a in earlier] + [a for a in same_answer if a.identity != me.identity]
         if not others and not held_by_other:
             return None
         names = list(dict.fromkeys(_named(a) for a in others))

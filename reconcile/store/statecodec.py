@@ -163,6 +163,9 @@ def implied_by_key(key: str) -> dict[str, Any]:
     return {}
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps's, made once, not a lead
+
+
 def lead_line(key: str, lead: StateLead) -> str:
     """One lead as one line: `{"<key>":{<attributes, sorted>},<fields that the key does not imply>}`.
 
@@ -175,7 +178,7 @@ def lead_line(key: str, lead: StateLead) -> str:
                                          lead.foreign_sys_type, lead.synced_at)):
         if value != implied.get(name):
             line[name] = value
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))  # one call: it runs once a lead written
+    return _COMPACT.encode(line)  # one call: it runs once a lead written
 
 
 def parse_lead_line(line: str | bytes, where: Location) -> tuple[str, StateLead]:
