@@ -18,6 +18,13 @@ from reconcile.apply.options import ApplyOptions
 from reconcile.apply.schedule import Scheduler
 
 
+@pytest.fixture(autouse=True)
+def every_call_in_one_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers are held only while a window's worth of calls is still to go: here, always, unless a
+    test says otherwise."""
+    monkeypatch.setattr(schedule, "_FIRST_WINDOW", 0)
+
+
 class InstantTransport:
     """Answers every call at once; a call listed in `failing` raises instead."""
 
@@ -121,3 +128,10 @@ def test_a_failed_call_is_handed_back_before_anything_more_is_sent() -> None:
 def test_a_later_wave_waits_for_the_earlier_answers_to_be_recorded() -> None:
     log = run(6, concurrency=4, waves={4: 1, 5: 1, 6: 1})
     assert log.index("record 3") < log.index("send 4"), log
+
+
+def test_the_last_windows_answers_are_recorded_as_they_come(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schedule, "_FIRST_WINDOW", 6)
+    log = run(12, concurrency=2)
+    assert log.index("send 6") < log.index("record 1"), log  # six or more still to go: held
+    assert log.index("record 9") < log.index("send 12"), log  # fewer than six to go: recorded between calls

@@ -11,7 +11,9 @@ Sending comes before recording: while calls keep going out, the answers already 
 most `_HOLD_SECONDS` and `_HOLD_AT_MOST` calls, and handed back as soon as the sender has to wait
 anyway (for the rate window or an earlier wave). Marketo lets the first 100 calls through at once, and
 every later window repeats the first one's spread, so each call of the first window sent sooner ends
-the whole apply sooner; the bounds keep what a crash could leave unrecorded small. A failed call is
+the whole apply sooner; the bounds keep what a crash could leave unrecorded small. Only while a
+window's worth of calls is still to go: no pause follows the last window, so its answers are recorded
+as they come, between its calls, instead of all after them. A failed call is
 handed back at once: it may stop the apply. One call at a time (concurrency 1) holds nothing: each
 answer is recorded before the next call goes. Nor does `--no-dedup`: a create whose answer a crash
 lost cannot be resent safely there, so its answer is recorded at once.
@@ -269,8 +271,8 @@ class Scheduler:
     def _may_hold(self, arrived: list[Future], answered: list[tuple[Future, Batch]], pending: deque[Batch],
                   held_since: float) -> bool:
         """Whether the answers in may wait while more calls go out (see the module's docstring)."""
-        return self.options.concurrency > 1 and self.options.dedup_enabled and bool(arrived) and bool(pending) \
-            and not self.halt.is_set() \
+        return self.options.concurrency > 1 and self.options.dedup_enabled and bool(arrived) \
+            and bool(pending) and len(pending) >= _FIRST_WINDOW and not self.halt.is_set() \
             and len(answered) < _HOLD_AT_MOST \
             and self.monotonic() - held_since < _HOLD_SECONDS \
             and all(future.exception() is None for future in arrived) \
