@@ -256,7 +256,7 @@ def test_the_first_calls_keep_the_records_planning_built(monkeypatch):
     batches = plan_batches(_plan(leads), batch_size=3, hold_first=2)
     assert len(built) == 10
     built.clear()
-    first, second, third = batches[0].hold_records(), batches[1].hold_records(), batches[2].hold_records()
+    first, _, third = batches[0].hold_records(), batches[1].hold_records(), batches[2].hold_records()
     assert len(built) == 3, "only the third call's records are built again"
     assert first == tuple(real(a) for a in batches[0].actions) and third == tuple(real(a) for a in batches[2].actions)
     batches[0].release_records()

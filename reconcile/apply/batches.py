@@ -176,7 +176,8 @@ def plan_batches(plan: Plan, batch_size: int = MAX_BATCH_SIZE, dedup_enabled: bo
     batches: list[Batch] = []
     bounded = size_of is not None and size_bound_of is not None
     size_needed = (size_bound_of if bounded else size_of) if max_call_bytes is not None else None
-    exact_size = (lambda item: size_of(record_for(item[1]))) if bounded else None  # type: ignore[misc]
+    exact_size = (lambda item: size_of(item[4] if item[4] is not None else record_for(item[1]))) \
+        if bounded else None  # type: ignore[misc]
     waves = _waves(plan, dedup_enabled, group_of, size_needed, keep=hold_first * batch_size)
     for wave in sorted(waves):
         groups: dict[Hashable, list[_Item]] = {}

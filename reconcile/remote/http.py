@@ -74,7 +74,6 @@ import re
 import socket
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
