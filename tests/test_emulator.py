@@ -404,22 +404,57 @@ def test_database_is_written_before_the_response(tmp_path, emulator_factory):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emulator.json", "emulator.json.log"]  # no temp files
 
 
-def test_a_call_appends_what_it_changed_and_the_log_is_folded_when_it_outgrows_the_snapshot(tmp_path):
+def test_a_call_appends_what_it_changed_and_the_log_is_folded_once_it_outgrew_the_snapshot_and_calls_paused(
+        tmp_path):
     db = tmp_path / "emulator.json"
     create_database(db, leads=[])
-    store = LeadStore(fields=frozenset({"Title"}), path=db, min_log_bytes=2000)
+    clock = [0.0]
+    store = LeadStore(fields=frozenset({"Title"}), path=db, min_log_bytes=2000, monotonic=lambda: clock[0])
+    log = tmp_path / "emulator.json.log"
     snapshot = db.read_bytes()
     store.sync([R(email=f"u{i}@example.com") for i in range(3)], True)
     store.sync([R(email="u1@example.com", attributes=(("Title", "CTO"),))], True)
-    log_lines = (tmp_path / "emulator.json.log").read_text().splitlines()
     assert db.read_bytes() == snapshot, "a call does not rewrite the whole database"
-    assert [len(json.loads(line)["leads"]) for line in log_lines] == [3, 1], "only what each call changed"
+    assert [len(json.loads(line)["leads"]) for line in log.read_text().splitlines()] == [3, 1], \
+        "only what each call changed"
     assert persisted(db) == store.leads()
     store.sync([R(email=f"many{i}@example.com", attributes=(("Title", "x" * 50),)) for i in range(30)], True)
-    assert (tmp_path / "emulator.json.log").read_bytes() == b"" and json.loads(db.read_text())["leads"] == \
-        store.leads(), "folded into the snapshot once the log outgrew it"
+    clock[0] += 0.9
+    assert not store.fold_when_quiet(quiet=1.0) and log.read_bytes() and db.read_bytes() == snapshot, \
+        "the log outgrew the snapshot, but a call wrote under a second ago: no fold stalls the next call"
+    clock[0] += 0.2
+    assert store.fold_when_quiet(quiet=1.0)
+    assert log.read_bytes() == b"" and json.loads(db.read_text())["leads"] == store.leads(), \
+        "folded into the snapshot once calls paused"
     lead_lines = [line for line in db.read_text().splitlines() if line.startswith("  {")]
     assert [json.loads(line.rstrip(",")) for line in lead_lines] == store.leads(), "one lead a line, diffable"
+    store.sync([R(email="u2@example.com", attributes=(("Title", "CEO"),))], True)
+    clock[0] += 5
+    assert not store.fold_when_quiet(quiet=1.0) and log.read_bytes(), "a log smaller than the snapshot stays"
+
+
+def test_a_log_that_grows_far_past_the_snapshot_with_no_pause_is_folded_by_the_call(tmp_path):
+    db = tmp_path / "emulator.json"
+    store = LeadStore(fields=frozenset({"Title"}), path=db, min_log_bytes=200, monotonic=lambda: 0.0)
+    log = tmp_path / "emulator.json.log"
+    for i in range(200):
+        store.sync([R(email=f"u{i}@example.com", attributes=(("Title", "x" * 40),))], True)
+        assert log.stat().st_size <= 16 * max(200, db.stat().st_size if db.exists() else 0) + 200
+    assert db.exists() and persisted(db) == store.leads()
+
+
+def test_the_server_folds_the_log_between_calls_once_they_pause(tmp_path, emulator_factory, monkeypatch):
+    monkeypatch.setattr("reconcile.emulator.store.QUIET_SECONDS", 0.3)
+    emu = emulator_factory(db_path=tmp_path / "emulator.json")
+    sync(emu, [R(email=f"u{i}@example.com", attributes={"Title": "t" * 40}) for i in range(40)])
+    log = tmp_path / "emulator.json.log"
+    assert log.stat().st_size > 0
+    emu.store._min_log_bytes = 100  # the log has outgrown the snapshot now
+    deadline = time.monotonic() + 10
+    while log.stat().st_size and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.stat().st_size == 0, "calls paused: the server folded the log"
+    assert [lead["email"] for lead in persisted(tmp_path / "emulator.json")][:2] == ["u0@example.com", "u1@example.com"]
 
 
 def test_a_torn_last_log_line_is_dropped_and_a_corrupt_one_refused(tmp_path):

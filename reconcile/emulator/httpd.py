@@ -49,6 +49,10 @@ class _Server(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
 
+    def service_actions(self) -> None:
+        """Between requests (and every poll interval when idle): the database's housekeeping."""
+        self.emulator.store.fold_when_quiet()
+
     def handle_error(self, request: Any, client_address: Any) -> None:  # no traceback on stderr
         log.debug("emulator: error on a connection from %s", client_address[0], exc_info=True)
 

@@ -8,9 +8,11 @@ whole before the call is answered, or rolled back as a whole.
 On disk: the database file (`path`, a JSON snapshot) and beside it `<path>.log`, one JSON line per
 committed transaction with the leads it changed and deleted, fsync'd before the call is answered.
 A call costs what it changed, not the size of the database. Loading replays the log over the
-snapshot (a line torn by a crash is the unanswered last call and is dropped); the log is folded
-into the snapshot when it outgrows it and when the store is closed, so a stopped emulator leaves
-one complete JSON file. What a write means is each API's
+snapshot (a line torn by a crash is the unanswered last call and is dropped). Once the log outgrows
+the snapshot it is folded into it when no call has written for a moment (`fold_when_quiet`, which
+the server looks at between requests), so the fold, which rewrites the whole database, does not
+stall calls; a log that grows far past that with never a quiet moment is folded by the call that
+grows it. A closed store is folded too, so a stopped emulator leaves one complete JSON file. What a write means is each API's
 business: `soap_rules` (syncMultipleLeads) and `rest_rules` (Sync Leads) drive a transaction; the
 admin endpoints edit, merge and delete through one too.
 """
@@ -23,6 +25,7 @@ import json
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -36,6 +39,9 @@ log = logging.getLogger("reconcile.emulator")
 
 DB_FORMAT_VERSION = 1
 MIN_LOG_BYTES = 1024 * 1024  # the log is folded into the snapshot once it outgrows this and the snapshot
+QUIET_SECONDS = 5.0  # ... when no call has written for this long (not in the pause between a client's
+# rate windows, nor while the client writes its own files after its last call)
+FOLD_IN_CALL_PAST = 16  # ... or by the call that takes it this many times past that size
 
 
 class StoreError(Exception):
@@ -127,7 +133,7 @@ class Transaction:
 class LeadStore:
     def __init__(self, *, fields: frozenset[str], first_lead_id: int = 1_000_001,
                  path: Path | None = None, now: Callable[[], datetime] | None = None,
-                 min_log_bytes: int = MIN_LOG_BYTES):
+                 min_log_bytes: int = MIN_LOG_BYTES, monotonic: Callable[[], float] = time.monotonic):
         self.fields = fields  # SOAP names of the attributes a lead may have
         self._first_id = first_lead_id
         self._path = path
@@ -139,7 +145,10 @@ class LeadStore:
         self._by_attribute: dict[str, dict[str, list[int]]] = {}  # built on first lookup by a field
         self._next_id = first_lead_id
         self._snapshot_bytes = 0
+        self._log_bytes = 0
         self._min_log_bytes = min_log_bytes
+        self._monotonic = monotonic
+        self._last_write = monotonic()
         if path is not None:
             self._load(path)
 
@@ -190,6 +199,22 @@ class LeadStore:
         with self._lock:
             if self._path is not None and _log_path(self._path).exists():
                 self._compact(self._path)
+
+    def fold_when_quiet(self, quiet: float | None = None) -> bool:
+        """Fold the log into the snapshot if it outgrew it and no call has written for `quiet` seconds
+        (`QUIET_SECONDS`); never waits for a call in progress. True if it folded."""
+        quiet = QUIET_SECONDS if quiet is None else quiet
+        if self._path is None or not self._log_outgrew() or self._monotonic() - self._last_write < quiet:
+            return False
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            return self._log_outgrew() and self._fold(self._path)
+        finally:
+            self._lock.release()
+
+    def _log_outgrew(self, times: int = 1) -> bool:
+        return self._log_bytes > times * max(self._min_log_bytes, self._snapshot_bytes)
 
     def sync(self, records: Iterable[RecordLike], dedup_enabled: bool | None) -> list[Outcome]:
         """syncMultipleLeads: one call's records by `soap_rules`, one outcome per record, in order."""
@@ -271,6 +296,10 @@ class LeadStore:
             except (ValueError, KeyError, TypeError) as exc:
                 raise StoreError(f"emulator database {path} is corrupt: {exc}") from exc
             self._snapshot_bytes = len(text)
+        try:
+            self._log_bytes = _log_path(path).stat().st_size
+        except FileNotFoundError:
+            self._log_bytes = 0
         next_id = _replay(_log_path(path), leads, next_id)
         self._leads = leads
         self._next_id = max([next_id, self._first_id, *(i + 1 for i in leads)])
@@ -290,14 +319,21 @@ class LeadStore:
                 except BaseException:
                     log.truncate(size)  # a write the call does not answer must not replay later
                     raise
-                size += len(line)
+                self._log_bytes = size + len(line)
         except OSError as exc:
             raise StoreError(f"cannot write emulator database log {log_path}: {exc}") from exc
-        if size > max(self._min_log_bytes, self._snapshot_bytes):
-            try:  # the change is durable in the log already: a failed fold is retried next time
-                self._compact(path)
-            except StoreError:
-                log.warning("emulator: could not fold the database log into %s; will retry", path, exc_info=True)
+        finally:
+            self._last_write = self._monotonic()
+        if self._log_outgrew(FOLD_IN_CALL_PAST):
+            self._fold(path)
+
+    def _fold(self, path: Path) -> bool:
+        try:
+            self._compact(path)
+        except StoreError:  # every change is in the log already: a failed fold is retried later
+            log.warning("emulator: could not fold the database log into %s; will retry", path, exc_info=True)
+            return False
+        return True
 
     def _compact(self, path: Path) -> None:
         """The snapshot first, then an empty log: a crash in between replays changes it already holds."""
@@ -310,6 +346,7 @@ class LeadStore:
             pass
         except OSError as exc:
             raise StoreError(f"cannot reset emulator database log {_log_path(path)}: {exc}") from exc
+        self._log_bytes = 0
 
     def _save(self, path: Path) -> None:
         payload = _snapshot_text(self._next_id, [self._leads[i] for i in sorted(self._leads)])
