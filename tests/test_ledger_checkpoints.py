@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from reconcile.apply.events import StateWritten
 from reconcile.apply.ledger import Ledger
 from reconcile.core.model import Lead, State
@@ -119,19 +121,28 @@ def test_a_lead_journaled_as_answered_is_not_encoded_again_for_the_state(tmp_pat
     assert load_state(tmp_path / "s.json").leads == {a.identity: lead for a, lead in zip(todo, leads)}
 
 
-def test_a_checkpoint_due_while_calls_are_going_out_waits_for_a_pause(tmp_path):
+def test_a_checkpoint_due_while_calls_are_going_out_waits_for_a_pause_long_enough_to_hold_it(tmp_path):
     from reconcile.apply import ledger as ledger_module
 
     clock = Clock()
     ledger, written = ledger_every_5_s(tmp_path, clock)
-    todo = actions(2)
+    todo = actions(3)
     ledger.record(0, todo[0], recorded_lead(todo[0], 1, "2026-01-01T00:00:00Z"))
     clock.now += 6.0
-    ledger.checkpoint(busy=True)
+    ledger.checkpoint(free_for=0.0)
     assert written == [], "due, but calls are ready to go: it waits"
-    ledger.checkpoint(busy=False)
+    ledger.checkpoint(free_for=math.inf)
     assert len(written) == 1, "the first pause writes it"
+    ledger._last_write_seconds = 2.0  # as a large state's write takes
     ledger.record(1, todo[1], recorded_lead(todo[1], 2, "2026-01-01T00:00:00Z"))
+    clock.now += 6.0
+    ledger.checkpoint(free_for=0.5)
+    assert len(written) == 1, "the rate window opens in half a second: a 2 s write would hold its calls"
+    ledger.checkpoint(free_for=3.5)
+    assert len(written) == 2, "a 3.5 s wait for the window holds the write"
+    ledger.record(2, todo[2], recorded_lead(todo[2], 3, "2026-01-01T00:00:00Z"))
     clock.now += 5.0 * ledger_module._BUSY_PATIENCE + 1
-    ledger.checkpoint(busy=True)
-    assert len(written) == 2, "a sender that never pauses still gets its checkpoints, further apart"
+    ledger.checkpoint(free_for=0.0)
+    assert len(written) == 3, "a sender that never pauses still gets its checkpoints, further apart"
+
+

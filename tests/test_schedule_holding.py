@@ -7,6 +7,7 @@ do: "send N" is the journal's in-flight entry for call N, "record N" its answer.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -53,7 +54,7 @@ class Owner:
         if future.exception() is not None:
             self.scheduler.fail(future.exception())  # as the apply does: a failed call stops it
 
-    def tick(self, busy: bool = False) -> None:
+    def tick(self, free_for: float = 0.0) -> None:
         pass
 
     def emit(self, event: Any) -> None:
@@ -135,3 +136,20 @@ def test_the_last_windows_answers_are_recorded_as_they_come(monkeypatch: pytest.
     log = run(12, concurrency=2)
     assert log.index("send 6") < log.index("record 1"), log  # six or more still to go: held
     assert log.index("record 9") < log.index("send 12"), log  # fewer than six to go: recorded between calls
+
+
+def test_the_sender_is_free_until_the_rate_window_opens_when_that_is_what_it_waits_for():
+    from collections import deque
+
+    opens_in = [2.5]
+    transport = InstantTransport()
+    transport.window_opens_in = lambda: opens_in[0]  # type: ignore[attr-defined]
+    scheduler = Scheduler(transport, ApplyOptions(), Owner([0.0]), lambda: 0.0, threading.Event())
+    waiting = deque([Batch(number=2, wave=0, indexes=(2,), actions=())])
+    assert scheduler._free_for(waiting, idle=False) == 0.0, "calls are going out"
+    assert scheduler._free_for(waiting, idle=True) == 2.5, "waiting for the window: free until it opens"
+    assert scheduler._free_for(deque(), idle=True) == 0.0, "the last calls are out: the final write is near"
+    opens_in[0] = 0.0
+    assert scheduler._free_for(waiting, idle=True) == math.inf, "waiting for answers, not the window"
+    without = Scheduler(InstantTransport(), ApplyOptions(), Owner([0.0]), lambda: 0.0, threading.Event())
+    assert without._free_for(waiting, idle=True) == math.inf

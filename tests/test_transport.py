@@ -452,6 +452,24 @@ def test_an_answered_call_counts_from_its_answer_and_an_unanswered_one_from_its_
     assert now[0] == pytest.approx(11.0)
 
 
+def test_the_rate_limiter_says_when_its_window_lets_the_next_call_start():
+    now = [0.0]
+    limiter = RateLimiter(calls=2, window=10.0, margin=1.0, clock=lambda: now[0], sleep=lambda s: None)
+    assert limiter.opens_in() == 0.0
+    first = limiter.admit()
+    now[0] = 0.5
+    first.answered()  # it counts until 10.5 s
+    now[0] = 2.0
+    second = limiter.admit()  # unanswered, it counts until 2 + 10 + 1 = 13 s
+    assert limiter.opens_in() == pytest.approx(8.5), "the first call stops counting at 10.5 s"
+    now[0] = 11.0
+    assert limiter.opens_in() == 0.0
+    limiter.admit()
+    assert limiter.opens_in() == pytest.approx(2.0), "then the second, at 13 s"
+    second.answered()  # at 11 s: no later than 13 s either way
+    assert limiter.opens_in() == pytest.approx(2.0)
+
+
 def test_rate_limiter_is_thread_safe():
     limiter = RateLimiter(calls=4, window=0.3, margin=0.0)
     times = []

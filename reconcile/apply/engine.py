@@ -11,6 +11,7 @@ a :class:`~reconcile.errors.ReconcileError` that carries the report as `.report`
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from concurrent.futures import Future
@@ -73,8 +74,8 @@ class _Apply:
     def before_send(self, batch: Batch) -> None:
         self.ledger.sending(batch, self.options.dedup_enabled)
 
-    def tick(self, busy: bool = False) -> None:
-        self.ledger.checkpoint(busy)
+    def tick(self, free_for: float = math.inf) -> None:
+        self.ledger.checkpoint(free_for)
 
     def finished(self, batch: Batch, future: Future) -> None:
         self._handled += 1

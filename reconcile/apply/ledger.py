@@ -11,6 +11,7 @@ A journal that git tracks is never replayed: it came from the repository, not fr
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -26,6 +27,7 @@ from reconcile.store.state import StateWriter, with_leads, write_state, writer_f
 
 _CHECKPOINT_SHARE = 20  # the wait after a checkpoint, in multiples of what that checkpoint took
 _BUSY_PATIENCE = 6  # a checkpoint due while calls are going out waits for a pause, this many times as long
+_WRITE_MARGIN = 1.5  # a pause fits a write if it is this many times what the last write took
 
 __all__ = ["persist_state", "recover", "recover_state", "recovery_lines", "journal_entries", "Ledger"]
 
@@ -131,6 +133,7 @@ class Ledger:
         self._emit = emit
         self._last_write = monotonic()
         self._next_interval = checkpoint_interval
+        self._last_write_seconds = 0.0  # what the last write took: about what the next will
         self._touched: set[str] = set()  # state keys recorded, revoked or forgotten since the last write
         self._outcomes: dict[int, tuple[Action, StateLead]] = {}  # by position in the plan
         self._forgotten: list[str] = []
@@ -208,11 +211,13 @@ class Ledger:
 
     # -- writing the state ------------------------------------------------------------------------------
 
-    def checkpoint(self, busy: bool = False) -> None:
-        """Write the state if a checkpoint is due. `busy`: calls are ready to go out, and a write (a second
-        or more for a large state) would hold them back: the checkpoint waits for a pause, up to
-        `_BUSY_PATIENCE` intervals (the journal keeps every answer meanwhile)."""
-        due = self._next_interval * (_BUSY_PATIENCE if busy else 1)
+    def checkpoint(self, free_for: float = math.inf) -> None:
+        """Write the state if a checkpoint is due. `free_for`: how long the sender has nothing to do. A
+        write (a second or more for a large state) that would not fit in that holds calls back: the
+        checkpoint waits for a long enough pause, up to `_BUSY_PATIENCE` intervals (the journal keeps
+        every answer meanwhile)."""
+        fits = free_for > _WRITE_MARGIN * self._last_write_seconds
+        due = self._next_interval * (1 if fits else _BUSY_PATIENCE)
         if self._monotonic() - self._last_write >= due:
             self.write()
 
@@ -236,6 +241,7 @@ class Ledger:
         self.current = following
         self.written = True
         self._last_write = self._monotonic()
+        self._last_write_seconds = self._last_write - started
         # Creates spread over every shard, so a checkpoint of a large state costs a second or more:
         # space them so they take at most a twentieth of the apply (the journal keeps every answer).
         self._next_interval = max(self._interval, _CHECKPOINT_SHARE * (self._last_write - started))

@@ -25,6 +25,7 @@ finished call back, all on the thread that called `run`.
 from __future__ import annotations
 
 import itertools
+import math
 import queue
 import threading
 from collections import deque
@@ -92,8 +93,9 @@ class BatchHandler(Protocol):
 
     def finished(self, batch: Batch, future: Future) -> None: ...
 
-    def tick(self, busy: bool = False) -> None:
-        """Time passes; `busy`: calls are ready to go out, so anything that can wait should."""
+    def tick(self, free_for: float = math.inf) -> None:
+        """Time passes; `free_for`: about how long the sender has nothing to do (0: calls are ready to
+        go out), so that what can wait does, unless it fits in the wait."""
 
     def emit(self, event: ApplyEvent) -> None: ...
 
@@ -155,6 +157,7 @@ class Scheduler:
         self._events: "queue.SimpleQueue[ApplyEvent]" = queue.SimpleQueue()  # from the worker threads
         self._prepare = getattr(transport, "prepare", None)
         self._prepare_later = getattr(transport, "prepare_later", None)
+        self._window_opens_in = getattr(transport, "window_opens_in", None)
 
     def fail(self, error: BaseException) -> None:
         """A fatal error: remember the first, send nothing more."""
@@ -231,11 +234,20 @@ class Scheduler:
                     held_since = self.monotonic()
                 if not self._may_hold(arrived, answered, pending, held_since):
                     self._hand_back(answered)
-                self.handler.tick(busy=bool(pending) and not idle)
+                self.handler.tick(self._free_for(pending, idle))
         finally:
             for future in preparing.values():
                 future.cancel()  # not sent: no need to finish building it
             self._hand_back(answered)
+
+    def _free_for(self, pending: deque[Batch], idle: bool) -> float:
+        """How long the sender will have nothing to do: nothing while calls are going out, nor once the
+        last are out (the final state write follows their answers); while it waits, until the rate
+        window lets the next call start, if that is what it waits for."""
+        if not pending or not idle:
+            return 0.0
+        opens_in = self._window_opens_in() if self._window_opens_in is not None else 0.0
+        return opens_in if opens_in > 0 else math.inf  # else waiting for answers, whenever they come
 
     def _build_here(self, pending: deque[Batch], prepared: dict[int, Any], idle: bool) -> None:
         """Build the next call while calls are on the network; while the sender waits with nothing else

@@ -89,6 +89,9 @@ class Transport(Protocol):
       is a cheap upper bound of ``size_of``: calls are then sized by it, and by ``size_of`` only where
       the bounds say a call might not fit (the calls come out the same).
 
+    - ``window_opens_in() -> float``: seconds until Marketo's rate window lets another call start;
+      the engine keeps its own slow work (state checkpoints) for waits long enough to hold it.
+
     Whatever the grouping, records that reach one Marketo lead (same Id, same foreign ID, or the
     same email with dedup) are never in two concurrent calls.
     """

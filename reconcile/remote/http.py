@@ -240,6 +240,15 @@ class RateLimiter:
             pause(self._sleep, delay, stop)
             waited += delay
 
+    def opens_in(self) -> float:
+        """Seconds until the window lets another call start (0: it would now)."""
+        with self._lock:
+            now = self._clock()
+            counted = sorted(until[0] for until in self._counted_until if until[0] > now)
+            if len(counted) < self.calls:
+                return 0.0
+            return counted[len(counted) - self.calls] - now
+
     def _answered(self, until: list[float]) -> None:
         with self._lock:
             until[0] = min(until[0], self._clock() + self.window)

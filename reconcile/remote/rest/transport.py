@@ -61,6 +61,10 @@ class RestTransport:
     def size_bound_of(self, record: LeadRecord) -> int:
         return payload.size_bound_of(record, self.names)
 
+    def window_opens_in(self) -> float:
+        """Seconds until the rate window lets another call start (0: now)."""
+        return self.client.http.rate_limiter.opens_in()
+
     def check(self, records: Sequence[LeadRecord]) -> None:
         """Refuse, before anything is sent, records REST cannot carry (foreign IDs without a field)."""
         keyed = sum(1 for record in records if record.foreign_sys_person_id is not None)

@@ -157,6 +157,10 @@ class SoapTransport:
     def rate_limiter(self) -> RateLimiter:
         return self.http.rate_limiter
 
+    def window_opens_in(self) -> float:
+        """Seconds until the rate window lets another call start (0: now)."""
+        return self.rate_limiter.opens_in()
+
     @property
     def max_concurrency(self) -> int:
         return self.http.max_concurrency
