@@ -13,12 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconcile.core.model import State, StateLead
+from reconcile.errors import StateError
 from reconcile.store import journal as journal_mod
 from reconcile.store.fs import write_atomic
 from reconcile.store.journal import Journal, JournalEntry, ResultEntry
 from reconcile.store.state import (finish_interrupted_write, load_state, open_state, shard_dir_for, with_leads,
                                    write_state)
 from reconcile.store.statecodec import serialize_v1
+from reconcile.store import statefiles
 from reconcile.store.statefiles import PENDING_NAME
 
 KEYS = [f"email:k{i}@example.com" for i in range(10)] + ["fsp:SFDC:7", "fsp:CUSTOM:a:b", "id:99", "id:100"]
@@ -30,9 +32,10 @@ class _Crash(BaseException):
 
 @contextmanager
 def _crash_after(operations: int):
-    """Let `operations` renames/unlinks happen, then crash on the next one (and on every one after,
-    as cleanup code never runs after a kill)."""
-    real_replace, real_unlink = os.replace, os.unlink
+    """Let `operations` renames, unlinks and in-place shard writes happen, then crash on the next one
+    (and on every one after, as cleanup code never runs after a kill). A crash in an in-place write
+    tears the file: half the new bytes over the old ones."""
+    real_replace, real_unlink, real_overwrite = os.replace, os.unlink, statefiles.overwrite_in_place
     count = [0]
 
     def guard(real):
@@ -43,11 +46,19 @@ def _crash_after(operations: int):
             return real(*args, **kwargs)
         return call
 
-    os.replace, os.unlink = guard(real_replace), guard(real_unlink)
+    def overwrite(path, data):
+        count[0] += 1
+        if count[0] > operations:
+            with open(path, "r+b" if os.path.exists(path) else "wb") as torn:
+                torn.write(data[: len(data) // 2])
+            raise _Crash()
+        real_overwrite(path, data)
+
+    os.replace, os.unlink, statefiles.overwrite_in_place = guard(real_replace), guard(real_unlink), overwrite
     try:
         yield
     finally:
-        os.replace, os.unlink = real_replace, real_unlink
+        os.replace, os.unlink, statefiles.overwrite_in_place = real_replace, real_unlink, real_overwrite
 
 
 def _lead(key: str, value: str, stamp: int) -> StateLead:
@@ -212,3 +223,76 @@ def test_a_write_interrupted_before_its_commit_record_leaves_the_old_state(tmp_p
         with _crash_after(0):
             write_state(state_path, State(lineage="l", serial=2, leads={**leads, KEYS[0]: _lead(KEYS[0], "x", 3)}))
     assert load_state(state_path).leads == leads and load_state(state_path).serial == 1
+
+
+def test_a_bulk_write_torn_mid_shard_is_read_from_its_commit_record_and_finished_by_the_next(tmp_path):
+    state_path = tmp_path / "reconcile.state.json"
+    leads = {key: _lead(key, "old", 1) for key in KEYS}
+    write_state(state_path, State(lineage="l", serial=1, leads=leads))
+    bulk = {key: _lead(key, "new value, longer than the old one", 2) for key in KEYS}
+    with pytest.raises(_Crash):
+        with _crash_after(3):  # the record, two shards written in place, the third torn
+            write_state(state_path, State(lineage="l", serial=2, leads=bulk))
+    assert (shard_dir_for(state_path) / PENDING_NAME).exists()
+    assert load_state(state_path).leads == bulk, "the full record is the state: the torn shard is not read"
+    finish_interrupted_write(state_path)
+    assert not (shard_dir_for(state_path) / PENDING_NAME).exists()
+    assert load_state(state_path).leads == bulk and load_state(state_path).serial == 2
+
+
+def _torn_bulk_write(state_path: Path, value: str) -> tuple[dict, bytes]:
+    """A bulk write killed mid-shard, its commit record taken away: the new leads and the record."""
+    leads = {key: _lead(key, "old", 1) for key in KEYS}
+    write_state(state_path, State(lineage="l", serial=1, leads=leads))
+    bulk = {key: _lead(key, value, 2) for key in KEYS}
+    with pytest.raises(_Crash):
+        with _crash_after(2):  # the full record, one shard written in place, the next torn
+            write_state(state_path, State(lineage="l", serial=2, leads=bulk))
+    record = shard_dir_for(state_path) / PENDING_NAME
+    held = record.read_bytes()
+    record.unlink()
+    return bulk, held
+
+
+def test_a_reader_that_races_a_bulk_write_reads_again_and_sees_the_new_state(tmp_path, monkeypatch):
+    state_path = tmp_path / "reconcile.state.json"
+    bulk, held = _torn_bulk_write(state_path, "new")  # as long as "old": the torn shard still parses
+    record = shard_dir_for(state_path) / PENDING_NAME
+    real_read_shard = statefiles._read_shard
+
+    def writer_starts_meanwhile(path, found):  # the reader looked for a record before the writer made it
+        if not record.exists():
+            record.write_bytes(held)
+        real_read_shard(path, found)
+
+    monkeypatch.setattr(statefiles, "_read_shard", writer_starts_meanwhile)
+    assert load_state(state_path).leads == bulk, "the record came while it read: it read again"
+
+
+def test_a_torn_shard_with_no_writer_at_work_is_an_error(tmp_path):
+    state_path = tmp_path / "reconcile.state.json"
+    _torn_bulk_write(state_path, "a new value, longer than the old one")
+    with pytest.raises(StateError, match="state"):
+        load_state(state_path)
+
+
+def test_a_bulk_write_overwrites_its_shards_where_they_are_and_a_small_one_replaces_them(tmp_path):
+    """Replacing a file frees the old one's blocks (milliseconds a file on ext4 with online discard):
+    a write that touches nearly every lead writes over the shards instead, under a full record."""
+    state_path = tmp_path / "reconcile.state.json"
+    leads = {key: _lead(key, "old", 1) for key in KEYS}
+    write_state(state_path, State(lineage="l", serial=1, leads=leads))
+    directory = shard_dir_for(state_path)
+    inodes = {path.name: path.stat().st_ino for path in directory.glob("*.jsonl")}
+    bulk = {key: _lead(key, "new", 2) for key in KEYS}
+    write_state(state_path, State(lineage="l", serial=2, leads=bulk))
+    assert {path.name: path.stat().st_ino for path in directory.glob("*.jsonl")} == inodes
+    assert load_state(state_path).leads == bulk and not (directory / PENDING_NAME).exists()
+    one = {**bulk, KEYS[0]: _lead(KEYS[0], "one more", 3)}
+    write_state(state_path, State(lineage="l", serial=3, leads=one))
+    after = {path.name: path.stat().st_ino for path in directory.glob("*.jsonl")}
+    assert sum(after[name] != inodes[name] for name in inodes) == 1, "one lead changed: its shard replaced"
+    assert load_state(state_path).leads == one
+    shorter = {key: _lead(key, "x", 4) for key in KEYS}
+    write_state(state_path, State(lineage="l", serial=4, leads=shorter))
+    assert load_state(state_path).leads == shorter, "a shard written over with less is cut to its new length"

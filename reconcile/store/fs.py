@@ -1,6 +1,7 @@
 """Durable file writes shared by everything that persists: the state, the journal, plan files, the
-emulator's database. Readers see the old content or the new, never a mix, and a crash at any point
-leaves one of the two on disk.
+emulator's database. With `write_atomic`, readers see the old content or the new, never a mix, and a
+crash at any point leaves one of the two on disk; `overwrite_in_place` is the exception, for files
+whose new content is already durable elsewhere.
 """
 
 from __future__ import annotations
@@ -38,6 +39,24 @@ def write_atomic(path: Path | str, data: bytes, *, sync_directory: bool = True) 
         raise
     if sync_directory:
         fsync_directory(directory)
+
+
+def overwrite_in_place(path: Path | str, data: bytes) -> None:
+    """Make `data` the content of `path` (created if missing) by writing over the file where it is, then
+    fsync it. No new file replaces it, so the old one's blocks are not freed and reallocated, which on
+    some file systems (ext4 with online discard) costs about 2 ms a file. NOT atomic: a crash leaves a
+    mix of old and new bytes, so use it only for a file whose new content is already durable
+    elsewhere (the state's commit record)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        view, written = memoryview(data), 0
+        while written < len(data):
+            written += os.pwrite(fd, view[written:], written)
+        if os.fstat(fd).st_size > len(data):
+            os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _existing_mode(path: Path) -> int | None:

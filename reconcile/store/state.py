@@ -12,6 +12,7 @@ replaced); writing is atomic across all of the state's files.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -20,7 +21,8 @@ from reconcile.core.model import State, StateLead
 from reconcile.errors import Location, StateError, UsageError
 from reconcile.store.statecodec import lead_to_json, parse_v1, serialize_v1, strict_json
 from reconcile.store.statefiles import (FORMAT_VERSION, PENDING_NAME, StateWriter, Top, WriteReport,
-                                        fingerprint_parts, read_v2, shard_dir_for)
+                                        READ_ATTEMPTS, fingerprint_parts, read_v2, write_marker,
+                                        shard_dir_for)
 
 __all__ = ["FORMAT_VERSION", "StateWriter", "WriteReport", "new_state", "load_state", "open_state",
            "write_state", "writer_for", "finish_interrupted_write", "with_leads", "with_instance", "rebind", "check_instance", "lead_to_json", "state_hash",
@@ -43,8 +45,25 @@ def parse_state(data: bytes, name: str) -> State:
 
 
 def open_state(path: Path | str) -> tuple[State, StateWriter]:
-    """The state at `path` and a writer that continues from it (see StateWriter)."""
+    """The state at `path` and a writer that continues from it (see StateWriter). Read without the
+    lock while a writer works (`plan` takes none), a state can look torn: it is read again."""
     path = Path(path)
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        before = write_marker(path)
+        try:
+            opened = _open_state_once(path)
+        except StateError:
+            if attempt == READ_ATTEMPTS or write_marker(path) == before:
+                raise
+        else:
+            if write_marker(path) == before:
+                return opened
+        time.sleep(0.05 * attempt)  # a writer at work: let it get on
+    raise StateError("the state kept changing while it was read: another run is writing it; run again "
+                     "when it is done", Location(str(path)))
+
+
+def _open_state_once(path: Path) -> tuple[State, StateWriter]:
     where = Location(str(path))
     try:
         raw = path.read_bytes()

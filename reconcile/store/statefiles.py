@@ -17,12 +17,18 @@ the new one, never a mix:
 
 1. the *commit record* `.pending.json` is written atomically (temp file, fsync, rename): the new top
    and every changed lead line and removed key. Once it is on disk the write has happened;
-2. each changed shard is replaced atomically, then the directory is fsync'd;
+2. each changed shard is replaced atomically, then the directory is fsync'd. When a write changes
+   shards holding nearly every lead (a bulk apply), the record holds *every* line instead (`full`)
+   and the shards are overwritten in place: replacing a file frees the old one's blocks, which on
+   some file systems costs milliseconds a file, and a full record makes a torn shard harmless;
 3. the top file is replaced atomically;
 4. the commit record is removed.
 
 A reader that finds a commit record (a crash between 1 and 4) reads the shards and lays the record
-over them: lines the record names come from it, the others are the same in the old and new state.
+over them: lines the record names come from it, the others are the same in the old and new state; a
+full record is the whole state, and the shards are not read. A reader that races a writer (`plan`
+takes no lock) sees the top file or the record come or go while it reads (`write_marker`), and reads
+again.
 The next run that locks the state finishes the write (:func:`finish_interrupted_write`). Before step 1
 nothing on disk changed. The record is deliberately not git-ignored: a state committed with it (say,
 by a workflow after a failed apply) is still the whole new state, never a mix of old and new shards.
@@ -44,7 +50,7 @@ from typing import Any, Iterable, Mapping
 
 from reconcile.core.model import State, StateLead
 from reconcile.errors import Location, StateError
-from reconcile.store.fs import fsync_directory, write_atomic
+from reconcile.store.fs import fsync_directory, overwrite_in_place, write_atomic
 from reconcile.store.statecodec import (check_lineage, check_serial, lead_line, parse_lead_line,
                                         strict_json)
 
@@ -52,6 +58,8 @@ FORMAT_VERSION = 2
 LEADS_PER_SHARD = 256
 MIN_SHARDS = 16
 MAX_SHARDS = 65536
+IN_PLACE_UNCHANGED_SHARE = 8  # shards are overwritten in place when those left alone hold at most 1/8 of the leads
+READ_ATTEMPTS = 3  # a reader racing a writer reads the state this many times at most
 PENDING_NAME = ".pending.json"
 _TOP_FIELDS = {"format_version", "lineage", "serial", "leads", "shards", "syncedAt", "instance"}
 _GITIGNORE = "# reconcile's temporary files while it writes the state: never commit them\n.*.tmp\n"
@@ -126,6 +134,20 @@ class Top:
 
 # --------------------------------------------------------------------------------------------------
 # Reading
+
+
+def write_marker(state_path: Path) -> tuple:
+    """What a writer changes whenever it starts or ends a write: the top file and the commit record
+    (each replaced as a new file, or created, or removed). A read that finds the same marker before
+    and after saw one state: shards written meanwhile are covered by a record it read."""
+    marker = []
+    for path in (Path(state_path), shard_dir_for(state_path) / PENDING_NAME):
+        try:
+            found = path.stat()
+            marker.append((found.st_ino, found.st_mtime_ns, found.st_size))
+        except OSError:
+            marker.append(None)
+    return tuple(marker)
 
 
 def read_v2(state_path: Path, top_data: Mapping[str, Any]) -> tuple[State, Top]:
@@ -329,16 +351,43 @@ class StateWriter:
         for key in keys:
             if key not in state.leads:
                 self._lines.pop(key, None)
-        if touched:
+        if touched and self._in_place_pays(members, touched, len(state.leads)):
+            self._write_in_place(state, top, members, touched, report)
+        elif touched:
             lines = [self._line(key, state.leads[key]) for key in sorted(keys) if key in state.leads]
             removed = sorted(key for key in keys if key not in state.leads)
             self._put(self.directory / PENDING_NAME, _pending_bytes(top, lines, removed, full=False), report)
-        for index in sorted(touched):
-            self._write_shard(index, top.shards, members[index], state, report)
+            for index in sorted(touched):
+                self._write_shard(index, top.shards, members[index], state, report)
         if touched:
             fsync_directory(self.directory)
         self._put(self.path, top.to_bytes(), report)
         self._finish(touched)
+
+    @staticmethod
+    def _in_place_pays(members: list[set[str]], touched: set[int], leads: int) -> bool:
+        """Whether to overwrite the touched shards in place under a full commit record: when the shards
+        left alone hold few leads, so the record costs little more than the shards themselves."""
+        unchanged = sum(len(keys) for index, keys in enumerate(members) if index not in touched)
+        return unchanged * IN_PLACE_UNCHANGED_SHARE <= leads
+
+    def _write_in_place(self, state: State, top: Top, members: list[set[str]], touched: set[int],
+                        report: WriteReport) -> None:
+        """A full commit record, then each touched shard written over where it is (see the module's
+        docstring): a crash mid-shard leaves a torn file that readers of the record never look at."""
+        leads, line = state.leads, self._line
+        texts = {index: [line(key, leads[key]) for key in sorted(keys)] for index, keys in enumerate(members) if keys}
+        record = _pending_bytes(top, [text for index in sorted(texts) for text in texts[index]], [], full=True)
+        self._put(self.directory / PENDING_NAME, record, report)
+        for index in sorted(touched):
+            path = self.directory / shard_name(index, top.shards)
+            if index in texts:
+                data = ("\n".join(texts[index]) + "\n").encode("utf-8")
+                overwrite_in_place(path, data)
+                report.files.append(path.name)
+                report.bytes_written += len(data)
+            else:
+                self._write_shard(index, top.shards, set(), state, report)  # emptied: removed
 
     def _write_full(self, state: State, top: Top, count: int, report: WriteReport) -> None:
         report.resharded = self._top is not None and self._top.shards != count
