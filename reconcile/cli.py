@@ -920,10 +920,14 @@ def _rest_transport(credentials, desired, plan, state_path: Path, options, forei
     from reconcile.remote.rest.transport import RestTransport
 
     # only a lead that declares a foreign ID can send one: the others' records need not be built
-    keyed = sum(1 for a in plan.actions if a.kind != "unchanged" and a.sends_record and a.lead is not None
-                and a.lead.foreign_sys_person_id is not None and record_for(a).foreign_sys_person_id is not None)
-    if keyed and not foreign_id_field:
-        raise UsageError(missing_foreign_id_field_message(keyed))
+    keyed_actions = (a for a in plan.actions if a.kind != "unchanged" and a.sends_record and a.lead is not None
+                     and a.lead.foreign_sys_person_id is not None and record_for(a).foreign_sys_person_id is not None)
+    if not foreign_id_field:
+        keyed = sum(1 for _ in keyed_actions)
+        if keyed:
+            raise UsageError(missing_foreign_id_field_message(keyed))
+    else:
+        keyed = any(True for _ in keyed_actions)  # with a field named, one is enough to need it
     _refuse_foreign_id_clashes(desired.leads)
     client = client if client is not None else _rest_client(credentials, options.concurrency)
     try:
