@@ -296,3 +296,15 @@ def test_a_bulk_write_overwrites_its_shards_where_they_are_and_a_small_one_repla
     shorter = {key: _lead(key, "x", 4) for key in KEYS}
     write_state(state_path, State(lineage="l", serial=4, leads=shorter))
     assert load_state(state_path).leads == shorter, "a shard written over with less is cut to its new length"
+
+
+@given(st.lists(st.lists(st.text(max_size=12), max_size=4), max_size=4), st.lists(st.text(max_size=6), max_size=3),
+       st.booleans())
+def test_a_commit_record_written_a_group_of_lines_at_a_time_is_the_one_json_document(groups, removed, full):
+    import json
+
+    top = statefiles.Top(lineage="l", serial=2, leads=3, shards=16, synced_at=None, instance=None)
+    streamed = b"".join(statefiles._pending_chunks(top, groups, removed, full=full))
+    whole = {"kind": "reconcile-state-commit", "full": full, "top": json.loads(top.to_bytes()),
+             "lines": [line for group in groups for line in group], "removed": removed}
+    assert streamed == (json.dumps(whole, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Iterable
 
 
-def write_atomic(path: Path | str, data: bytes, *, sync_directory: bool = True) -> None:
-    """Replace `path` with `data`: write a temporary file beside it, fsync it, rename it over `path`,
-    then fsync the directory so the rename itself survives a power cut. A caller replacing many
-    files in one directory passes `sync_directory=False` and fsyncs the directory once at the end."""
+def write_atomic(path: Path | str, data: bytes | Iterable[bytes], *, sync_directory: bool = True) -> None:
+    """Replace `path` with `data` (bytes, or chunks of them written one by one): write a temporary file
+    beside it, fsync it, rename it over `path`, then fsync the directory so the rename itself survives
+    a power cut. A caller replacing many files in one directory passes `sync_directory=False` and
+    fsyncs the directory once at the end."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
@@ -27,7 +29,8 @@ def write_atomic(path: Path | str, data: bytes, *, sync_directory: bool = True) 
         if existing_mode is not None:
             os.fchmod(fd, existing_mode)  # a 0644 state stays 0644 whatever the umask of this run
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in [data] if isinstance(data, bytes) else data:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -46,7 +46,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from reconcile.core.model import State, StateLead
 from reconcile.errors import Location, StateError
@@ -377,7 +377,7 @@ class StateWriter:
         docstring): a crash mid-shard leaves a torn file that readers of the record never look at."""
         leads, line = state.leads, self._line
         texts = {index: [line(key, leads[key]) for key in sorted(keys)] for index, keys in enumerate(members) if keys}
-        record = _pending_bytes(top, [text for index in sorted(texts) for text in texts[index]], [], full=True)
+        record = _pending_chunks(top, (texts[index] for index in sorted(texts)), [], full=True)
         self._put(self.directory / PENDING_NAME, record, report)
         for index in sorted(touched):
             path = self.directory / shard_name(index, top.shards)
@@ -438,10 +438,18 @@ class StateWriter:
         self._lines[key] = (lead, line)
         return line
 
-    def _put(self, path: Path, data: bytes, report: WriteReport, sync_directory: bool = True) -> None:
-        write_atomic(path, data, sync_directory=sync_directory)
+    def _put(self, path: Path, data: bytes | Iterable[bytes], report: WriteReport,
+             sync_directory: bool = True) -> None:
+        written = [len(data)] if isinstance(data, bytes) else [0]
+
+        def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
+            for chunk in chunks:
+                written[0] += len(chunk)
+                yield chunk
+
+        write_atomic(path, data if isinstance(data, bytes) else counted(data), sync_directory=sync_directory)
         report.files.append(path.name)
-        report.bytes_written += len(data)
+        report.bytes_written += written[0]
 
     def _finish(self, touched: set[int]) -> None:
         pending = self.directory / PENDING_NAME
@@ -460,9 +468,24 @@ class StateWriter:
 
 
 def _pending_bytes(top: Top, lines: list[str], removed: list[str], *, full: bool) -> bytes:
-    data = {"kind": "reconcile-state-commit", "full": full, "top": json.loads(top.to_bytes()),
-            "lines": lines, "removed": removed}
-    return (json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    return b"".join(_pending_chunks(top, [lines], removed, full=full))
+
+
+def _pending_chunks(top: Top, line_groups: Iterable[list[str]], removed: list[str], *, full: bool
+                    ) -> Iterator[bytes]:
+    """The commit record `{"kind", "full", "top", "lines", "removed"}` a group of lines at a time, so
+    that a record of every line (tens of MB) is never held whole in memory, let alone twice."""
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    yield (dumps({"kind": "reconcile-state-commit", "full": full, "top": json.loads(top.to_bytes())})[:-1]
+           + ',"lines":[').encode("utf-8")
+    first = True
+    for lines in line_groups:
+        if lines:
+            yield (("" if first else ",") + dumps(lines)[1:-1]).encode("utf-8")
+            first = False
+    yield ('],"removed":' + dumps(removed) + "}\n").encode("utf-8")
 
 
 def _latest_stamp(current: str | None, state: State, keys: Iterable[str]) -> str | None:
