@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from reconcile.apply.events import StateWritten
 from reconcile.apply.ledger import Ledger
 from reconcile.core.model import Lead, State
@@ -119,6 +121,29 @@ def test_a_lead_journaled_as_answered_is_not_encoded_again_for_the_state(tmp_pat
     ledger.write()
     assert encoded == [], "the state's lines are the ones the journal wrote"
     assert load_state(tmp_path / "s.json").leads == {a.identity: lead for a, lead in zip(todo, leads)}
+
+
+def test_a_call_prepared_while_the_sender_waits_is_journaled_as_sent_without_encoding_it_then(
+        tmp_path, monkeypatch):
+    from reconcile.apply import ledger as ledger_module
+    from reconcile.apply.batches import Batch
+    from reconcile.store.journal import journal_path
+
+    todo = actions(20)
+    journals = []
+    for prepared in (False, True):
+        state_path = tmp_path / f"{prepared}" / "s.json"
+        state_path.parent.mkdir()
+        ledger = Ledger(state_path, State("l", 0, {}), monotonic=Clock(), checkpoint_interval=0.0,
+                        emit=lambda event: None)
+        ledger.open(dedup_enabled=True, started="2026-01-01T00:00:00Z", carried=())
+        batch = Batch(number=1, wave=0, indexes=tuple(range(20)), actions=tuple(todo))
+        if prepared:
+            ledger.prepare_sending(batch, True)
+            monkeypatch.setattr(ledger_module, "journal_entries", lambda batch: pytest.fail("encoded again"))
+        ledger.sending(batch, True)
+        journals.append(journal_path(state_path).read_bytes())
+    assert journals[0] == journals[1], "the same journal, byte for byte"
 
 
 def test_a_checkpoint_due_while_calls_are_going_out_waits_for_a_pause_long_enough_to_hold_it(tmp_path):

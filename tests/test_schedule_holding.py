@@ -153,3 +153,20 @@ def test_the_sender_is_free_until_the_rate_window_opens_when_that_is_what_it_wai
     assert scheduler._free_for(waiting, idle=True) == math.inf, "waiting for answers, not the window"
     without = Scheduler(InstantTransport(), ApplyOptions(), Owner([0.0]), lambda: 0.0, threading.Event())
     assert without._free_for(waiting, idle=True) == math.inf
+
+
+def test_calls_built_while_the_sender_waits_are_handed_to_the_owner_to_prepare_their_sending():
+    from collections import deque
+
+    transport = InstantTransport()
+    transport.prepare = lambda records, dedup: records  # type: ignore[attr-defined]
+    owner = Owner([0.0])
+    built = []
+    owner.built = built.append  # type: ignore[attr-defined]
+    scheduler = Scheduler(transport, ApplyOptions(), owner, lambda: 0.0, threading.Event())
+    pending = deque(Batch(number=n, wave=0, indexes=(n,), actions=()) for n in range(1, 6))
+    prepared: dict = {}
+    scheduler._build_here(pending, prepared, idle=False)
+    assert sorted(prepared) == [1] and built == [], "busy: the next call only, its sending prepared then"
+    scheduler._build_here(pending, prepared, idle=True)
+    assert sorted(prepared) == [1, 2, 3, 4, 5] and [b.number for b in built] == [2, 3, 4, 5]

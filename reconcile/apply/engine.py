@@ -71,6 +71,9 @@ class _Apply:
         if self._on_event is not None:
             self._on_event(event)
 
+    def built(self, batch: Batch) -> None:
+        self.ledger.prepare_sending(batch, self.options.dedup_enabled)
+
     def before_send(self, batch: Batch) -> None:
         self.ledger.sending(batch, self.options.dedup_enabled)
 

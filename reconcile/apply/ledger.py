@@ -22,7 +22,8 @@ from reconcile.core.planner import forget, record_outcomes
 from reconcile.errors import Location, StateError
 from reconcile.store import journal as journal_store
 from reconcile.store.git import is_tracked_by_git
-from reconcile.store.journal import Journal, JournalEntry, RecoveryReport, ResultEntry, UnknownOutcome
+from reconcile.store.journal import (Journal, JournalEntry, RecoveryReport, ResultEntry, UnknownOutcome,
+                                    inflight_line)
 from reconcile.store.state import StateWriter, with_leads, write_state, writer_for
 
 _CHECKPOINT_SHARE = 20  # the wait after a checkpoint, in multiples of what that checkpoint took
@@ -141,6 +142,7 @@ class Ledger:
         self._writer: StateWriter | None = None
         self._expected_leads = expected_leads  # what the state holds if every create succeeds
         self._lines: dict[str, tuple[StateLead, str]] = {}  # journaled since the last write: its lines
+        self._inflight_lines: dict[int, bytes] = {}  # by batch: journal records encoded ahead of sending
 
     # -- the journal ----------------------------------------------------------------------------------
 
@@ -148,8 +150,16 @@ class Ledger:
         self._journal = Journal.create(self.state_path, self.current, dedup_enabled=dedup_enabled,
                                        started=started, carried=carried, replace=True)
 
+    def prepare_sending(self, batch: Batch, dedup_enabled: bool) -> None:
+        """Encode the journal record of `batch` going out now, while there is time: `sending` only
+        appends it then."""
+        self._inflight_lines[batch.number] = inflight_line(batch.number, journal_entries(batch), dedup_enabled)
+
     def sending(self, batch: Batch, dedup_enabled: bool) -> None:
-        self._require().inflight(batch.number, journal_entries(batch), dedup_enabled)
+        line = self._inflight_lines.pop(batch.number, None)
+        if line is None:
+            line = inflight_line(batch.number, journal_entries(batch), dedup_enabled)
+        self._require().append_line(line)
 
     def answered(self, batch: Batch, results: Sequence[ResultEntry]) -> None:
         self._lines.update(self._require().result(batch.number, results))

@@ -89,6 +89,10 @@ class DaemonPool:
 class BatchHandler(Protocol):
     """What the scheduler's owner does around each call (all on the applying thread)."""
 
+    def built(self, batch: Batch) -> None:
+        """`batch`'s call was built ahead of sending, while the sender waits: prepare what sending it
+        needs too."""
+
     def before_send(self, batch: Batch) -> None: ...
 
     def finished(self, batch: Batch, future: Future) -> None: ...
@@ -158,6 +162,7 @@ class Scheduler:
         self._prepare = getattr(transport, "prepare", None)
         self._prepare_later = getattr(transport, "prepare_later", None)
         self._window_opens_in = getattr(transport, "window_opens_in", None)
+        self._built = getattr(handler, "built", None)
 
     def fail(self, error: BaseException) -> None:
         """A fatal error: remember the first, send nothing more."""
@@ -257,6 +262,8 @@ class Scheduler:
         for batch in itertools.islice(pending, _BUILD_AHEAD_AT_MOST if idle else 1):
             if batch.number not in prepared:
                 prepared[batch.number] = self._build(batch)
+                if idle and self._built is not None:
+                    self._built(batch)
                 if self.monotonic() >= until:
                     return
 

@@ -196,15 +196,18 @@ class Journal:
         return cls(path, handle)
 
     def _append(self, record: Mapping[str, Any]) -> None:
-        if self._handle is None:
-            raise RuntimeError("the journal is closed")
-        self._handle.write(_line(record))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        self.append_line(_line(record))
 
     def inflight(self, batch: int, entries: Sequence[JournalEntry], dedup_enabled: bool) -> None:
-        self._append({"type": "inflight", "batch": batch, "dedup": dedup_enabled,
-                      "records": [e.to_json() for e in entries]})
+        self.append_line(inflight_line(batch, entries, dedup_enabled))
+
+    def append_line(self, line: bytes) -> None:
+        """Append a record already encoded (by `inflight_line`, ahead of sending)."""
+        if self._handle is None:
+            raise RuntimeError("the journal is closed")
+        self._handle.write(line)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
 
     def result(self, batch: int, results: Sequence[ResultEntry]) -> dict[str, tuple[StateLead, str]]:
         """Journal the answers of `batch`; returns each recorded lead with the state line written for
@@ -248,6 +251,13 @@ class Journal:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+def inflight_line(batch: int, entries: Sequence[JournalEntry], dedup_enabled: bool) -> bytes:
+    """The journal record that a batch is about to be sent: a pure function of the batch, so that it
+    can be encoded while the sender waits, before the call goes out."""
+    return _line({"type": "inflight", "batch": batch, "dedup": dedup_enabled,
+                  "records": [e.to_json() for e in entries]})
 
 
 def _line(record: Mapping[str, Any]) -> bytes:
