@@ -52,7 +52,7 @@ def _crash_after(operations: int):
             with open(path, "r+b" if os.path.exists(path) else "wb") as torn:
                 torn.write(data[: len(data) // 2])
             raise _Crash()
-        real_overwrite(path, data)
+        return real_overwrite(path, data)
 
     os.replace, os.unlink, statefiles.overwrite_in_place = guard(real_replace), guard(real_unlink), overwrite
     try:

@@ -107,6 +107,10 @@ def recovery_lines(before: State, after: State, report: RecoveryReport) -> list[
     return lines
 
 
+def _inflight_line(batch: Batch, dedup_enabled: bool) -> bytes:
+    return inflight_line(batch.number, journal_entries(batch), dedup_enabled)
+
+
 def journal_entries(batch: Batch) -> list[JournalEntry]:
     entries = []
     for action, record in zip(batch.actions, batch.records):
@@ -153,13 +157,11 @@ class Ledger:
     def prepare_sending(self, batch: Batch, dedup_enabled: bool) -> None:
         """Encode the journal record of `batch` going out now, while there is time: `sending` only
         appends it then."""
-        self._inflight_lines[batch.number] = inflight_line(batch.number, journal_entries(batch), dedup_enabled)
+        self._inflight_lines[batch.number] = _inflight_line(batch, dedup_enabled)
 
     def sending(self, batch: Batch, dedup_enabled: bool) -> None:
         line = self._inflight_lines.pop(batch.number, None)
-        if line is None:
-            line = inflight_line(batch.number, journal_entries(batch), dedup_enabled)
-        self._require().append_line(line)
+        self._require().append_line(line if line is not None else _inflight_line(batch, dedup_enabled))
 
     def answered(self, batch: Batch, results: Sequence[ResultEntry]) -> None:
         self._lines.update(self._require().result(batch.number, results))
@@ -254,5 +256,5 @@ class Ledger:
         self._last_write_seconds = self._last_write - started
         # Creates spread over every shard, so a checkpoint of a large state costs a second or more:
         # space them so they take at most a twentieth of the apply (the journal keeps every answer).
-        self._next_interval = max(self._interval, _CHECKPOINT_SHARE * (self._last_write - started))
+        self._next_interval = max(self._interval, _CHECKPOINT_SHARE * self._last_write_seconds)
         self._emit(StateWritten(serial=following.serial, leads=len(leads)))

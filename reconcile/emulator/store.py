@@ -12,9 +12,10 @@ snapshot (a line torn by a crash is the unanswered last call and is dropped). On
 the snapshot it is folded into it when no call has written for a moment (`fold_when_quiet`, which
 the server looks at between requests), so the fold, which rewrites the whole database, does not
 stall calls; a log that grows far past that with never a quiet moment is folded by the call that
-grows it. A closed store is folded too, so a stopped emulator leaves one complete JSON file. What a write means is each API's
-business: `soap_rules` (syncMultipleLeads) and `rest_rules` (Sync Leads) drive a transaction; the
-admin endpoints edit, merge and delete through one too.
+grows it. A closed store is folded too, so a stopped emulator leaves one complete JSON file.
+
+What a write means is each API's business: `soap_rules` (syncMultipleLeads) and `rest_rules` (Sync
+Leads) drive a transaction; the admin endpoints edit, merge and delete through one too.
 """
 
 from __future__ import annotations

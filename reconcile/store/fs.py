@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Iterable
 
 
-def write_atomic(path: Path | str, data: bytes | Iterable[bytes], *, sync_directory: bool = True) -> None:
+def write_atomic(path: Path | str, data: bytes | Iterable[bytes], *, sync_directory: bool = True) -> int:
     """Replace `path` with `data` (bytes, or chunks of them written one by one): write a temporary file
     beside it, fsync it, rename it over `path`, then fsync the directory so the rename itself survives
     a power cut. A caller replacing many files in one directory passes `sync_directory=False` and
-    fsyncs the directory once at the end."""
+    fsyncs the directory once at the end. Returns the bytes written."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
@@ -28,9 +28,10 @@ def write_atomic(path: Path | str, data: bytes | Iterable[bytes], *, sync_direct
         existing_mode = _existing_mode(path)
         if existing_mode is not None:
             os.fchmod(fd, existing_mode)  # a 0644 state stays 0644 whatever the umask of this run
+        written = 0
         with os.fdopen(fd, "wb") as handle:
             for chunk in [data] if isinstance(data, bytes) else data:
-                handle.write(chunk)
+                written += handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -42,14 +43,15 @@ def write_atomic(path: Path | str, data: bytes | Iterable[bytes], *, sync_direct
         raise
     if sync_directory:
         fsync_directory(directory)
+    return written
 
 
-def overwrite_in_place(path: Path | str, data: bytes) -> None:
+def overwrite_in_place(path: Path | str, data: bytes) -> int:
     """Make `data` the content of `path` (created if missing) by writing over the file where it is, then
     fsync it. No new file replaces it, so the old one's blocks are not freed and reallocated, which on
     some file systems (ext4 with online discard) costs about 2 ms a file. NOT atomic: a crash leaves a
     mix of old and new bytes, so use it only for a file whose new content is already durable
-    elsewhere (the state's commit record)."""
+    elsewhere (the state's commit record). Returns the bytes written."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         view, written = memoryview(data), 0
@@ -60,6 +62,7 @@ def overwrite_in_place(path: Path | str, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    return len(data)
 
 
 def _existing_mode(path: Path) -> int | None:

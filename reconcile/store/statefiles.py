@@ -380,12 +380,9 @@ class StateWriter:
         record = _pending_chunks(top, (texts[index] for index in sorted(texts)), [], full=True)
         self._put(self.directory / PENDING_NAME, record, report)
         for index in sorted(touched):
-            path = self.directory / shard_name(index, top.shards)
             if index in texts:
-                data = ("\n".join(texts[index]) + "\n").encode("utf-8")
-                overwrite_in_place(path, data)
-                report.files.append(path.name)
-                report.bytes_written += len(data)
+                self._put(self.directory / shard_name(index, top.shards), _shard_bytes(texts[index]), report,
+                          in_place=True)
             else:
                 self._write_shard(index, top.shards, set(), state, report)  # emptied: removed
 
@@ -424,10 +421,8 @@ class StateWriter:
             except FileNotFoundError:
                 pass
             return path.name
-        leads = state.leads
-        line = self._line
-        text = "\n".join([line(key, leads[key]) for key in sorted(keys)]) + "\n"
-        self._put(path, text.encode("utf-8"), report, sync_directory=False)
+        leads, line = state.leads, self._line
+        self._put(path, _shard_bytes([line(key, leads[key]) for key in sorted(keys)]), report, sync_directory=False)
         return path.name
 
     def _line(self, key: str, lead: StateLead) -> str:
@@ -439,17 +434,16 @@ class StateWriter:
         return line
 
     def _put(self, path: Path, data: bytes | Iterable[bytes], report: WriteReport,
-             sync_directory: bool = True) -> None:
-        written = [len(data)] if isinstance(data, bytes) else [0]
-
-        def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
-            for chunk in chunks:
-                written[0] += len(chunk)
-                yield chunk
-
-        write_atomic(path, data if isinstance(data, bytes) else counted(data), sync_directory=sync_directory)
+             sync_directory: bool = True, in_place: bool = False) -> None:
+        """Write `data` to `path` atomically, or over the file where it is (`in_place`: only under a full
+        commit record, see the module's docstring), and count it in `report`."""
+        if in_place:
+            assert isinstance(data, bytes)
+            written = overwrite_in_place(path, data)
+        else:
+            written = write_atomic(path, data, sync_directory=sync_directory)
         report.files.append(path.name)
-        report.bytes_written += written[0]
+        report.bytes_written += written
 
     def _finish(self, touched: set[int]) -> None:
         pending = self.directory / PENDING_NAME
@@ -465,6 +459,10 @@ class StateWriter:
         marker = self.directory / ".gitignore"
         if not marker.exists():
             self._put(marker, _GITIGNORE.encode(), report)
+
+
+def _shard_bytes(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _pending_bytes(top: Top, lines: list[str], removed: list[str], *, full: bool) -> bytes:
