@@ -114,20 +114,31 @@ def _waves(plan: Plan, dedup_enabled: bool, group_of: GroupOf | None,
            size_of: SizeOf | None, keep: int) -> dict[int, list[_Item]]:
     """Each action that sends, by wave, with its group and size; the records of the first `keep` are
     kept (the first calls' records, built once), the others let go."""
-    waves: dict[int, list[_Item]] = {}
+    waves: dict[int, list[_Item]] = {0: []}
+    first_wave = waves[0]
     last_wave: dict[tuple, int] = {}
-    for index, action in enumerate(plan.actions):
+    get_wave = last_wave.get
+    for index, action in enumerate(plan.actions):  # once a lead sent, before the first call: kept lean
         if not action.sends_record:
             continue
         record = record_for(action)
         keys = conflict_keys(action, record, dedup_enabled)
-        wave = max((last_wave[k] + 1 for k in keys if k in last_wave), default=0)
+        wave = 0
+        for key in keys:
+            seen = get_wave(key)
+            if seen is not None and seen >= wave:
+                wave = seen + 1
         for key in keys:
             last_wave[key] = wave
-        group = group_of(record, dedup_enabled) if group_of is not None else None
-        waves.setdefault(wave, []).append((index, action, group, size_of(record) if size_of is not None else 0,
-                                           record if keep > 0 else None))
+        item = (index, action, group_of(record, dedup_enabled) if group_of is not None else None,
+                size_of(record) if size_of is not None else 0, record if keep > 0 else None)
+        if wave:
+            waves.setdefault(wave, []).append(item)
+        else:
+            first_wave.append(item)
         keep -= 1
+    if not first_wave:
+        del waves[0]
     return waves
 
 

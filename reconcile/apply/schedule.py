@@ -247,12 +247,12 @@ class Scheduler:
 
     def _free_for(self, pending: deque[Batch], idle: bool) -> float:
         """How long the sender will have nothing to do: nothing while calls are going out, nor once the
-        last are out (the final state write follows their answers); while it waits, until the rate
-        window lets the next call start, if that is what it waits for."""
-        if not pending or not idle:
+        last are out (the final state write follows their answers), nor while it waits for answers
+        (the next may come at any moment, and a call goes out on it); while it waits for the rate
+        window, until the window lets the next call start."""
+        if not pending or not idle or self._window_opens_in is None:
             return 0.0
-        opens_in = self._window_opens_in() if self._window_opens_in is not None else 0.0
-        return opens_in if opens_in > 0 else math.inf  # else waiting for answers, whenever they come
+        return self._window_opens_in()
 
     def _build_here(self, pending: deque[Batch], prepared: dict[int, Any], idle: bool) -> None:
         """Build the next call while calls are on the network; while the sender waits with nothing else
