@@ -19,7 +19,7 @@ from reconcile.store.fs import write_atomic
 from reconcile.store.journal import Journal, JournalEntry, ResultEntry
 from reconcile.store.state import (finish_interrupted_write, load_state, open_state, shard_dir_for, with_leads,
                                    write_state)
-from reconcile.store.statecodec import serialize_v1
+from reconcile.store.statecodec import lead_line, serialize_v1
 from reconcile.store import statefiles
 from reconcile.store.statefiles import PENDING_NAME
 
@@ -298,13 +298,46 @@ def test_a_bulk_write_overwrites_its_shards_where_they_are_and_a_small_one_repla
     assert load_state(state_path).leads == shorter, "a shard written over with less is cut to its new length"
 
 
-@given(st.lists(st.lists(st.text(max_size=12), max_size=4), max_size=4), st.lists(st.text(max_size=6), max_size=3),
-       st.booleans())
-def test_a_commit_record_written_a_group_of_lines_at_a_time_is_the_one_json_document(groups, removed, full):
+@given(st.lists(st.lists(st.sampled_from(KEYS), max_size=4, unique=True), max_size=4),
+       st.lists(st.text(max_size=6), max_size=3), st.booleans())
+def test_a_commit_record_written_a_shard_at_a_time_reads_back_as_written(groups, removed, full):
+    top = statefiles.Top(lineage="l", serial=2, leads=3, shards=16, synced_at=None, instance=None)
+    leads = {key: _lead(key, "v", 1) for group in groups for key in group}
+    chunks = [statefiles._shard_bytes([lead_line(key, leads[key]) for key in group]) for group in groups if group]
+    count = sum(map(len, groups))
+    with tempfile.TemporaryDirectory() as directory:
+        record = Path(directory) / PENDING_NAME
+        record.write_bytes(b"".join(statefiles._pending_chunks(top, chunks, count, removed, full=full)))
+        read = statefiles._read_pending(Path(directory))
+    assert (read.top, read.lines, read.removed, read.full) == (top, leads, tuple(removed), full)
+
+
+def test_a_commit_record_as_one_json_document_as_earlier_versions_wrote_it_is_still_read(tmp_path):
     import json
 
-    top = statefiles.Top(lineage="l", serial=2, leads=3, shards=16, synced_at=None, instance=None)
-    streamed = b"".join(statefiles._pending_chunks(top, groups, removed, full=full))
-    whole = {"kind": "reconcile-state-commit", "full": full, "top": json.loads(top.to_bytes()),
-             "lines": [line for group in groups for line in group], "removed": removed}
-    assert streamed == (json.dumps(whole, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    state_path = tmp_path / "reconcile.state.json"
+    leads = {key: _lead(key, "old", 1) for key in KEYS}
+    write_state(state_path, State(lineage="l", serial=1, leads=leads))
+    changed = {KEYS[0]: _lead(KEYS[0], "new", 2)}
+    expected = {**leads, **changed}
+    del expected[KEYS[1]]
+    top = {**json.loads(state_path.read_text()), "serial": 2, "leads": len(expected)}
+    record = {"kind": "reconcile-state-commit", "full": False, "top": top,
+              "lines": [lead_line(key, lead) for key, lead in changed.items()], "removed": [KEYS[1]]}
+    (shard_dir_for(state_path) / PENDING_NAME).write_text(json.dumps(record) + "\n")
+    assert load_state(state_path).leads == expected and load_state(state_path).serial == 2
+
+
+@pytest.mark.parametrize("lost", ["its last newline", "its last line"])
+def test_a_commit_record_that_lost_lines_is_refused(tmp_path, lost):
+    state_path = tmp_path / "reconcile.state.json"
+    leads = {key: _lead(key, "old", 1) for key in KEYS}
+    write_state(state_path, State(lineage="l", serial=1, leads=leads))
+    with pytest.raises(_Crash):
+        with _crash_after(1):  # the full record is in place
+            write_state(state_path, State(lineage="l", serial=2, leads={key: _lead(key, "new", 2) for key in KEYS}))
+    record = shard_dir_for(state_path) / PENDING_NAME
+    kept = record.read_bytes()
+    record.write_bytes(kept[:-1] if lost == "its last newline" else kept[:kept.rstrip(b"\n").rfind(b"\n") + 1])
+    with pytest.raises(StateError, match="malformed"):
+        load_state(state_path)

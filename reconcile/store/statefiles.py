@@ -15,8 +15,9 @@ the state's size.
 Commit protocol — a write touches several files, yet a crash at any point leaves the old state or
 the new one, never a mix:
 
-1. the *commit record* `.pending.json` is written atomically (temp file, fsync, rename): the new top
-   and every changed lead line and removed key. Once it is on disk the write has happened;
+1. the *commit record* `.pending.json` is written atomically (temp file, fsync, rename): a first line
+   with the new top, the removed keys and a count of the lines that follow, then every changed lead
+   line as a shard holds it. Once it is on disk the write has happened;
 2. each changed shard is replaced atomically, then the directory is fsync'd. When a write changes
    shards holding nearly every lead (a bulk apply), the record holds *every* line instead (`full`)
    and the shards are overwritten in place: replacing a file frees the old one's blocks, which on
@@ -209,15 +210,32 @@ def _read_pending(directory: Path) -> _Pending | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    where = Location(str(path))
-    data = strict_json(raw, where)
+    head, _, body = raw.partition(b"\n")
+    where = Location(str(path), 1)
+    data = strict_json(head, where)
     try:
         top = Top.from_json(data["top"], where)
-        lines = dict(parse_lead_line(line, where) for line in data["lines"])
+        listed = data["lines"]
+        if isinstance(listed, list):  # one JSON document, as reconcile wrote the record before 2026-12
+            lines = dict(parse_lead_line(line, where) for line in listed)
+        else:
+            lines = _pending_lines(body, int(listed), str(path))
         removed = tuple(str(key) for key in data["removed"])
         return _Pending(top=top, lines=lines, removed=removed, full=bool(data["full"]))
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise StateError("the state's commit record is malformed; restore the state from git", where) from exc
+
+
+def _pending_lines(body: bytes, count: int, name: str) -> dict[str, StateLead]:
+    """The record's lead lines, after its first line: exactly `count`, each ending with a newline."""
+    texts = body.split(b"\n")
+    if texts.pop() != b"" or len(texts) != count:
+        raise ValueError(f"the record says {count} line(s) follow; {len(texts)} do")
+    try:
+        decoded: list[str] | list[bytes] = [text.decode("utf-8") for text in texts]
+    except UnicodeDecodeError:
+        decoded = texts  # each parsed as bytes, so the bad one is named
+    return dict(parse_lead_line(line, Location(name, number)) for number, line in enumerate(decoded, start=2))
 
 
 def fingerprint_parts(state_path: Path) -> list[tuple[str, bytes]]:
@@ -376,13 +394,14 @@ class StateWriter:
         """A full commit record, then each touched shard written over where it is (see the module's
         docstring): a crash mid-shard leaves a torn file that readers of the record never look at."""
         leads, line = state.leads, self._line
-        texts = {index: [line(key, leads[key]) for key in sorted(keys)] for index, keys in enumerate(members) if keys}
-        record = _pending_chunks(top, (texts[index] for index in sorted(texts)), [], full=True)
+        shards = {index: _shard_bytes([line(key, leads[key]) for key in sorted(keys)])
+                  for index, keys in enumerate(members) if keys}
+        record = _pending_chunks(top, (shards[index] for index in sorted(shards)), sum(map(len, members)), [],
+                                 full=True)
         self._put(self.directory / PENDING_NAME, record, report)
         for index in sorted(touched):
-            if index in texts:
-                self._put(self.directory / shard_name(index, top.shards), _shard_bytes(texts[index]), report,
-                          in_place=True)
+            if index in shards:
+                self._put(self.directory / shard_name(index, top.shards), shards[index], report, in_place=True)
             else:
                 self._write_shard(index, top.shards, set(), state, report)  # emptied: removed
 
@@ -466,24 +485,19 @@ def _shard_bytes(lines: list[str]) -> bytes:
 
 
 def _pending_bytes(top: Top, lines: list[str], removed: list[str], *, full: bool) -> bytes:
-    return b"".join(_pending_chunks(top, [lines], removed, full=full))
+    return b"".join(_pending_chunks(top, [_shard_bytes(lines)] if lines else [], len(lines), removed, full=full))
 
 
-def _pending_chunks(top: Top, line_groups: Iterable[list[str]], removed: list[str], *, full: bool
+def _pending_chunks(top: Top, chunks: Iterable[bytes], count: int, removed: list[str], *, full: bool
                     ) -> Iterator[bytes]:
-    """The commit record `{"kind", "full", "top", "lines", "removed"}` a group of lines at a time, so
-    that a record of every line (tens of MB) is never held whole in memory, let alone twice."""
-    def dumps(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-    yield (dumps({"kind": "reconcile-state-commit", "full": full, "top": json.loads(top.to_bytes())})[:-1]
-           + ',"lines":[').encode("utf-8")
-    first = True
-    for lines in line_groups:
-        if lines:
-            yield (("" if first else ",") + dumps(lines)[1:-1]).encode("utf-8")
-            first = False
-    yield ('],"removed":' + dumps(removed) + "}\n").encode("utf-8")
+    """The commit record: a first line `{"kind", "full", "top", "removed", "lines": count}`, then the
+    `count` lead lines, one a line as in a shard. `chunks`: those lines, encoded, each group ending with
+    a newline: a shard's bytes are a chunk, so a full record costs no encoding of its own, and its
+    lines are never held whole in memory twice."""
+    header = {"kind": "reconcile-state-commit", "full": full, "top": json.loads(top.to_bytes()),
+              "removed": removed, "lines": count}
+    yield (json.dumps(header, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    yield from chunks
 
 
 def _latest_stamp(current: str | None, state: State, keys: Iterable[str]) -> str | None:
