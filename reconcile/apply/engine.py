@@ -180,11 +180,13 @@ class _Apply:
         self.ledger.revoke(batch, [index for index, _, _ in checked.revoke],
                            "; ".join(dict.fromkeys(why for _, _, why in checked.revoke)))
         results, recorded = [], []
+        line_of = self.ledger.lines_for(batch, synced_at)
         for item in checked.accepted:
             lead = recorded_lead(item.action, item.lead_id, synced_at)
             recorded.append((item, lead))
-            results.append(ResultEntry(identity=item.action.identity, state_key=item.action.state_key,
-                                       status=item.status, lead_id=item.lead_id, error=None, lead=lead))
+            identity = item.action.identity
+            results.append(ResultEntry(identity=identity, state_key=item.action.state_key, status=item.status,
+                                       lead_id=item.lead_id, error=None, lead=lead, line=line_of(identity, lead)))
         for identity, message in checked.failed:
             results.append(ResultEntry(identity=identity, state_key=None, status="FAILED", lead_id=None,
                                        error=message, lead=None))

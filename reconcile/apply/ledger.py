@@ -18,13 +18,14 @@ from typing import Callable, Iterable, Sequence
 from reconcile.apply.batches import Batch
 from reconcile.apply.events import ApplyEvent, JournalRecovered, StateWritten
 from reconcile.core.model import Action, State, StateLead
-from reconcile.core.planner import forget, record_outcomes
+from reconcile.core.planner import forget, record_outcomes, recorded_lead
 from reconcile.errors import Location, StateError
 from reconcile.store import journal as journal_store
 from reconcile.store.git import is_tracked_by_git
 from reconcile.store.journal import (Journal, JournalEntry, RecoveryReport, ResultEntry, UnknownOutcome,
                                     inflight_line)
 from reconcile.store.state import StateWriter, with_leads, write_state, writer_for
+from reconcile.store.statecodec import LeadLineTemplate, json_text, lead_line_template
 
 _CHECKPOINT_SHARE = 20  # the wait after a checkpoint, in multiples of what that checkpoint took
 _BUSY_PATIENCE = 6  # a checkpoint due while calls are going out waits for a pause, this many times as long
@@ -107,6 +108,10 @@ def recovery_lines(before: State, after: State, report: RecoveryReport) -> list[
     return lines
 
 
+def _no_line(identity: str, lead: StateLead) -> None:
+    return None
+
+
 def _inflight_line(batch: Batch, dedup_enabled: bool) -> bytes:
     return inflight_line(batch.number, journal_entries(batch), dedup_enabled)
 
@@ -147,6 +152,7 @@ class Ledger:
         self._expected_leads = expected_leads  # what the state holds if every create succeeds
         self._lines: dict[str, tuple[StateLead, str]] = {}  # journaled since the last write: its lines
         self._inflight_lines: dict[int, bytes] = {}  # by batch: journal records encoded ahead of sending
+        self._line_templates: dict[int, dict[str, LeadLineTemplate | None]] = {}  # by batch, by identity
 
     # -- the journal ----------------------------------------------------------------------------------
 
@@ -155,9 +161,28 @@ class Ledger:
                                        started=started, carried=carried, replace=True)
 
     def prepare_sending(self, batch: Batch, dedup_enabled: bool) -> None:
-        """Encode the journal record of `batch` going out now, while there is time: `sending` only
-        appends it then."""
+        """Encode the journal record of `batch` going out now, and the state lines its answer will
+        give (but for the lead IDs and stamp), while there is time: `sending` only appends the record
+        then, and recording the answer only fills in the lines (`lines_for`)."""
         self._inflight_lines[batch.number] = _inflight_line(batch, dedup_enabled)
+        self._line_templates[batch.number] = {
+            action.identity: lead_line_template(action.identity, recorded_lead(action, None, ""))
+            for action in batch.actions}
+
+    def lines_for(self, batch: Batch, synced_at: str) -> Callable[[str, StateLead], str | None]:
+        """For the answer to `batch`: (identity, its new record) → its state line, made from the
+        templates `prepare_sending` made (None where there is none: the journal encodes the lead)."""
+        templates = self._line_templates.pop(batch.number, None)
+        if not templates:
+            return _no_line
+        stamp = json_text(synced_at)
+
+        def line(identity: str, lead: StateLead) -> str | None:
+            template = templates.get(identity)
+            if template is None or type(lead.lead_id) is not int or lead.synced_at != synced_at:
+                return None
+            return template.fill(lead.lead_id, stamp)
+        return line
 
     def sending(self, batch: Batch, dedup_enabled: bool) -> None:
         line = self._inflight_lines.pop(batch.number, None)
@@ -167,6 +192,7 @@ class Ledger:
         self._lines.update(self._require().result(batch.number, results))
 
     def failed(self, batch: Batch, outcome: str, message: str) -> None:
+        self._line_templates.pop(batch.number, None)
         self._require().failed(batch.number, outcome, message)
 
     def settle(self, keep: Sequence[UnknownOutcome], *, dedup_enabled: bool, started: str) -> None:

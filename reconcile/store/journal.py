@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -138,12 +138,15 @@ class ResultEntry:
     lead_id: int | None
     error: str | None
     lead: StateLead | None
+    line: str | None = field(default=None, compare=False)  # the lead's line, if made already (a template's)
 
     def to_json(self) -> dict[str, Any]:
         """The lead goes as the very line the state will hold for it (see Journal.result)."""
+        line = self.line
+        if line is None and self.lead is not None:
+            line = lead_line(self.identity, self.lead)
         return {"identity": self.identity, "state_key": self.state_key, "status": self.status,
-                "leadId": self.lead_id, "error": self.error,
-                "line": lead_line(self.identity, self.lead) if self.lead is not None else None}
+                "leadId": self.lead_id, "error": self.error, "line": line}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: Location | None = None) -> "ResultEntry":
