@@ -308,9 +308,8 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
         from reconcile.inputs.plancache import PlanOutputCache
 
         outputs = PlanOutputCache(cache_dir_for(state))
-        context = f"api={api} fields={_rest_instance()}:{_describe_cache_stamp(state)}"  # what else plans read
-        key = outputs.key(leads, state, parse_size(max_file_size),
-                          f"{format.value} color={env().color} compact={compact} {context}")
+        context = _plan_context(api, state)
+        key = outputs.key(leads, state, parse_size(max_file_size), _plan_output_options(format, compact, context))
         cached = outputs.get(key)
         if cached is None and outputs.wants(key):
             cached = _plan_from_pieces(leads, state, max_file_size, context, outputs, key, format, api, compact)
@@ -345,6 +344,45 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     if detailed_exitcode and (plan.has_changes or (drift is not None and drift.has_drift)):
         return ExitStatus.CHANGES_PRESENT
     return ExitStatus.SUCCESS
+
+
+def _plan_context(api: str, state: Path) -> str:
+    """What a plan reads besides the lead files and the state."""
+    return f"api={api} fields={_rest_instance()}:{_describe_cache_stamp(state)}"
+
+
+def _plan_output_options(format: OutputFormat, compact: bool, context: str) -> str:
+    return f"{format.value} color={env().color} compact={compact} {context}"
+
+
+def _planned_text(r: "_ApplyRequest", desired) -> str | None:
+    """The text `reconcile plan` printed for exactly these lead files (as apply read them) and this
+    state, if it is in the plan cache: apply shows the same actions, so it need not render them again."""
+    from reconcile.inputs.cache import cache_dir_for
+    from reconcile.inputs.plancache import PlanOutputCache
+    from reconcile.store.journal import journal_path
+
+    if journal_path(r.state).exists():  # plan does not cache what it shows over an unfinished apply
+        return None
+    outputs = PlanOutputCache(cache_dir_for(r.state))
+    key = outputs.key(r.leads, r.state, r.max_file_bytes,
+                      _plan_output_options(OutputFormat.text, False, _plan_context(r.api, r.state)))
+    if key is None or key.files_hash != desired.files_hash:
+        return None
+    cached = outputs.get(key)
+    return cached[1] if cached is not None else None
+
+
+def _apply_text(r: "_ApplyRequest", plan, desired, calls, drift) -> str:
+    """The plan as apply shows it: from plan's cached text of the same inputs when there is one."""
+    from reconcile.core.render import text_for_apply
+
+    if drift is None and r.saved is None:
+        planned = _planned_text(r, desired)
+        text = text_for_apply(planned, plan, env().color, calls) if planned is not None else None
+        if text is not None:
+            return text
+    return _render(plan, OutputFormat.text, calls, drift)
 
 
 def _plan_from_pieces(leads: Path, state: Path, max_file_size: str, context: str, outputs, key,
@@ -796,7 +834,7 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     calls = PlannedCalls.of(plan, transport, r.options)
     calls.start_building(transport)  # envelopes are built while the plan is printed and confirmed
     shown = render.Calls("Sync Leads", len(calls.batches)) if r.api == REST else render.Calls()
-    env().out(_render(plan, OutputFormat.text, shown, drift))
+    env().out(_apply_text(r, plan, desired, shown, drift))
     if r.saved is None and not r.auto_approve:
         _confirm(credentials.endpoint)
     if drift is not None and drift.has_drift:

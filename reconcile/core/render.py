@@ -291,6 +291,21 @@ def render_text(plan: Plan, color: bool = False, calls: Calls = Calls(), drift: 
     return "\n".join(out) + "\n"
 
 
+def text_for_apply(planned: str, plan: Plan, color: bool = False, calls: Calls = Calls()) -> str | None:
+    """What `render_text(plan, color, calls)` gives, from `planned`, the text `render_text(plan, color,
+    ..., against_state=True)` gave for the same plan (say, `reconcile plan`'s, cached): the same
+    actions, without the note and with this summary. None when `planned` is not of that shape."""
+    def paint(code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if color else text
+
+    note = "\n" + paint(_DIM, NOT_REFRESHED_NOTE) + "\n"
+    at = planned.rfind(note)
+    if at < 0 or not planned.endswith("\n") or "\n" in planned[at + len(note):-1] \
+            or not planned[:at].endswith("\n") or planned.startswith(NO_CHANGES_AGAINST_STATE):
+        return None
+    return planned[:at + 1] + paint(_BOLD, summary_line(plan, calls)) + "\n"
+
+
 def render_compact(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None,
                    against_state: bool = False) -> str:
     """One line per action, for people and logs: `+` create, `~` update, `-` orphaned, then the summary
