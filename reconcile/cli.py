@@ -276,14 +276,16 @@ def plan_command(
 
 
 def _describe_cache_stamp(state_path: Path) -> str:
-    """What identifies the describe caches beside the state (a refreshed one changes what plan refuses)."""
+    """What identifies the describe caches beside the state (a refreshed one changes what plan refuses);
+    not the markers of lead files checked against them (`.checked-*`), which a check leaves behind."""
     from reconcile.inputs.fields import cache_dir
 
     try:
         entries = sorted(os.scandir(cache_dir(state_path)), key=lambda entry: entry.name)
     except OSError:
         return "none"
-    return ";".join(f"{e.name}:{e.stat().st_size}:{e.stat().st_mtime_ns}" for e in entries if e.is_file())
+    return ";".join(f"{e.name}:{e.stat().st_size}:{e.stat().st_mtime_ns}" for e in entries
+                    if e.is_file() and not e.name.startswith("."))
 
 
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,

@@ -88,3 +88,18 @@ def test_the_apply_text_made_from_plans_text_is_the_apply_text_rendered(color):
     applied = render.render_text(plan, color=color, calls=render.Calls("Sync Leads", 1))
     assert render.text_for_apply(planned, plan, color, render.Calls("Sync Leads", 1)) == applied
     assert render.text_for_apply(applied, plan, color) is None, "not plan's text: no note to take out"
+
+
+def test_a_rest_apply_after_a_plan_checks_its_fields_and_still_shows_plans_text(workspace, emulator, monkeypatch,
+                                                                                renders):
+    """Checking the lead files against the describe cache leaves a marker beside it: that is not a
+    change of the describe cache, and must not make the apply (or the next plan) render again."""
+    monkeypatch.chdir(workspace)
+    env = {"MARKETO_REST_ENDPOINT": emulator.rest_endpoint, "MARKETO_CLIENT_ID": emulator.config.client_id,
+           "MARKETO_CLIENT_SECRET": emulator.config.client_secret}
+    assert invoke("fields", environ=env).exit_code == 0
+    planned = invoke("plan", environ=env)
+    applied = invoke("apply", "--auto-approve", environ=env)
+    assert applied.exit_code == 0, applied.stderr
+    assert "Sync Leads call" in planned.stdout and "Apply complete: 5 created" in applied.stdout
+    assert len(renders) == 1, "the plan rendered; the apply showed its text"
