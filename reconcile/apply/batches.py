@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Hashable, Sequence
 
 from reconcile.core.model import CREATE, MAX_BATCH_SIZE, UPDATE, Action, Lead, Plan
-from reconcile.core.records import LeadRecord
+from reconcile.core.records import LeadRecord, trusted_record
 
 __all__ = ["Batch", "GroupOf", "SizeOf", "record_for", "plan_batches", "conflict_keys"]
 
@@ -55,12 +55,12 @@ def _declared_keys(lead: Lead, attributes: tuple, email: tuple) -> LeadRecord:
     """The record keyed as the lead declares itself; `email`: the Email attribute to add when the record
     is keyed by Id or foreign ID (Marketo takes the email from the key only when it is the key)."""
     if lead.lead_id is not None:
-        return LeadRecord(lead_id=lead.lead_id, foreign_sys_person_id=lead.foreign_sys_person_id,
-                          foreign_sys_type=lead.effective_foreign_sys_type, attributes=attributes + email)
+        return trusted_record(lead.lead_id, None, lead.foreign_sys_person_id, lead.effective_foreign_sys_type,
+                              attributes + email)
     if lead.foreign_sys_person_id is not None:
-        return LeadRecord(email=lead.email, foreign_sys_person_id=lead.foreign_sys_person_id,
-                          foreign_sys_type=lead.effective_foreign_sys_type, attributes=attributes + email)
-    return LeadRecord(email=lead.email, attributes=attributes)
+        return trusted_record(None, lead.email, lead.foreign_sys_person_id, lead.effective_foreign_sys_type,
+                              attributes + email)
+    return trusted_record(None, lead.email, None, None, attributes)
 
 
 @dataclass(frozen=True)
