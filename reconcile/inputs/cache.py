@@ -30,9 +30,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: payloads checked with blake2b, not sha256
 _MAGIC = b"reconcile lead cache\n"
-_HEADER = len(_MAGIC) + 32 + 32  # magic, entry key, sha256 of the payload
+_HEADER = len(_MAGIC) + 32 + 32  # magic, entry key, checksum of the payload
 _SUFFIX = ".entry"
 # Files smaller than this are parsed faster than an entry is written and read back.
 MIN_FILE_BYTES = 32 * 1024
@@ -127,7 +127,7 @@ class InputCache:
             payload = marshal.dumps(tuple(records))
         except ValueError:  # not plain data: never cache what cannot be read back exactly
             return
-        header = _MAGIC + key + hashlib.sha256(payload).digest()
+        header = _MAGIC + key + _checksum(payload)
         try:
             self._ensure_directory()
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=self.directory)
@@ -251,13 +251,19 @@ def _state_entry(parsed) -> tuple:
 _STATE_ENTRY = b"a state file, not lead file"
 
 
+def _checksum(payload: bytes | memoryview) -> bytes:
+    """blake2b, at twice sha256's speed on machines without SHA instructions: a plan's cached text of
+    100k creates is 40 MB, checked before the plan is shown (0.08 s against 0.19 s)."""
+    return hashlib.blake2b(payload, digest_size=32).digest()
+
+
 def _decode(data: bytes, key: bytes) -> Sequence[Any] | None:
     if len(data) < _HEADER or not data.startswith(_MAGIC):
         return None
     if data[len(_MAGIC):len(_MAGIC) + 32] != key:
         return None
     payload = memoryview(data)[_HEADER:]
-    if hashlib.sha256(payload).digest() != data[len(_MAGIC) + 32:_HEADER]:
+    if _checksum(payload) != data[len(_MAGIC) + 32:_HEADER]:
         return None
     try:
         records = marshal.loads(payload)
