@@ -97,9 +97,15 @@ def test_a_rest_apply_after_a_plan_checks_its_fields_and_still_shows_plans_text(
     monkeypatch.chdir(workspace)
     env = {"MARKETO_REST_ENDPOINT": emulator.rest_endpoint, "MARKETO_CLIENT_ID": emulator.config.client_id,
            "MARKETO_CLIENT_SECRET": emulator.config.client_secret}
+    from reconcile.inputs import fields
+
     assert invoke("fields", environ=env).exit_code == 0
     planned = invoke("plan", environ=env)
+    checks = []
+    real_check = fields.check_leads
+    monkeypatch.setattr(fields, "check_leads", lambda *a: checks.append(1) or real_check(*a))
     applied = invoke("apply", "--auto-approve", environ=env)
     assert applied.exit_code == 0, applied.stderr
     assert "Sync Leads call" in planned.stdout and "Apply complete: 5 created" in applied.stdout
     assert len(renders) == 1, "the plan rendered; the apply showed its text"
+    assert checks == [], "plan checked these files against this describe cache: the apply need not again"

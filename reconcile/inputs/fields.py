@@ -296,16 +296,28 @@ def load_catalog(state_path: Path, instance: str | None = None) -> FieldCatalog 
 
 def check_desired(leads: Sequence[Lead], files_hash: str, catalog: FieldCatalog, state_path: Path) -> None:
     """`check_leads`, skipped when these very lead files passed against this very cache before."""
-    marker = cache_dir(state_path) / f".checked-{_INSTANCE_NAME.sub('_', catalog.instance or 'instance')}"
-    key = f"{catalog.fingerprint} {files_hash}"
     try:
-        if catalog.fingerprint and marker.read_text() == key:
+        if catalog.fingerprint and _marker(catalog, state_path).read_text() == _marked(catalog, files_hash):
             return
     except OSError:
         pass
     check_leads(leads, catalog)
+    record_checked(files_hash, catalog, state_path)
+
+
+def record_checked(files_hash: str, catalog: FieldCatalog, state_path: Path) -> None:
+    """Remember that the lead files of `files_hash` pass `check_leads` against `catalog`, so that
+    `check_desired` need not check them again."""
     if catalog.fingerprint:
         try:
-            marker.write_text(key)
+            _marker(catalog, state_path).write_text(_marked(catalog, files_hash))
         except OSError:  # only a lost shortcut
             pass
+
+
+def _marker(catalog: FieldCatalog, state_path: Path) -> Path:
+    return cache_dir(state_path) / f".checked-{_INSTANCE_NAME.sub('_', catalog.instance or 'instance')}"
+
+
+def _marked(catalog: FieldCatalog, files_hash: str) -> str:
+    return f"{catalog.fingerprint} {files_hash}"

@@ -239,7 +239,15 @@ def plan_from_pieces(leads_dir: Path, state_path: Path, cache_dir: Path, max_fil
         result = assemble(assembled, lookup)
     if result is None:
         return None
-    return result, validate._files_hash(names, file_digests)
+    files_hash = validate._files_hash(names, file_digests)
+    if catalog is _UNREAD:
+        catalog = _catalog(state_path, instance)
+    if catalog is not None and catalog is not _UNREADABLE:
+        # every piece was made from files that passed this describe cache (the context names it)
+        from reconcile.inputs.fields import record_checked
+
+        record_checked(files_hash, catalog, state_path)
+    return result, files_hash
 
 
 _UNREAD, _UNREADABLE = object(), object()
