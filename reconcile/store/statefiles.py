@@ -184,16 +184,21 @@ def _read_shard(path: Path, leads: dict[str, StateLead]) -> None:
     if raw and not raw.endswith(b"\n"):
         raise StateError("state shard does not end with a newline; it may be truncated — restore it from git",
                          Location(str(path), raw.count(b"\n") + 1))
-    try:
-        lines: list[str] | list[bytes] = raw.decode("utf-8").split("\n")[:-1]
-    except UnicodeDecodeError:
-        lines = raw.split(b"\n")[:-1]  # each line decoded alone, so the bad one is named
     name = str(path)
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(_lines_of(raw), start=1):
         key, lead = parse_lead_line(line, Location(name, number))
         if key in leads:
             raise StateError(f"state lead {key!r} appears twice", Location(str(path), number))
         leads[key] = lead
+
+
+def _lines_of(raw: bytes) -> list[str] | list[bytes]:
+    """The lines of `raw`, each ended by a newline, as text; as bytes if any is not UTF-8, each then
+    decoded alone so that the bad one is named."""
+    try:
+        return raw.decode("utf-8").split("\n")[:-1]
+    except UnicodeDecodeError:
+        return raw.split(b"\n")[:-1]
 
 
 @dataclass(frozen=True)
@@ -228,14 +233,12 @@ def _read_pending(directory: Path) -> _Pending | None:
 
 def _pending_lines(body: bytes, count: int, name: str) -> dict[str, StateLead]:
     """The record's lead lines, after its first line: exactly `count`, each ending with a newline."""
-    texts = body.split(b"\n")
-    if texts.pop() != b"" or len(texts) != count:
-        raise ValueError(f"the record says {count} line(s) follow; {len(texts)} do")
-    try:
-        decoded: list[str] | list[bytes] = [text.decode("utf-8") for text in texts]
-    except UnicodeDecodeError:
-        decoded = texts  # each parsed as bytes, so the bad one is named
-    return dict(parse_lead_line(line, Location(name, number)) for number, line in enumerate(decoded, start=2))
+    if body and not body.endswith(b"\n"):
+        raise ValueError("the record's last line does not end with a newline")
+    lines = _lines_of(body)
+    if len(lines) != count:
+        raise ValueError(f"the record says {count} line(s) follow; {len(lines)} do")
+    return dict(parse_lead_line(line, Location(name, number)) for number, line in enumerate(lines, start=2))
 
 
 def fingerprint_parts(state_path: Path) -> list[tuple[str, bytes]]:
