@@ -13,7 +13,7 @@ from reconcile.core.planner import plan as make_plan
 from reconcile.core.planner import recorded_lead
 from reconcile.errors import Location
 from reconcile.store.journal import ResultEntry, journal_path
-from reconcile.store.statecodec import json_text, lead_line, lead_line_template
+from reconcile.store.statecodec import compact_json, lead_line, lead_line_template
 
 texts = st.text(max_size=12)  # quotes, backslashes, control and non-ASCII characters included
 names = st.sampled_from(["FirstName", "Title", "leadId", "syncedAt", 'Odd "name"', "Ümlaut", "email"])
@@ -34,7 +34,7 @@ def test_a_filled_template_is_the_line_of_the_lead_with_that_id_and_stamp(key, l
         assert template is None  # the line leaves out a lead ID that agrees with the key
     else:
         assert template is not None
-        assert template.fill(lead_id, json_text(stamp)) == lead_line(key, answered)
+        assert template.fill(lead_id, compact_json(stamp)) == lead_line(key, answered)
 
 
 def test_an_answer_recorded_from_templates_is_journaled_byte_for_byte_as_one_encoded_then(tmp_path):

@@ -25,7 +25,7 @@ from reconcile.store.git import is_tracked_by_git
 from reconcile.store.journal import (Journal, JournalEntry, RecoveryReport, ResultEntry, UnknownOutcome,
                                     inflight_line)
 from reconcile.store.state import StateWriter, with_leads, write_state, writer_for
-from reconcile.store.statecodec import LeadLineTemplate, json_text, lead_line_template
+from reconcile.store.statecodec import LeadLineTemplate, compact_json, lead_line_template
 
 _CHECKPOINT_SHARE = 20  # the wait after a checkpoint, in multiples of what that checkpoint took
 _BUSY_PATIENCE = 6  # a checkpoint due while calls are going out waits for a pause, this many times as long
@@ -175,7 +175,7 @@ class Ledger:
         templates = self._line_templates.pop(batch.number, None)
         if not templates:
             return _no_line
-        stamp = json_text(synced_at)
+        stamp = compact_json(synced_at)
 
         def line(identity: str, lead: StateLead) -> str | None:
             template = templates.get(identity)

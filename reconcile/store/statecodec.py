@@ -197,7 +197,7 @@ class LeadLineTemplate:
         self._head, self._middle = head, middle
 
     def fill(self, lead_id: int, synced_at_json: str) -> str:
-        """`synced_at_json`: the stamp as JSON text (`json_text(stamp)`), encoded once for many leads."""
+        """`synced_at_json`: the stamp as JSON text (`compact_json(stamp)`), encoded once for many leads."""
         return f"{self._head}{lead_id}{self._middle}{synced_at_json}}}"
 
 
@@ -209,14 +209,14 @@ def lead_line_template(key: str, lead: StateLead) -> LeadLineTemplate | None:
     line = lead_line(key, StateLead(_PROBE_LEAD_ID, lead.email, lead.foreign_sys_person_id, lead.foreign_sys_type,
                                     lead.attributes, _PROBE_SYNCED_AT))
     lead_id = f',"leadId":{_PROBE_LEAD_ID}'
-    stamp = f',"syncedAt":{json_text(_PROBE_SYNCED_AT)}}}'
+    stamp = f',"syncedAt":{compact_json(_PROBE_SYNCED_AT)}}}'
     if line.count(lead_id) != 1 or not line.endswith(stamp):
         return None
     head, _, rest = line.partition(lead_id)
     return LeadLineTemplate(head + ',"leadId":', rest[:-len(stamp)] + ',"syncedAt":')
 
 
-def json_text(value: Any) -> str:
+def compact_json(value: Any) -> str:
     return _COMPACT.encode(value)
 
 
