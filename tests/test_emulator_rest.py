@@ -176,6 +176,21 @@ def test_update_only_by_id_and_the_record_reasons(rest):
     assert "d@example.com" not in {lead["email"] for lead in rest.emu.leads()}, "a skipped record changes nothing"
 
 
+def test_values_are_checked_against_the_fields_type_and_length(rest):
+    at_most = "x" * 255
+    answer = rest.sync([{"email": "ok@example.com", "title": at_most, "phone": "+1 650 555 0100",
+                         "numberOfEmployees": 12, "unsubscribed": "true"},
+                        {"email": "long@example.com", "title": at_most + "x"},
+                        {"email": "tel@example.com", "phone": "5" * 256},
+                        {"email": "ü@example.com"},
+                        {"email": "bool@example.com", "unsubscribed": "maybe"},
+                        {"email": "obj@example.com", "company": {"name": "Acme"}}])["result"]
+    assert answer[0]["status"] == "created"
+    assert [reasons(entry) for entry in answer[1:]] == [[rest_codes.INVALID_VALUE]] * 5
+    [lead] = rest.emu.leads()
+    assert lead["attributes"]["Title"] == at_most and lead["attributes"]["NumberOfEmployees"] == "12"
+
+
 def test_several_matches_are_1007_and_create_duplicate_always_creates(rest):
     rest.sync([{"email": "twin@example.com"}])
     again = rest.sync([{"email": "twin@example.com"}], action="createDuplicate")

@@ -9,8 +9,8 @@ fields (`EmulatorConfig.extra_fields`) keep one name in both APIs, as Marketo's 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
 
 EMAIL = "email"  # REST name of the field kept as the lead's email, not among its attributes
 ID = "id"
@@ -29,6 +29,7 @@ _TYPES = {
     "CompanyNotes": "text", "PersonNotes": "text",
 }
 STRING_LENGTH = 255
+_FREE_TEXT_TYPES = frozenset({"string", "phone", "url"})
 _LENGTHS = {"string": STRING_LENGTH, "email": STRING_LENGTH, "phone": STRING_LENGTH, "url": STRING_LENGTH}
 
 
@@ -41,6 +42,12 @@ class Field:
     data_type: str
     length: int | None
     read_only: bool = False
+    # The length up to which any non-empty string is a valid value as it is; None where a value needs
+    # checking (numbers, booleans, emails, which must be ASCII).
+    text_up_to: int | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text_up_to", self.length if self.data_type in _FREE_TEXT_TYPES else None)
 
     def describe(self) -> dict:
         """This field as one entry of Describe's `result`."""
@@ -88,6 +95,11 @@ class FieldTable:
 
     def by_rest(self, name: str) -> Field | None:
         return self._by_rest.get(name)
+
+    @property
+    def rest_names(self) -> Mapping[str, Field]:
+        """Every field by its REST name (`by_rest` as a mapping, for loops over many records)."""
+        return self._by_rest
 
     def by_any(self, name: str) -> Field | None:
         """The field with this SOAP or REST name (the admin endpoints accept either)."""

@@ -101,13 +101,16 @@ def _sync_one(tx: Any, table: FieldTable, action: str, lookup_field: str, record
 def _values(table: FieldTable, record: dict, lookup_field: str) -> dict[str, tuple[Field, str | None]]:
     """The record's fields and values as text, by REST name, checked against the field table."""
     values: dict[str, tuple[Field, str | None]] = {}
+    by_rest = table.rest_names.get
     for name, raw in record.items():
-        field = table.by_rest(name) if isinstance(name, str) else None
+        field = by_rest(name) if type(name) is str else None
         if field is None:
             raise Skipped(codes.FIELD_NOT_FOUND, f"Field '{str(name)[:100]}' not found")
         if field.read_only and not (name == ID and lookup_field == ID):
             raise Skipped(codes.INVALID_DATA, f"Invalid data: field '{name[:100]}' is read-only")
-        values[name] = (field, _text(field, raw))
+        # most values are short text for a text field: taken as they are, without `_text`'s checks
+        plain = type(raw) is str and raw and field.text_up_to is not None and len(raw) <= field.text_up_to
+        values[name] = (field, raw if plain else _text(field, raw))
     return values
 
 
@@ -151,10 +154,8 @@ def _create(tx: Any, values: dict[str, tuple[Field, str | None]]) -> dict:
 
 
 def _write(tx: Any, lead: dict, values: dict[str, tuple[Field, str | None]], skip: str | None = None) -> None:
-    for name, (field, value) in values.items():
-        if name == skip:
-            continue
-        if name == EMAIL:
-            tx.set_email(lead, value)
-        else:
-            tx.set_attribute(lead, field.soap_name, value)
+    email = values.get(EMAIL)
+    if email is not None and skip != EMAIL:
+        tx.set_email(lead, email[1])
+    tx.set_attributes(lead, [(field.soap_name, value) for name, (field, value) in values.items()
+                             if name != EMAIL and name != skip])
