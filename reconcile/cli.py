@@ -16,7 +16,7 @@ from typing import Annotated, Any, Mapping, Optional, TextIO
 import typer
 
 from reconcile import __version__
-from reconcile.core.safetext import json_text, not_a_command, safe_block, visible
+from reconcile.core.safetext import encoded_text_unchanged, json_text, not_a_command, safe_block, visible
 from reconcile.errors import ExitStatus, Interrupted, ReconcileError, UsageError
 
 try:  # typer >= 0.29 vendors click
@@ -56,6 +56,17 @@ class Environment:
         text = safe_block(text, keep_ansi=self.color)
         self.stdout.write(text if text.endswith("\n") or not text else text + "\n")
         self.stdout.flush()
+
+    def out_encoded(self, data: bytes) -> None:
+        """`out` for text reconcile assembled and stored UTF-8 encoded (a cached plan): written as it is
+        when nothing in it needs escaping, so that 40 MB are neither decoded nor encoded again."""
+        buffer = getattr(self.stdout, "buffer", None)
+        if buffer is None or not encoded_text_unchanged(data, keep_ansi=self.color):
+            self.out(data.decode("utf-8", "backslashreplace"))
+            return
+        self.stdout.flush()
+        buffer.write(data if data.endswith(b"\n") or not data else data + b"\n")
+        buffer.flush()
 
     def err(self, text: str) -> None:
         """One line on stderr, whatever the text holds."""
@@ -317,7 +328,7 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
             cached = _plan_from_pieces(leads, state, max_file_size, context, outputs, key, format, api, compact)
         if cached is not None:
             has_changes, rendered = cached
-            env().out(rendered)
+            env().out_encoded(rendered) if isinstance(rendered, bytes) else env().out(rendered)
             return ExitStatus.CHANGES_PRESENT if detailed_exitcode and has_changes else ExitStatus.SUCCESS
     desired, current = _load_inputs(leads, state, max_file_size)
     current, recovery, state_hash = _preview_recovery(state, current)
@@ -357,9 +368,10 @@ def _plan_output_options(format: OutputFormat, compact: bool, context: str) -> s
     return f"{format.value} color={env().color} compact={compact} {context}"
 
 
-def _planned_text(r: "_ApplyRequest", desired) -> str | None:
+def _planned_text(r: "_ApplyRequest", desired) -> bytes | None:
     """The text `reconcile plan` printed for exactly these lead files (as apply read them) and this
-    state, if it is in the plan cache: apply shows the same actions, so it need not render them again."""
+    state, UTF-8 encoded, if it is in the plan cache: apply shows the same actions, so it need not
+    render them again."""
     from reconcile.inputs.cache import cache_dir_for
     from reconcile.inputs.plancache import PlanOutputCache
     from reconcile.store.journal import journal_path
@@ -375,7 +387,7 @@ def _planned_text(r: "_ApplyRequest", desired) -> str | None:
     return cached[1] if cached is not None else None
 
 
-def _apply_text(r: "_ApplyRequest", plan, desired, calls, drift) -> str:
+def _show_plan_for_apply(r: "_ApplyRequest", plan, desired, calls, drift) -> None:
     """The plan as apply shows it: from plan's cached text of the same inputs when there is one."""
     from reconcile.core.render import text_for_apply
 
@@ -383,8 +395,9 @@ def _apply_text(r: "_ApplyRequest", plan, desired, calls, drift) -> str:
         planned = _planned_text(r, desired)
         text = text_for_apply(planned, plan, env().color, calls) if planned is not None else None
         if text is not None:
-            return text
-    return _render(plan, OutputFormat.text, calls, drift)
+            env().out_encoded(text)
+            return
+    env().out(_render(plan, OutputFormat.text, calls, drift))
 
 
 def _plan_from_pieces(leads: Path, state: Path, max_file_size: str, context: str, outputs, key,
@@ -836,7 +849,7 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     calls = PlannedCalls.of(plan, transport, r.options)
     calls.start_building(transport)  # envelopes are built while the plan is printed and confirmed
     shown = render.Calls("Sync Leads", len(calls.batches)) if r.api == REST else render.Calls()
-    env().out(_apply_text(r, plan, desired, shown, drift))
+    _show_plan_for_apply(r, plan, desired, shown, drift)
     if r.saved is None and not r.auto_approve:
         _confirm(credentials.endpoint)
     if drift is not None and drift.has_drift:

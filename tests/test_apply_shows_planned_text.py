@@ -3,6 +3,7 @@ shows exactly what it shows when it renders the plan itself; any change of input
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from clirunner import invoke
 from conftest import EMULATOR_TEST_ENCRYPTION_KEY, EMULATOR_TEST_USER_ID
+from reconcile.cli import Environment
 from reconcile.core import render
 from reconcile.inputs import cache
 
@@ -86,8 +88,45 @@ def test_the_apply_text_made_from_plans_text_is_the_apply_text_rendered(color):
     plan = make_plan(declared, State(lineage="l", serial=0, leads={}))
     planned = render.render_text(plan, color=color, calls=render.Calls("Sync Leads", 7), against_state=True)
     applied = render.render_text(plan, color=color, calls=render.Calls("Sync Leads", 1))
-    assert render.text_for_apply(planned, plan, color, render.Calls("Sync Leads", 1)) == applied
-    assert render.text_for_apply(applied, plan, color) is None, "not plan's text: no note to take out"
+    assert render.text_for_apply(planned.encode(), plan, color, render.Calls("Sync Leads", 1)) == applied.encode()
+    assert render.text_for_apply(applied.encode(), plan, color) is None, "not plan's text: no note to take out"
+
+
+def written(data: bytes, color: bool = False) -> bytes:
+    """What `out_encoded` puts on a real stdout (a text layer over bytes)."""
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    Environment(stdout=stdout, stdout_isatty=color, environ={}).out_encoded(data)
+    stdout.flush()
+    return raw.getvalue()
+
+
+def test_plans_cached_text_is_printed_as_it_was_stored_when_it_is_plain():
+    plain = b"reconcile will perform the following actions:\n\n  + email:a@example.com\n\tx\n"
+    assert written(plain) == plain
+    coloured = b"\x1b[1mPlan: 1 to create\x1b[0m\n"
+    assert written(coloured, color=True) == coloured
+    assert written(b"no newline") == b"no newline\n"
+
+
+@pytest.mark.parametrize("hostile, shown", [
+    (b"  + a\n  ::set-env name=X::1\n", b"  + a\n  \\x3a:set-env name=X::1\n"),
+    (b"  + a ##[error]x\n", b"  + a ##\\x5berror]x\n"),
+    (b"  + a\x1b]8;;https://evil\x07\n", b"  + a\\x1b]8;;https://evil\\x07\n"),
+    (b"  + a\rPlan: 0\n", b"  + a\\rPlan: 0\n"),
+    ("  + \u202eab\n".encode(), b"  + \\u202eab\n"),
+    (b"  + \xff\n", b"  + \\xff\n"),
+])
+def test_a_cached_text_that_is_not_plain_is_made_safe_as_any_output_is(hostile, shown):
+    """The cache lies beside the state, where a pull request can put files: what it holds is checked
+    before it is printed, exactly as rendered text is."""
+    assert written(hostile) == shown
+
+
+def test_a_cached_text_goes_through_the_text_layer_where_there_is_no_byte_layer():
+    stdout = io.StringIO()
+    Environment(stdout=stdout, stdout_isatty=False, environ={}).out_encoded("  + café\n".encode())
+    assert stdout.getvalue() == "  + café\n"
 
 
 def test_a_rest_apply_after_a_plan_checks_its_fields_and_still_shows_plans_text(workspace, emulator, monkeypatch,

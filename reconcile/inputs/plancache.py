@@ -206,15 +206,16 @@ class PlanOutputCache:
         except (ReconcileError, OSError):
             return False
 
-    def get(self, key: OutputKey | None) -> tuple[bool, str] | None:
-        """(apply has something to do, the rendered plan), or None."""
+    def get(self, key: OutputKey | None) -> tuple[bool, bytes] | None:
+        """(apply has something to do, the rendered plan UTF-8 encoded), or None. Encoded as it is
+        printed, so that printing it again need not decode it (see `Environment.out_encoded`)."""
         if key is None or not self._cache.wants(key.size):
             return None
         entry = self._cache.get(key.digest)
         if entry is None or len(entry) != 2:
             return None
         has_changes, rendered = entry
-        if type(has_changes) is not bool or type(rendered) is not str:
+        if type(has_changes) is not bool or type(rendered) is not bytes:
             return None
         return has_changes, rendered
 
@@ -224,5 +225,9 @@ class PlanOutputCache:
         `key` was made from."""
         if not self.wants(key) or not self.still(key, files_hash, state_path):
             return
-        self._cache.put(key.digest, (has_changes, rendered))
+        try:
+            encoded = rendered.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a YAML escape: not worth a cache entry
+            return
+        self._cache.put(key.digest, (has_changes, encoded))
         self._cache.prune()
