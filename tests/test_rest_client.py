@@ -80,6 +80,15 @@ def test_group_of_and_size_of_are_what_the_engine_batches_by(fake: FakeMarketo) 
     assert transport.max_call_bytes <= 1_000_000
 
 
+def test_attribute_names_travel_as_rest_names_and_an_unknown_one_is_refused() -> None:
+    names = payload.FieldNames({"FirstName": "firstName", "Email": "notTheKey"}, None)
+    record = LeadRecord(email="a@b.c", attributes=(("FirstName", "Ada"), ("Email", "x@b.c")))
+    assert payload.lead_input(record, names) == {"email": "x@b.c", "firstName": "Ada"}
+    unknown = LeadRecord(email="a@b.c", attributes=(("FirstName", "Ada"), ("ShoeSize", "44")))
+    with pytest.raises(InputError, match="'ShoeSize' is not a lead field of this Marketo instance"):
+        payload.lead_input(unknown, names)
+
+
 _TEXT = st.text(st.sampled_from(["a", "é", '"', "\\", "\n", "\x00", "\x7f", "\u2028", "😀", " "]), max_size=12)
 
 

@@ -46,8 +46,15 @@ class FieldNames:
 
     def __init__(self, soap_to_rest: Mapping[str, str], foreign_id_field: str | None = None):
         self._map = dict(soap_to_rest)
+        self._known = {**self._map, **_KEY_ATTRIBUTES}  # `rest_name` as one lookup, for every record sent
         self.foreign_id_field = foreign_id_field
         self.longest = max(map(len, [*self._map.values(), *_KEY_ATTRIBUTES.values(), foreign_id_field or ""]))
+
+    @property
+    def known(self) -> Mapping[str, str]:
+        """`rest_name` as a mapping, for loops over every record sent; a name it lacks is refused by
+        `rest_name`."""
+        return self._known
 
     def rest_name(self, name: str) -> str:
         known = _KEY_ATTRIBUTES.get(name) or self._map.get(name)
@@ -85,8 +92,13 @@ def lead_input(record: LeadRecord, names: FieldNames) -> dict[str, object]:
         item["email"] = record.email
     if record.foreign_sys_person_id is not None and names.foreign_id_field:
         item[names.foreign_id_field] = record.foreign_sys_person_id
-    for name, value in record.attributes:
-        item[names.rest_name(name)] = value
+    known = names.known
+    try:
+        for name, value in record.attributes:
+            item[known[name]] = value
+    except KeyError:
+        names.rest_name(name)  # raises: not a field of the instance
+        raise
     return item
 
 
