@@ -169,3 +169,33 @@ def test_calls_built_while_the_sender_waits_are_handed_to_the_owner_to_prepare_t
     assert sorted(prepared) == [1] and built == [], "busy: the next call only, its sending prepared then"
     scheduler._build_here(pending, prepared, idle=True)
     assert sorted(prepared) == [1, 2, 3, 4, 5] and [b.number for b in built] == [2, 3, 4, 5]
+
+
+@pytest.fixture
+def answers_come_in_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call on the network is answered before the sender looks: several answers wait at once."""
+    from concurrent.futures import wait
+
+    real_collect = Scheduler._collect
+
+    def all_at_once(self, inflight, timeout, also=None, answered=None):
+        wait(list(inflight), timeout=5)
+        return real_collect(self, inflight, timeout, also, answered)
+
+    monkeypatch.setattr(Scheduler, "_collect", all_at_once)
+    monkeypatch.setattr(schedule, "_FIRST_WINDOW", 100)  # fewer than a window to go: nothing is held
+
+
+@pytest.mark.usefixtures("answers_come_in_together")
+def test_answers_that_come_in_together_let_the_next_call_out_after_the_first_is_recorded() -> None:
+    log = run(8, concurrency=4)
+    assert log[:6] == ["send 1", "send 2", "send 3", "send 4", "record 1", "send 5"], log
+    sent, recorded = sends_and_records(log)
+    assert sent == recorded == list(range(1, 9))
+
+
+@pytest.mark.usefixtures("answers_come_in_together")
+@pytest.mark.parametrize("dedup, failing", [(False, ()), (True, (3,))])
+def test_without_dedup_or_with_a_failure_waiting_every_answer_in_is_recorded_first(dedup, failing) -> None:
+    log = run(8, concurrency=4, dedup=dedup, failing=failing)
+    assert log[4:8] == ["record 1", "record 2", "record 3" + (" (failed)" if failing else ""), "record 4"], log

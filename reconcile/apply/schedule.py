@@ -16,7 +16,9 @@ window's worth of calls is still to go: no pause follows the last window, so its
 as they come, between its calls, instead of all after them. A failed call is
 handed back at once: it may stop the apply. One call at a time (concurrency 1) holds nothing: each
 answer is recorded before the next call goes. Nor does `--no-dedup`: a create whose answer a crash
-lost cannot be resent safely there, so its answer is recorded at once.
+lost cannot be resent safely there, so its answer is recorded at once. When answers are recorded as
+they come and several are in at once, a call that may go out goes after the first of them, not after
+all: in the last window each answer takes as long to record as the window leaves between two calls.
 
 The scheduler knows nothing of journals or state: it asks its owner before each send and hands each
 finished call back, all on the thread that called `run`.
@@ -203,7 +205,7 @@ class Scheduler:
         ahead = calls_to_build_ahead(self.transport, len(pending))
         prepared: dict[int, Any] = {}  # built here, while calls were in flight
         answered: list[tuple[Future, Batch]] = []  # off the network, not yet handed back
-        held_since, idle = 0.0, False
+        held_since, idle, left_over = 0.0, False, False
         try:
             while pending or inflight or answered:
                 if self.stop.is_set() and not self.interrupted:
@@ -232,13 +234,15 @@ class Scheduler:
                     self.handler.emit(BatchSent(batch=batch.number, records=batch.size))
                 if not ahead and self._prepare is not None and not self.halt.is_set():
                     self._build_here(pending, prepared, idle)
-                arrived = self._collect(inflight, _POLL, waiting_for, answered) \
+                arrived = self._collect(inflight, 0.0 if left_over else _POLL, waiting_for, answered) \
                     if inflight or waiting_for is not None else []
                 idle = not arrived and not answered
                 if arrived and len(answered) == len(arrived):
                     held_since = self.monotonic()
+                left_over = False
                 if not self._may_hold(arrived, answered, pending, held_since):
-                    self._hand_back(answered)
+                    left_over = not self._hand_back(
+                        answered, until=lambda: self._may_send_first(pending, inflight, answered))
                 self.handler.tick(self._free_for(pending, idle))
         finally:
             for future in preparing.values():
@@ -297,8 +301,18 @@ class Scheduler:
             and all(future.exception() is None for future in arrived) \
             and all(batch.wave >= pending[0].wave for _, batch in answered)
 
-    def _hand_back(self, answered: list[tuple[Future, Batch]]) -> None:
-        """Hand each answered call to the owner, in sending order, each once whatever happens."""
+    def _may_send_first(self, pending: deque[Batch], inflight: dict[Future, Batch],
+                        answered: list[tuple[Future, Batch]]) -> bool:
+        """Whether the next call may go out before the answers still to record: a slot is free, and
+        none of those answers is a failure (which may stop the apply) or of an earlier wave."""
+        return bool(pending) and len(inflight) < self.options.concurrency and self.options.dedup_enabled \
+            and not self.halt.is_set() \
+            and all(b.wave >= pending[0].wave for b in inflight.values()) \
+            and all(future.exception() is None and batch.wave >= pending[0].wave for future, batch in answered)
+
+    def _hand_back(self, answered: list[tuple[Future, Batch]], until: Callable[[], bool] | None = None) -> bool:
+        """Hand each answered call to the owner, in sending order, each once whatever happens; with
+        `until`, stop as soon as it says a call should go out first. False if some stay in `answered`."""
         answered.sort(key=lambda item: item[1].number)
         while answered:
             future, batch = answered.pop(0)
@@ -306,6 +320,9 @@ class Scheduler:
                 self.handler.finished(batch, future)
             finally:
                 batch.release_records()
+            if until is not None and answered and until():
+                return False
+        return True
 
     def _wind_down(self, inflight: dict[Future, Batch]) -> list[Batch]:
         """After a stop or a fatal error: collect the answers still coming, within limits."""
