@@ -64,17 +64,27 @@ class FieldNames:
         return known
 
 
+# Made once, not once a record: planning asks for the group of every lead it sends.
+_BY_ID = Group(UPDATE_ONLY, "id")
+_BY_EMAIL = Group(CREATE_OR_UPDATE, "email")
+_AS_DUPLICATE = Group(CREATE_DUPLICATE, None)
+_BY_FOREIGN_ID: dict[str, Group] = {}
+
+
 def group_of(record: LeadRecord, dedup_enabled: bool, foreign_id_field: str | None) -> Group:
     """Which call a record may travel in: by Marketo ID, by foreign ID (a custom field), or by email."""
     if record.lead_id is not None:
-        return Group(UPDATE_ONLY, "id")
+        return _BY_ID
     if record.foreign_sys_person_id is not None:
         if not foreign_id_field:
             raise ConfigError(missing_foreign_id_field_message(1))
-        return Group(CREATE_OR_UPDATE, foreign_id_field)
+        group = _BY_FOREIGN_ID.get(foreign_id_field)
+        if group is None:
+            group = _BY_FOREIGN_ID[foreign_id_field] = Group(CREATE_OR_UPDATE, foreign_id_field)
+        return group
     if not dedup_enabled:
-        return Group(CREATE_DUPLICATE, None)
-    return Group(CREATE_OR_UPDATE, "email")
+        return _AS_DUPLICATE
+    return _BY_EMAIL
 
 
 def missing_foreign_id_field_message(count: int) -> str:
