@@ -22,8 +22,8 @@ from typing import Any, Iterable, Sequence
 from reconcile import errors as errors_module
 from reconcile.core import model as model_module
 from reconcile.core.gcpause import gc_paused
-from reconcile.core.model import Lead
-from reconcile.errors import InputError, InputErrors, Location
+from reconcile.core.model import Lead, trusted_lead
+from reconcile.errors import InputError, InputErrors, Location, location_at
 from reconcile.inputs import files as files_module
 from reconcile.inputs import leadfiles as leadfiles_module
 from reconcile.inputs.cache import InputCache, code_fingerprint
@@ -337,8 +337,7 @@ def _shared_strings(records: Sequence[LeadRecord], shared: dict[str, str]) -> li
 
 
 def leads_from_records(path: str, records: Iterable[LeadRecord]) -> list[Lead]:
-    return [Lead(location=Location(path, line), lead_id=lead_id, email=email, foreign_sys_person_id=foreign_id,
-                 foreign_sys_type=foreign_type, attributes=attributes)
+    return [trusted_lead(location_at(path, line), lead_id, email, foreign_id, foreign_type, attributes)
             for line, lead_id, email, foreign_id, foreign_type, attributes in records]
 
 
