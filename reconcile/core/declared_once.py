@@ -64,7 +64,7 @@ def _declared_twice(desired: Sequence[Lead], state: State) -> list[InputError]:
                 continue
         if claim_first(lead_id, lead) is not lead:
             later_claims.setdefault(lead_id, []).append((lead, _own_key(lead)))
-    if pending:
+    if pending and records:  # with no records (a first apply), only a declared leadId names a lead
         resolver = _Resolver(desired, records, match_state(desired, state))
         for lead in pending:
             for lead_id, key in resolver.marketo_ids(lead):

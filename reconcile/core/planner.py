@@ -59,8 +59,8 @@ def match_state(desired: Sequence[Lead], state: State, identities: Sequence[str]
         identities = [lead.identity for lead in desired]
     state_leads = state.leads
     matched: dict[str, str] = {identity: identity for identity in identities if identity in state_leads}
-    if len(matched) == len(identities):
-        return matched  # the common case: every lead is known by its identity; nothing left to match
+    if len(matched) == len(identities) or not state_leads:
+        return matched  # every lead known by its identity, or no record to match (a first apply)
     claimed: set[str] = set(matched)
     index: _StateIndex | None = None
     # Identity order, not file order: moving a lead between files must not change the plan.
