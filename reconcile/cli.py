@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import contextvars
 import json
@@ -59,14 +60,23 @@ class Environment:
 
     def out_encoded(self, data: bytes) -> None:
         """`out` for text reconcile assembled and stored UTF-8 encoded (a cached plan): written as it is
-        when nothing in it needs escaping, so that 40 MB are neither decoded nor encoded again."""
-        buffer = getattr(self.stdout, "buffer", None)
-        if buffer is None or not encoded_text_unchanged(data, keep_ansi=self.color):
+        when nothing in it needs escaping and stdout would write the same bytes (UTF-8 or ASCII, "\n"
+        line ends), so that 40 MB are neither decoded nor encoded again."""
+        if not self._writes_bytes_as_they_are() or not encoded_text_unchanged(data, keep_ansi=self.color):
             self.out(data.decode("utf-8", "backslashreplace"))
             return
+        buffer = self.stdout.buffer  # type: ignore[attr-defined]
         self.stdout.flush()
         buffer.write(data if data.endswith(b"\n") or not data else data + b"\n")
         buffer.flush()
+
+    def _writes_bytes_as_they_are(self) -> bool:
+        if getattr(self.stdout, "buffer", None) is None or os.linesep != "\n":
+            return False
+        try:
+            return codecs.lookup(getattr(self.stdout, "encoding", None) or "").name in ("utf-8", "ascii")
+        except LookupError:
+            return False
 
     def err(self, text: str) -> None:
         """One line on stderr, whatever the text holds."""
@@ -328,7 +338,10 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
             cached = _plan_from_pieces(leads, state, max_file_size, context, outputs, key, format, api, compact)
         if cached is not None:
             has_changes, rendered = cached
-            env().out_encoded(rendered) if isinstance(rendered, bytes) else env().out(rendered)
+            if isinstance(rendered, bytes):  # from the cache, as stored
+                env().out_encoded(rendered)
+            else:
+                env().out(rendered)
             return ExitStatus.CHANGES_PRESENT if detailed_exitcode and has_changes else ExitStatus.SUCCESS
     desired, current = _load_inputs(leads, state, max_file_size)
     current, recovery, state_hash = _preview_recovery(state, current)

@@ -123,6 +123,15 @@ def test_a_cached_text_that_is_not_plain_is_made_safe_as_any_output_is(hostile, 
     assert written(hostile) == shown
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_a_cached_text_goes_through_the_text_layer_of_a_stdout_with_another_encoding(encoding):
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding=encoding, newline="")
+    Environment(stdout=stdout, stdout_isatty=False, environ={}).out_encoded(b"  + a\n")
+    stdout.flush()
+    assert raw.getvalue() == "  + a\n".encode(encoding)
+
+
 def test_a_cached_text_goes_through_the_text_layer_where_there_is_no_byte_layer():
     stdout = io.StringIO()
     Environment(stdout=stdout, stdout_isatty=False, environ={}).out_encoded("  + café\n".encode())
