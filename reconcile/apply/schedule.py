@@ -216,8 +216,7 @@ class Scheduler:
                 if ahead:
                     self._prepare_ahead(pending, preparing, ahead)
                 waiting_for: Future | None = None
-                while pending and len(inflight) < self.options.concurrency and not self.halt.is_set() \
-                        and all(b.wave >= pending[0].wave for b in inflight.values()):
+                while self._slot_open(pending, inflight):
                     batch = pending[0]
                     if batch.number in preparing:
                         if not preparing[batch.number].done():
@@ -301,13 +300,17 @@ class Scheduler:
             and all(future.exception() is None for future in arrived) \
             and all(batch.wave >= pending[0].wave for _, batch in answered)
 
+    def _slot_open(self, pending: deque[Batch], inflight: dict[Future, Batch]) -> bool:
+        """Whether the next call may go out now: a slot is free, and no call of an earlier wave is on
+        the network."""
+        return bool(pending) and len(inflight) < self.options.concurrency and not self.halt.is_set() \
+            and all(b.wave >= pending[0].wave for b in inflight.values())
+
     def _may_send_first(self, pending: deque[Batch], inflight: dict[Future, Batch],
                         answered: list[tuple[Future, Batch]]) -> bool:
-        """Whether the next call may go out before the answers still to record: a slot is free, and
+        """Whether the next call may go out before the answers still to record: a slot is open, and
         none of those answers is a failure (which may stop the apply) or of an earlier wave."""
-        return bool(pending) and len(inflight) < self.options.concurrency and self.options.dedup_enabled \
-            and not self.halt.is_set() \
-            and all(b.wave >= pending[0].wave for b in inflight.values()) \
+        return self.options.dedup_enabled and self._slot_open(pending, inflight) \
             and all(future.exception() is None and batch.wave >= pending[0].wave for future, batch in answered)
 
     def _hand_back(self, answered: list[tuple[Future, Batch]], until: Callable[[], bool] | None = None) -> bool:
