@@ -70,8 +70,7 @@ def trusted_lead(location: Location, lead_id: int | None, email: str | None, for
     set_foreign_id(lead, foreign_sys_person_id)
     set_foreign_type(lead, foreign_sys_type)
     set_attributes(lead, attributes)
-    set_identity(lead, identity_of(lead_id, foreign_sys_person_id, (foreign_sys_type or DEFAULT_FOREIGN_SYS_TYPE)
-                                   if foreign_sys_person_id is not None else None, email))
+    set_identity(lead, identity_of(lead_id, foreign_sys_person_id, lead.effective_foreign_sys_type, email))
     return lead
 
 

@@ -52,7 +52,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from reconcile.core.model import State, StateLead
 from reconcile.errors import Location, StateError
 from reconcile.store.fs import fsync_directory, overwrite_in_place, write_atomic
-from reconcile.store.statecodec import (check_lineage, check_serial, lead_line, parse_lead_line,
+from reconcile.store.statecodec import (check_lineage, check_serial, compact_json, lead_line, parse_lead_line,
                                         strict_json)
 
 FORMAT_VERSION = 2
@@ -499,7 +499,7 @@ def _pending_chunks(top: Top, chunks: Iterable[bytes], count: int, removed: list
     lines are never held whole in memory twice."""
     header = {"kind": "reconcile-state-commit", "full": full, "top": json.loads(top.to_bytes()),
               "removed": removed, "lines": count}
-    yield (json.dumps(header, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    yield (compact_json(header) + "\n").encode("utf-8")
     yield from chunks
 
 
