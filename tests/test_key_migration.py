@@ -78,3 +78,26 @@ def test_a_known_lead_that_gains_a_stronger_key_moves_to_it_and_plans_empty(work
     assert again["summary"]["orphaned"] == 0, again["actions"]
     assert again["summary"]["unchanged"] == 41
     assert invoke("plan", "--detailed-exitcode", environ=env).exit_code == 0
+
+
+def test_a_lead_declared_by_leadid_whose_foreign_id_changed_keeps_its_marketo_lead(workspace: Path,
+                                                                                     emulator) -> None:
+    env = credentials(emulator)
+    write_leads(workspace, "  - foreignSysPersonId: A-1\n    foreignSysType: SFDC\n"
+                           "    email: ada@example.com\n    attributes: {FirstName: Ada}\n")
+    assert invoke("apply", "--auto-approve", environ=env).exit_code == 0
+    ada_id = load_state(workspace / "reconcile.state.json").leads["fsp:SFDC:A-1"].lead_id
+
+    write_leads(workspace, f"  - leadId: {ada_id}\n    foreignSysPersonId: A-2\n    foreignSysType: SFDC\n"
+                           "    email: ada@example.com\n    attributes: {FirstName: Ada}\n")
+    applied = invoke("apply", "--auto-approve", environ=env)
+    assert applied.exit_code == 0, applied.stderr
+    assert "0 created, 1 updated" in applied.stdout
+    in_marketo = {lead["id"]: lead for lead in emulator.leads()}[ada_id]
+    assert in_marketo["foreignSysPersonId"] == "A-2"
+    assert len(emulator.leads()) == 41
+    state = load_state(workspace / "reconcile.state.json")
+    assert f"id:{ada_id}" in state.leads and "fsp:SFDC:A-1" not in state.leads
+    assert state.leads[f"id:{ada_id}"].foreign_sys_person_id == "A-2"
+    again = plan_json(env)
+    assert again["summary"]["unchanged"] == 41 and again["summary"]["orphaned"] == 0, again["summary"]
