@@ -1400,18 +1400,13 @@ def _notice_if_migrated(state: Path):
 @app.command()
 def emulator(
     host: Annotated[str, typer.Option("--host", help="Address to listen on. Off loopback it needs your own "
-                                                     "--encryption-key and --client-secret.")] = "127.0.0.1",
+                                                     "MARKETO_ENCRYPTION_KEY and MARKETO_CLIENT_SECRET in the "
+                                                     "environment.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")] = 8080,
     user_id: Annotated[Optional[str], typer.Option("--user-id", help="The mktowsUserId it accepts.")] = None,
-    encryption_key: Annotated[Optional[str], typer.Option(
-        "--encryption-key", help="The key it checks SOAP signatures with (default: MARKETO_ENCRYPTION_KEY, "
-        "else a built-in demo key).", show_default=False)] = None,
     client_id: Annotated[Optional[str], typer.Option(
         "--client-id", help="The REST client id it accepts (default: MARKETO_CLIENT_ID, else a demo id).",
         show_default=False)] = None,
-    client_secret: Annotated[Optional[str], typer.Option(
-        "--client-secret", help="The REST client secret it accepts (default: MARKETO_CLIENT_SECRET, else a "
-        "built-in demo secret).", show_default=False)] = None,
     token_ttl: Annotated[float, typer.Option("--token-ttl", min=0.001, help="Seconds a REST access token "
                                                                             "lives.")] = 3600.0,
     db: Annotated[Optional[Path], typer.Option("--db", help="Persist the lead database to this JSON file.")]
@@ -1446,13 +1441,16 @@ def emulator(
         "faces serve either way.", show_default=False)] = None,
     debug: DebugOption = False,
 ) -> int:
-    """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C."""
+    """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C.
+
+    Secrets only from the environment (argv is visible): MARKETO_ENCRYPTION_KEY, MARKETO_CLIENT_SECRET.
+    """
     from reconcile import emulator as emu
     from reconcile.remote.rest.config import ENV_API, select_api
 
     environ = env().environ
-    key = encryption_key or environ.get("MARKETO_ENCRYPTION_KEY")
-    secret = client_secret or environ.get("MARKETO_CLIENT_SECRET")
+    key = environ.get("MARKETO_ENCRYPTION_KEY")
+    secret = environ.get("MARKETO_CLIENT_SECRET")
     problem = emu.exposure_problem(host, key_chosen=bool(key), secret_chosen=bool(secret))
     if problem:
         raise UsageError(problem)

@@ -192,7 +192,8 @@ class FakeMarketo:
         filter_type = query["filterType"][0]
         values = query["filterValues"][0].split(",")
         fields = query.get("fields", ["id,email"])[0].split(",")
-        rows = [{name: lead.get(name) for name in fields if name in lead or name == "id"}
+        # Marketo answers every lead with its id, asked for or not.
+        rows = [{"id": lead.get("id"), **{name: lead.get(name) for name in fields if name in lead}}
                 for lead in self.leads.values() if str(lead.get(filter_type)) in values]
         offset = int(query.get("nextPageToken", ["0"])[0])
         page = rows[offset:offset + self.page_size]

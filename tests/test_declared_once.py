@@ -59,6 +59,13 @@ CONFLICTS = {
         "leads/b.yaml:2: Marketo lead 1090241 is declared twice: as email:jane@example.com here (the state "
         "records fsp:CUSTOM:7 as lead 1090241) and as fsp:CUSTOM:7 at leads/a.yaml:2 (the state records "
         "fsp:CUSTOM:7 as lead 1090241); declare each Marketo lead once"),
+    "foreign ID lead's email declared on its own, in other letter case": (
+        {"fsp:CUSTOM:7": record(1090241, "jane@example.com", "7", "CUSTOM")},
+        {"a.yaml": "leads:\n  - foreignSysPersonId: \"7\"\n    email: jane@example.com\n",
+         "b.yaml": "leads:\n  - email: Jane@EXAMPLE.com\n    attributes: {Title: CTO}\n"},
+        "leads/b.yaml:2: Marketo lead 1090241 is declared twice: as email:jane@example.com here (the state "
+        "records fsp:CUSTOM:7 as lead 1090241) and as fsp:CUSTOM:7 at leads/a.yaml:2 (the state records "
+        "fsp:CUSTOM:7 as lead 1090241); declare each Marketo lead once"),
     "leadId declared, and again with an email the state knows": (
         {"email:jane@example.com": record(1090241, "jane@example.com")},
         {"a.yaml": "leads:\n  - leadId: 1090241\n    email: jane@example.com\n  - email: jane@example.com\n"},

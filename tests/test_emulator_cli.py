@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -110,13 +111,14 @@ def test_a_port_in_use_is_one_usage_line_not_a_traceback() -> None:
 def test_a_non_loopback_host_needs_both_own_secrets(env) -> None:
     result = _run_emulator("--host", "0.0.0.0", "--port", "0", env=env)
     assert result.returncode == 64 and result.stdout == ""
-    assert len(result.stderr.splitlines()) == 1 and "--encryption-key and --client-secret" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert "MARKETO_ENCRYPTION_KEY and MARKETO_CLIENT_SECRET" in result.stderr
     assert "own-key-0455" not in result.stderr and "own-secret-0456" not in result.stderr
 
 
 def test_a_non_loopback_host_with_own_secrets_warns_about_the_admin_endpoints() -> None:
-    process, lines = _start("--host", "0.0.0.0", "--encryption-key", "own-key-0457", "--client-secret",
-                            "own-secret-0458")
+    process, lines = _start("--host", "0.0.0.0",
+                            env={"MARKETO_ENCRYPTION_KEY": "own-key-0457", "MARKETO_CLIENT_SECRET": "own-secret-0458"})
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0
@@ -124,3 +126,27 @@ def test_a_non_loopback_host_with_own_secrets_warns_about_the_admin_endpoints() 
     assert len(warning) == 1 and "/_emulator/leads" in warning[0] and "/_emulator/merge" in warning[0]
     assert "own-key-0457" not in "\n".join(lines) + out + err
     assert "own-secret-0458" not in "\n".join(lines) + out + err
+
+
+@pytest.mark.parametrize("option", ["--client-secret", "--encryption-key"])
+def test_no_secret_is_taken_from_the_command_line(option: str) -> None:
+    result = _run_emulator(option, "argv-secret-0459", "--port", "0")
+    assert result.returncode == 64 and f"No such option: {option}" in result.stderr
+
+
+def test_the_secrets_come_from_the_environment_and_stay_out_of_the_process_arguments() -> None:
+    secret, key = "env-client-secret-0460", "env-encryption-key-0461"
+    process, lines = _start(env={"MARKETO_CLIENT_SECRET": secret, "MARKETO_ENCRYPTION_KEY": key})
+    try:
+        arguments = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        assert secret.encode() not in arguments and key.encode() not in arguments
+        base = next(line.split("=", 1)[1] for line in lines if line.startswith("export MARKETO_REST_ENDPOINT="))
+        client_id = next(line.split("=", 1)[1] for line in lines if line.startswith("export MARKETO_CLIENT_ID="))
+        token_url = f"{base}/identity/oauth/token?grant_type=client_credentials&client_id={client_id}"
+        with urllib.request.urlopen(f"{token_url}&client_secret={secret}", timeout=10) as answer:
+            assert "access_token" in answer.read().decode()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{token_url}&client_secret={DEFAULT_CLIENT_SECRET}", timeout=10)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)

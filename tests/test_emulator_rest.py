@@ -67,6 +67,15 @@ def rest(emulator):
     return Rest(emulator)
 
 
+def wait_until(condition, what: str, timeout: float = 10.0) -> None:
+    """Poll `condition` until it holds; fail (never hang) if it does not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {timeout} s")
+        time.sleep(0.001)
+
+
 def error_code(answer: dict) -> str:
     assert answer["success"] is False and len(answer["errors"]) == 1, answer
     return answer["errors"][0]["code"]
@@ -328,8 +337,7 @@ def test_rate_quota_and_concurrency_limits_are_606_607_615(emulator_factory):
     answers = []
     slow = threading.Thread(target=lambda: answers.append(rest.sync([{"email": "slow@example.com"}])))
     slow.start()
-    while emu.limits.in_flight == 0:
-        pass
+    wait_until(lambda: emu.limits.in_flight > 0, "the slow call to be in flight")
     assert error_code(rest.get(filterType="id", filterValues="1")) == rest_codes.CONCURRENCY_LIMIT
     slow.join(5)
     assert answers[0]["success"] is True
@@ -411,8 +419,7 @@ def test_one_key_in_two_calls_at_once_can_create_a_duplicate_as_marketo_warns(em
         threads = [threading.Thread(target=send, args=(i, b)) for i, b in enumerate(batches)]
         for thread in threads:
             thread.start()
-            while emu.limits.in_flight < threads.index(thread) + 1:
-                pass
+            wait_until(lambda: emu.limits.in_flight >= threads.index(thread) + 1, "each call to be in flight")
         for thread in threads:
             thread.join(5)
         return answers

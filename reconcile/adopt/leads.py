@@ -24,9 +24,10 @@ DEFAULT_FIELDS = ("Salutation", "FirstName", "MiddleName", "LastName", "Title", 
                   "MobilePhone", "Address", "City", "State", "PostalCode", "Country")
 EMAIL_FIELD = "email"  # REST name of the lead's email: a key of the lead file, not an attribute
 
-# What the lead-file schema lets an attribute value and an email hold (schemas/leads.schema.json).
-_NOT_XML_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_NOT_KEY_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+# What the lead-file schema lets an attribute value and an email hold (schemas/leads.schema.json),
+# and no lone surrogate (JSON can escape one; no UTF-8 file holds it).
+_NOT_XML_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NOT_KEY_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
 
@@ -128,7 +129,7 @@ def text_of(value: Any) -> tuple[str | None, str | None]:
     """(the value as a lead file writes it, None) or (None, why it cannot be written)."""
     if value is None or isinstance(value, str):
         if value is not None and _NOT_XML_TEXT.search(value):
-            return None, "holds control characters that no lead file (nor SOAP) can carry"
+            return None, "holds control characters or lone surrogates that no lead file (nor SOAP) can carry"
         return value, None
     if isinstance(value, bool):
         return ("true" if value else "false"), None

@@ -212,6 +212,9 @@ class _Apply:
     def batch_failed(self, batch: Batch, error: BaseException) -> None:
         unknown = outcome_unknown(error) or not isinstance(error, ReconcileError)
         if unknown:
+            # A plain exception (a bug) after the call went out: the call may have been applied, and
+            # the apply's final error must say so as for any other unknown outcome.
+            error = mark_outcome(error, True)
             outcome = journal_store.UNKNOWN
         else:
             outcome = journal_store.NOT_SENT if not_delivered(error) else journal_store.REJECTED

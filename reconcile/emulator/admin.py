@@ -11,6 +11,12 @@ Routes (JSON in and out; not Marketo API calls, so no token, no limits, no injec
                                    (and its email or foreign ID, if it has none) takes the loser's
                                    value. The loser disappears: reads by its id find nothing.
 Each is logged in the call log with api "admin" (operation "write", or "read" for the listing).
+
+They have no credentials, so they answer only what a web page in the user's browser cannot send: a
+request whose Host is a loopback name (127.0.0.1, localhost or [::1], with or without a port; a page
+whose own host name resolves to 127.0.0.1 still sends its own name), with no Origin or a loopback one,
+and a POST only with a JSON body (`Content-Type: application/json`, which a page cannot send to another
+site without its consent; a form's text/plain can be). Anything else is refused with 403 or 415.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ LEADS_PATH = "/_emulator/leads"
 MERGE_PATH = "/_emulator/merge"
 _LEAD_PATH = re.compile(r"^/_emulator/leads/(\d{1,12})$")
 _MAX_BODY = 1024 * 1024
+_LOOPBACK_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?")
+_LOOPBACK_ORIGIN = re.compile(r"https?://" + _LOOPBACK_HOST.pattern)
+JSON_TYPE = "application/json"
 
 
 class AdminError(Exception):
@@ -60,6 +69,11 @@ class AdminFace:
             route, operation = (lambda h: self._merge(_json_body(h))), calllog.WRITE
         else:
             return False
+        refused = request_refusal(handler)
+        if refused is not None:
+            handler.discard_body()
+            _send(handler, refused.status, {"error": refused.message})
+            return True
         emulator = self._emulator
         call = emulator.new_call(handler, self.api, operation)
         emulator.run_call(handler, call, lambda: self._answer(handler, call, route),
@@ -149,6 +163,20 @@ class _Transaction:
             raise AdminError(500, f"the lead database could not be written: {error}") from None
 
 
+def request_refusal(handler: Any) -> AdminError | None:
+    """Why an admin request is not served (see the module's docstring), or None."""
+    host = (handler.headers.get("Host") or "").strip().lower()
+    if not _LOOPBACK_HOST.fullmatch(host):
+        return AdminError(403, "the admin endpoints answer only requests addressed to 127.0.0.1, localhost "
+                               "or [::1]")
+    origin = handler.headers.get("Origin")
+    if origin is not None and not _LOOPBACK_ORIGIN.fullmatch(origin.strip().lower()):
+        return AdminError(403, "the admin endpoints answer no request sent by a page of another site")
+    if handler.command == "POST" and handler.headers.get_content_type() != JSON_TYPE:
+        return AdminError(415, f"the admin endpoints take a JSON body with Content-Type: {JSON_TYPE}")
+    return None
+
+
 def _existing(tx: Any, lead_id: int) -> dict:
     lead = tx.lead(lead_id)
     if lead is None:
@@ -172,4 +200,4 @@ def _json_body(handler: Any) -> Any:
 
 def _send(handler: Any, status: int, document: Any, indent: int | None = None) -> None:
     text = json.dumps(document, indent=indent, ensure_ascii=False) + "\n"
-    handler.send(status, text.encode("utf-8"), "application/json")
+    handler.send(status, text.encode("utf-8"), JSON_TYPE)

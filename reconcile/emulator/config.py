@@ -12,7 +12,7 @@ from reconcile.core.clock import utc_now
 
 DEFAULT_USER_ID = "reconcile-emulator"
 # A fixed, publicly known key: the emulator listens on loopback and holds test data only. Pass another
-# one (`reconcile emulator --encryption-key`) when binding to a shared interface.
+# one (MARKETO_ENCRYPTION_KEY in the environment of `reconcile emulator`) when binding to a shared interface.
 DEFAULT_ENCRYPTION_KEY = "reconcile-emulator-secret-key-not-for-production"
 # The REST face's LaunchPoint client, as publicly known as the demo key above.
 DEFAULT_CLIENT_ID = "reconcile-emulator-client"

@@ -31,7 +31,8 @@ def exposure_problem(host: str, key_chosen: bool, secret_chosen: bool) -> str | 
     if is_loopback(host) or (key_chosen and secret_chosen):
         return None
     return (f"refusing to listen on {host}, which is not a loopback address, with the published demo "
-            "credentials: pass --encryption-key and --client-secret (your own values) to serve other hosts")
+            "credentials: set MARKETO_ENCRYPTION_KEY and MARKETO_CLIENT_SECRET (your own values) in the "
+            "environment to serve other hosts")
 
 
 def exposure_warning(host: str) -> str | None:

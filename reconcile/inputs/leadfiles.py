@@ -35,6 +35,10 @@ _SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", 
 MAX_DEPTH = 64
 # The longest leadId read as a number: 2^31 - 1 has 10 digits; longer ones only need to be refused.
 _MAX_LEAD_ID_DIGITS = 20
+# A double-quoted scalar's \u escape can give half of a surrogate pair on its own: not a character, so
+# no UTF-8 file, state or request can hold it. Only that style has escapes.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_DOUBLE_QUOTED = '"'
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,8 @@ def _fast_node(event, key, next_event, events, counter, lines):
         text = event.value
         if not event.style:  # plain: None (pure-Python parser) or "" (libyaml)
             return plain_scalar(text, key)
+        if event.style == _DOUBLE_QUOTED and _SURROGATE.search(text):
+            raise _GiveUp  # the reference path says where
         return text
     if event.tag is not None:
         raise _GiveUp
@@ -322,11 +328,14 @@ def _fast_mapping(next_event, events, counter, lines=None) -> dict:
                 return result
             raise _GiveUp
         key = event.value
-        if event.tag is not None or event.anchor is not None or key in result or (key == "<<" and not event.style):
+        if event.tag is not None or event.anchor is not None or key in result or (key == "<<" and not event.style) \
+                or (event.style == _DOUBLE_QUOTED and _SURROGATE.search(key)):
             raise _GiveUp
         event = next_event()
         if type(event) is ScalarEvent and event.tag is None and event.anchor is None:
             value = event.value
+            if event.style == _DOUBLE_QUOTED and _SURROGATE.search(value):
+                raise _GiveUp
             if not event.style:
                 if value in _NULLS:
                     value = None
@@ -401,11 +410,20 @@ class _Converter:
         if node.tag not in _SCALAR_TAGS:
             raise self.error(node, f"unsupported YAML tag {node.tag}")
         if node.style:  # quoted or block scalars are always text (plain is None, or "" from libyaml)
+            self.check_characters(node)
             return text
         try:
             return plain_scalar(text, key)
         except LeadIdTooLong as exc:
             raise self.error(node, str(exc)) from None
+
+    def check_characters(self, node) -> None:
+        """Refuse a lone surrogate that a double-quoted scalar's escape made."""
+        found = _SURROGATE.search(node.value) if node.style == _DOUBLE_QUOTED else None
+        if found is not None:
+            raise self.error(node, f"a \\u escape gives U+{ord(found.group()):04X}, half of a surrogate pair on its "
+                                   "own, which is not a character; write the character itself (or one \\U escape "
+                                   "of 8 hex digits for a character beyond U+FFFF)")
 
     def mapping(self, node) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -415,6 +433,7 @@ class _Converter:
             if key_node.tag not in _SCALAR_TAGS:  # a tag on a key is refused as on a value
                 raise self.error(key_node, f"unsupported YAML tag {key_node.tag}")
             key = key_node.value
+            self.check_characters(key_node)
             if key == "<<" and not key_node.style:
                 raise self.error(key_node, "YAML merge keys (<<) are not supported; write the fields out")
             if key in result:
