@@ -29,6 +29,7 @@ from reconcile.emulator.lists_admin import ListsAdmin
 from reconcile.emulator.rest_api import RestFace
 from reconcile.emulator.rest_lists import RestLists
 from reconcile.emulator.soap_api import SoapFace
+from reconcile.emulator.soap_lists import SoapLists
 from reconcile.emulator.store import LeadStore
 from reconcile.emulator.tokens import Tokens
 
@@ -209,6 +210,7 @@ class Emulator:
         self.lists = self._open_lists()
         self.soap, self.rest, self.admin = SoapFace(self), RestFace(self), AdminFace(self)
         self.lists_admin, self.rest_lists = ListsAdmin(self), RestLists(self, self.rest)
+        self.soap_lists = SoapLists(self)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
