@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import re
 from typing import Any, Callable
@@ -163,13 +164,14 @@ class RestLists:
         self._existing(list_id)
         if not self._go(handler, call)[0]:
             return None
-        remaining = [i for i in self._emulator.lists.members(list_id) if i > after]
-        leads = self._emulator.store.select("id", remaining[:batch_size])
+        members = self._emulator.lists.members(list_id)
+        start = bisect.bisect_right(members, after)
+        page, more = members[start:start + batch_size], start + batch_size < len(members)
+        leads = self._emulator.store.select("id", page)
         call.records = len(leads)
-        answer: dict = {"success": True, "result": [_lead_view(lead, fields) for lead in leads],
-                        "moreResult": len(remaining) > batch_size}
-        if len(remaining) > batch_size:
-            answer["nextPageToken"] = _page_token(list_id, remaining[batch_size - 1])
+        answer: dict = {"success": True, "result": [_lead_view(lead, fields) for lead in leads], "moreResult": more}
+        if more:
+            answer["nextPageToken"] = _page_token(list_id, page[-1])
         return answer
 
     def _is_member(self, handler: Any, call: Any, list_id: int) -> dict | None:
