@@ -126,6 +126,17 @@ def test_members_come_300_a_page_with_a_next_page_token(emulator, rest):
     assert [lead["id"] for lead in form["result"]] == ids[:2] and form["moreResult"] is True
 
 
+def test_a_member_removed_between_pages_moves_no_other_member(emulator, rest):
+    ids = make_leads(emulator, 4)
+    vip = emulator.lists.create("VIP")["id"]
+    emulator.lists.add(vip, ids)
+    first = rest.call("GET", f"/rest/v1/lists/{vip}/leads.json", params={"batchSize": "2", "fields": "id"})
+    emulator.lists.remove(vip, [ids[0]])
+    second = rest.call("GET", f"/rest/v1/lists/{vip}/leads.json",
+                       params={"batchSize": "2", "fields": "id", "nextPageToken": first["nextPageToken"]})
+    assert [lead["id"] for lead in second["result"]] == ids[2:] and second["moreResult"] is False
+
+
 def test_is_member(emulator, rest):
     ada, bob = make_leads(emulator, 2)
     vip = emulator.lists.create("VIP")["id"]

@@ -71,6 +71,7 @@ def test_add_check_and_remove_members_by_list_name(emulator, client):
     assert emulator.lists.members(vip) == []
     assert statuses(client.list_operation("ADDTOLIST", "VIP Customers", [ada, bob])) == (
         True, [(str(ada), True), (str(bob), True)])
+    assert [call.operation for call in emulator.calls] == ["write", "read", "write", "write"]
 
 
 def test_strict_applies_all_or_nothing(emulator, client):

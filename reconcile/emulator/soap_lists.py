@@ -87,6 +87,8 @@ class SoapLists:
 
     def serve(self, handler: Any, call: Any, request: ListRequest, fault: Callable[..., None]) -> None:
         """Draw the admitted call's fault, apply the operation, answer (or drop)."""
+        if request.operation == "ISMEMBEROFLIST":
+            call.operation = calllog.READ  # the call log tells reads from writes
         decision = self._emulator.inflict(handler, call, lambda failure: fault(
             handler, call, failure.fail_code if failure.fail_code in codes.CODES
             else REASON_CODES[failure.fail_reason]))
