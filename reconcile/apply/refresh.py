@@ -96,6 +96,7 @@ def _lead(row: Mapping[str, Any], wanted: Mapping[str, str]) -> MarketoLead:
     if not isinstance(lead_id, int) or isinstance(lead_id, bool):
         raise ResponseError("a lead in Marketo's Get Leads answer has no integer id")
     email = row.get("email")
-    attributes = {name: marketo_text(row[rest]) for rest, name in wanted.items() if rest in row}
+    # Marketo leaves a null field out of the answer: a field asked for and not answered is null
+    attributes = {name: marketo_text(row.get(rest)) for rest, name in wanted.items()}
     return MarketoLead(lead_id=lead_id, email=email if isinstance(email, str) and email else None,
                        attributes=attributes)

@@ -24,7 +24,9 @@ EMAIL = "email"  # the lead's email, compared like a managed attribute (it is th
 
 @dataclass(frozen=True, slots=True)
 class MarketoLead:
-    """One lead as Marketo answered it: the managed fields in lead-file names, values as text."""
+    """One lead as Marketo answered it: the managed fields in lead-file names, values as text. Every
+    field that was asked for is here (null when Marketo left it out of its answer); a field that is
+    absent was not read (REST does not know it), so its value is unknown."""
 
     lead_id: int
     email: str | None
