@@ -14,7 +14,9 @@ the drift report says which, and why.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from reconcile.core.model import AttributeValue, State, StateLead
@@ -87,14 +89,25 @@ class Drift:
 
 def marketo_text(value: Any) -> AttributeValue:
     """A JSON value of a Get Leads answer as lead-file text: Marketo answers numbers and booleans as
-    JSON, reconcile records the text it sent."""
+    JSON (`42`, `1500.5`, `false`), a lead file holds them as text a person writes (`1000`, never
+    `1000.0` or `1e3`)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return number_text(value)
     return value if isinstance(value, str) else str(value)
+
+
+def number_text(value: float) -> str:
+    """A finite float in plain decimal notation, without exponent or trailing zeros (`1e3` → `1000`)."""
+    text = format(Decimal(repr(value)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def same_value(recorded: AttributeValue, current: AttributeValue, numeric: bool = False) -> bool:
