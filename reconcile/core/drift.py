@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from reconcile.core.model import AttributeValue, State, StateLead
+from reconcile.core.model import AttributeValue, Lead, State, StateLead
+from reconcile.errors import InputError, InputErrors
 
 EMAIL = "email"  # the lead's email, compared like a managed attribute (it is the key of email leads)
 
@@ -74,6 +75,7 @@ class Drift:
     leads: tuple[LeadDrift, ...]  # by state key
     refreshed: State  # the state as Marketo has it (same lineage and serial as the one refreshed)
     read: int  # state leads that were read (those with a lead ID)
+    missing_ids: frozenset[int] = frozenset()  # lead IDs read that Marketo no longer has (deleted or merged)
 
     @property
     def has_drift(self) -> bool:
@@ -85,6 +87,29 @@ class Drift:
 
     def by_key(self) -> dict[str, LeadDrift]:
         return {lead.state_key: lead for lead in self.leads}
+
+
+def check_declared_ids_exist(desired: Sequence[Lead], drift: Drift) -> None:
+    """Raise InputErrors at each lead whose declared `leadId` Marketo no longer has."""
+    errors = gone_declarations(desired, drift)
+    if errors:
+        raise InputErrors(errors)
+
+
+def gone_declarations(desired: Sequence[Lead], drift: Drift) -> list[InputError]:
+    """A lead file's `leadId` that Marketo no longer has: an apply would fail on it (1004 Lead not
+    found), so it is an input error at plan time, at the lead's place, saying what to do."""
+    merged = {lead.lead_id: lead.merged_into for lead in drift.leads if lead.merged_into is not None}
+    errors = []
+    for lead in desired:
+        if lead.lead_id is None or lead.lead_id not in drift.missing_ids:
+            continue
+        winner = merged.get(lead.lead_id)
+        remedy = (f"Marketo merged it into lead {winner}: declare `leadId: {winner}` instead" if winner is not None
+                  else "it was deleted or merged away; remove `leadId: "
+                       f"{lead.lead_id}` from this lead (with an email, it is then created again) or remove the lead")
+        errors.append(InputError(f"leadId {lead.lead_id} is not in Marketo: {remedy}", lead.location))
+    return errors
 
 
 def marketo_text(value: Any) -> AttributeValue:
