@@ -1447,7 +1447,7 @@ def emulator(
     rate_calls: Annotated[int, typer.Option("--rate-calls", min=1, help="Calls per rate window.")] = 100,
     rate_window: Annotated[float, typer.Option("--rate-window", min=0.001, help="Rate window, seconds.")] = 20.0,
     max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1, help="Calls at once.")] = 10,
-    daily_quota: Annotated[int, typer.Option("--daily-quota", min=1, help="Calls per day.")] = 10_000,
+    daily_quota: Annotated[int, typer.Option("--daily-quota", min=1, help="Calls per day.")] = 50_000,
     api: Annotated[Optional[str], typer.Option(
         "--api", help="Print the export lines of this API only: soap or rest (env RECONCILE_API). Both "
         "faces serve either way.", show_default=False)] = None,

@@ -332,3 +332,13 @@ def test_a_declared_lead_id_merged_away_names_the_winner_to_declare() -> None:
                                                                                     lead_id=9)], drift)
     assert error.lines() == ["leads/a.yaml:3: leadId 7 is not in Marketo: Marketo merged it into lead 9: "
                              "declare `leadId: 9` instead"]
+
+
+def test_a_title_cleared_in_marketo_is_drift(marketo) -> None:
+    emulator, environ = marketo
+    ada = lead_id("ada@example.com")
+    admin(emulator, "POST", f"/_emulator/leads/{ada}", {"Title": None})
+    seen = invoke("plan", "--refresh", "--detailed-exitcode", environ=environ)
+    assert seen.exit_code == 2, seen.stdout + seen.stderr
+    assert 'Title = "CTO" → null' in seen.stdout  # Marketo left the null Title out of its answer
+    assert 'Title = null (changed in Marketo) → "CTO"' in seen.stdout

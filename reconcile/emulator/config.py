@@ -72,7 +72,7 @@ class EmulatorConfig:
     rate_calls: int = 100  # calls ...
     rate_window: float = 20.0  # ... per sliding window of this many seconds
     max_concurrency: int = 10  # calls in flight at once
-    daily_quota: int = 10_000  # calls per day, reset at midnight America/Chicago
+    daily_quota: int = 50_000  # calls per day (REST's default), reset at midnight America/Chicago
     clock: Callable[[], datetime] = utc_now  # wall clock: timestamp freshness and the daily quota
     max_clock_skew: timedelta = timedelta(minutes=15)  # allowed requestTimestamp age / lead
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

@@ -6,12 +6,12 @@ with reasons; a skipped record changes nothing:
 
 - not an object -> 1003. A field name the instance does not have -> 1006 "Field 'x' not found";
   a read-only field (createdAt, updatedAt, or `id` when it is not the lookup field) -> 1003.
-  A value that is not a scalar, an integer/boolean field's value of another type, a non-ASCII
-  email, or a string longer than the field's length -> 1001.
+  A value that is not a scalar, or not one its field's data type takes (see `values`) -> 1001.
 - `lookupField: id` with an action other than updateOnly -> 1003 (id is system-managed).
 - no value for the lookup field (all actions but createDuplicate) -> 1002.
 - a lookup value already seen in this call (emails compared case-insensitively) -> 1036.
-- createOrUpdate: update the one lead that matches, or create one; several match -> 1007.
+- createOrUpdate: update the one lead that matches, or create one; several match -> 1007
+  "Multiple leads match the lookup criteria".
   createOnly: create, or 1005 when a lead matches. updateOnly: update the one lead that matches,
   1004 when none does, 1007 when several do. createDuplicate: always create.
 - A null or empty value clears the field. Values are stored as text, exactly as sent (a JSON
@@ -25,11 +25,11 @@ import re
 from typing import Any
 
 from reconcile.emulator.fields import EMAIL, ID, Field, FieldTable
+from reconcile.emulator.values import as_text, problem
 from reconcile.remote.rest import codes
 
 ACTIONS = ("createOrUpdate", "createOnly", "updateOnly", "createDuplicate")
-_INTEGER = re.compile(r"-?\d+\Z")
-_BOOLEAN = {"true", "false", "1", "0"}
+_INTEGER = re.compile(r"-?[0-9]+\Z")
 
 
 class Skipped(Exception):
@@ -110,30 +110,21 @@ def _values(table: FieldTable, record: dict, lookup_field: str) -> dict[str, tup
             raise Skipped(codes.INVALID_DATA, f"Invalid data: field '{name[:100]}' is read-only")
         # most values are short text for a text field: taken as they are, without `_text`'s checks
         plain = type(raw) is str and raw and field.text_up_to is not None and len(raw) <= field.text_up_to
-        values[name] = (field, raw if plain else _text(field, raw))
+        values[name] = (field, raw if plain else checked_text(field, raw))
     return values
 
 
-def _text(field: Any, raw: Any) -> str | None:
-    if raw is None:
+def checked_text(field: Any, raw: Any) -> str | None:
+    """`raw` as the text the database keeps, or Skipped 1001 when its field cannot take it (see `values`)."""
+    try:
+        text = as_text(raw)
+    except ValueError:
+        raise Skipped(codes.INVALID_VALUE, f"Invalid value for field '{field.rest_name}': not a scalar") from None
+    if text is None:
         return None
-    if isinstance(raw, str):
-        text = raw
-    elif isinstance(raw, (bool, int, float)):
-        text = json.dumps(raw)
-    else:
-        raise Skipped(codes.INVALID_VALUE, f"Invalid value for field '{field.rest_name}': not a scalar")
-    if text == "":
-        return None
-    invalid = (
-        (field.data_type == "integer" and not _INTEGER.match(text))
-        or (field.data_type == "boolean" and text.lower() not in _BOOLEAN)
-        or (field.data_type == "email" and not text.isascii())
-        or (field.length is not None and len(text) > field.length)
-    )
-    if invalid:
-        raise Skipped(codes.INVALID_VALUE, f"Invalid value for field '{field.rest_name}' ({field.data_type}"
-                      + (f", at most {field.length} characters)" if field.length else ")"))
+    why = problem(field.data_type, field.length, text)
+    if why is not None:
+        raise Skipped(codes.INVALID_VALUE, f"Invalid value for field '{field.rest_name}' ({field.data_type}: {why})")
     return text
 
 
