@@ -1448,6 +1448,7 @@ def emulator(
     rate_window: Annotated[float, typer.Option("--rate-window", min=0.001, help="Rate window, seconds.")] = 20.0,
     max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1, help="Calls at once.")] = 10,
     daily_quota: Annotated[int, typer.Option("--daily-quota", min=1, help="Calls per day.")] = 50_000,
+    partition: Annotated[Optional[list[str]], typer.Option("--partition", help="Add a lead partition.")] = None,
     api: Annotated[Optional[str], typer.Option(
         "--api", help="Print the export lines of this API only: soap or rest (env RECONCILE_API). Both "
         "faces serve either way.", show_default=False)] = None,
@@ -1469,7 +1470,8 @@ def emulator(
             client_id=client_id or environ.get("MARKETO_CLIENT_ID") or emu.DEFAULT_CLIENT_ID,
             client_secret=secret or emu.DEFAULT_CLIENT_SECRET, token_ttl=token_ttl, db_path=db,
             extra_fields=frozenset(field or ()), max_batch=max_batch, rate_calls=rate_calls,
-            rate_window=rate_window, max_concurrency=max_concurrency, daily_quota=daily_quota)
+            rate_window=rate_window, max_concurrency=max_concurrency, daily_quota=daily_quota,
+            partitions=frozenset(partition or ()))
         faults = emu.Faults(latency=latency, fail_rate=fail_rate, fail_every=fail_every, fail_reason=fail_reason,
                             fail_code=fail_code, fail_http_status=fail_http_status, drop_rate=drop_rate,
                             drop_every=drop_every, seed=seed)

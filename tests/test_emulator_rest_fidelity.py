@@ -140,3 +140,50 @@ def test_messages_are_marketos_documented_text(emulator_factory):
     assert reasons(non_ascii) == [rest_codes.INVALID_VALUE]
     message = non_ascii["reasons"][0]["message"]
     assert "255" not in message and "ASCII" in message and message.isascii()
+
+
+def test_partitions_a_default_one_named_ones_and_1008_1009_1010(emulator_factory):
+    emulator = emulator_factory(partitions=frozenset({"Europe"}))
+    rest = Rest(emulator)
+    assert rest.sync([{"email": "d@example.com"}])["result"][0]["status"] == "created"  # the default partition
+    assert rest.sync([{"email": "d2@example.com"}], partitionName="Default")["result"][0]["status"] == "created"
+    assert rest.sync([{"email": "e@example.com"}], partitionName="Europe",
+                     action="createOnly")["result"][0]["status"] == "created"
+    [unknown] = rest.sync([{"email": "x@example.com"}], partitionName="Asia")["result"]
+    assert unknown["reasons"] == [{"code": "1008", "message": "Access denied to partition"}]
+    [unnamed] = rest.sync([{"email": "y@example.com"}], partitionName="")["result"]
+    assert reasons(unnamed) == [rest_codes.PARTITION_NOT_SPECIFIED]
+    [elsewhere] = rest.sync([{"email": "d@example.com", "firstName": "D"}], partitionName="Europe")["result"]
+    assert elsewhere["reasons"] == [{"code": "1010", "message": "Partition update not allowed"}]
+    [own] = rest.sync([{"email": "e@example.com", "firstName": "E"}], partitionName="Europe")["result"]
+    assert own["status"] == "updated"
+    assert error_code(rest.sync([{"email": "e@example.com"}], partitionName="Europe", action="updateOnly")) == \
+        rest_codes.INVALID_DATA  # partitionName goes only with createOnly / createOrUpdate
+    assert {lead["email"]: lead["partition"] for lead in emulator.leads()} == {
+        "d@example.com": "Default", "d2@example.com": "Default", "e@example.com": "Europe"}
+    assert next(lead for lead in emulator.leads() if lead["email"] == "d@example.com")["attributes"] == {}
+
+
+def test_reconcile_emulator_partition_adds_a_partition() -> None:
+    import signal
+
+    from test_emulator_cli import _start
+
+    process, lines = _start("--partition", "Europe")
+    try:
+        exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
+        base = exports["MARKETO_REST_ENDPOINT"].removesuffix("/rest")
+        token = requests.get(f"{base}/identity/oauth/token", timeout=10, params={
+            "grant_type": "client_credentials", "client_id": exports["MARKETO_CLIENT_ID"].strip("'"),
+            "client_secret": exports["MARKETO_CLIENT_SECRET"].strip("'")}).json()["access_token"]
+
+        def sync(partition: str) -> dict:
+            return requests.post(f"{base}/rest/v1/leads.json", headers={"Authorization": f"Bearer {token}"},
+                                 json={"partitionName": partition, "input": [{"email": f"{partition}@example.com"}]},
+                                 timeout=10).json()["result"][0]
+
+        assert sync("Europe")["status"] == "created" and sync("Default")["status"] == "created"
+        assert reasons(sync("Asia")) == [rest_codes.NO_PARTITION_ACCESS]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)

@@ -207,7 +207,7 @@ class RestFace:
     # -- Sync Leads ---------------------------------------------------------------------------------
 
     def _sync_leads(self, handler: Any, call: Any) -> dict | None:
-        action, lookup_field, records = self._sync_request(handler)
+        action, lookup_field, records, partition = self._sync_request(handler)
         call.records = len(records)
         self._admit(call)
         keys = set()
@@ -219,17 +219,18 @@ class RestFace:
             missed = frozenset(racing - _held(self._emulator, lookup_field, racing))
             call.racing_keys = len(racing)
             decision = self._inflict(handler, call)
+            partition = rest_rules.Partition(partition, self._emulator.config.all_partitions)
             return None if decision is None else self._apply_sync(handler, call, decision, action, lookup_field,
-                                                                   records, missed)
+                                                                   records, missed, partition)
         finally:
             self._keys.leave(keys)
 
     def _apply_sync(self, handler: Any, call: Any, decision: Any, action: str, lookup_field: str, records: list,
-                    missed: frozenset[str]) -> dict | None:
+                    missed: frozenset[str], partition: rest_rules.Partition) -> dict | None:
         emulator = self._emulator
         try:
             with emulator.store.transaction() as tx:
-                result = rest_rules.sync(tx, emulator.fields, action, lookup_field, records, missed)
+                result = rest_rules.sync(tx, emulator.fields, action, lookup_field, records, missed, partition)
         except StoreError:
             calllog.log.exception("emulator: the lead database could not be written; call rolled back")
             raise CallError(REASON_CODES[Reason.INTERNAL_ERROR]) from None
@@ -239,7 +240,7 @@ class RestFace:
             return None
         return {"success": True, "result": result}
 
-    def _sync_request(self, handler: Any) -> tuple[str, str, list]:
+    def _sync_request(self, handler: Any) -> tuple[str, str, list, Any]:
         content_type = (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != JSON_TYPE:
             raise CallError(codes.INVALID_CONTENT_TYPE)
@@ -266,7 +267,7 @@ class RestFace:
         if len(records) > max_batch:
             raise CallError(REASON_CODES[Reason.BAD_PARAMETER],
                             f"Invalid data: input has {len(records)} records; at most {max_batch} are allowed")
-        return action, lookup_field, records
+        return action, lookup_field, records, partition
 
     # -- Get Leads and Describe ---------------------------------------------------------------------
 
