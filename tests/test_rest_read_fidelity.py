@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rest_fake import CLIENT_ID, CLIENT_SECRET, FakeMarketo
@@ -53,7 +53,7 @@ MARKETO_VALUES = st.one_of(st.booleans(), st.integers(min_value=-10**18, max_val
                            st.sampled_from([1e3, 1e21, 1e-7, 1500.5, -0.0, 0.1, 42.0]))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None)
 @given(value=MARKETO_VALUES, numeric=st.booleans())
 def test_import_then_plan_is_empty_for_every_number_and_boolean_marketo_sends(value, numeric: bool) -> None:
     choice = FieldChoice({"NumberOfEmployees": "numberOfEmployees"}, explicit=True)
