@@ -314,6 +314,7 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
                      compact: bool = False) -> int:
     from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
+    from reconcile.core.drift import check_declared_ids_exist
     from reconcile.core.planner import plan as make_plan
     from reconcile.store.journal import journal_path
 
@@ -349,7 +350,8 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     drift = None
     if refresh:
         with contextlib.closing(_rest_client(_read_credentials(api), REFRESH_CONCURRENCY)) as client:
-            drift = _refresh(current, state, client, REFRESH_CONCURRENCY)
+            drift = _refresh(current, state, client, REFRESH_CONCURRENCY, desired.leads)
+        check_declared_ids_exist(desired.leads, drift)
         current = drift.refreshed
         check_declared_once(desired.leads, current)  # Marketo's answers may make two declarations one lead
     plan = make_plan(desired.leads, current)
@@ -446,16 +448,18 @@ def _read_credentials(api: str, credentials=None):
     return RestCredentials.from_env(environ)
 
 
-def _refresh(current, state_path: Path, client, concurrency: int):
-    """Marketo's current values of the state's leads (after checking the state belongs to its instance)."""
-    from reconcile.apply.refresh import NUMERIC_TYPES, refresh, refresh_calls
+def _refresh(current, state_path: Path, client, concurrency: int, declared=()):
+    """Marketo's current values of the state's leads (after checking the state belongs to its instance),
+    and whether it still has the lead IDs the `declared` leads name."""
+    from reconcile.apply.refresh import NUMERIC_TYPES, refresh, refresh_calls, refresh_ids
     from reconcile.store.instance import instance_of
     from reconcile.store.state import check_instance
 
     current = check_instance(current, instance_of(client.credentials.base_url), state_path)
-    calls = refresh_calls(current)
+    declared_ids = [lead.lead_id for lead in declared if lead.lead_id is not None]
+    calls = refresh_calls(current, declared_ids)
     catalog = _rest_catalog(client, state_path)
-    with_id = sum(1 for record in current.leads.values() if record.lead_id is not None)
+    with_id = len(refresh_ids(current, declared_ids))
     env().err(f"Refreshing {with_id} lead{'' if with_id == 1 else 's'} from Marketo: {calls} Get Leads "
               f"call{'' if calls == 1 else 's'}.")
 
@@ -464,8 +468,8 @@ def _refresh(current, state_path: Path, client, concurrency: int):
             env().err(f"read {event.calls_done}/{event.calls}: {event.leads_read} leads")
 
     numeric = frozenset(name for name, spec in catalog.fields.items() if (spec.data_type or "") in NUMERIC_TYPES)
-    return refresh(current, client, catalog.rest_names(), numeric=numeric, concurrency=concurrency,
-                   on_progress=progress)
+    return refresh(current, client, catalog.rest_names(), numeric=numeric, declared_ids=declared_ids,
+                   concurrency=concurrency, on_progress=progress)
 
 
 def _preview_recovery(state_path: Path, current):
@@ -832,6 +836,7 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     from reconcile.apply import PlannedCalls
     from reconcile.core import render
     from reconcile.core.declared_once import check_declared_once
+    from reconcile.core.drift import check_declared_ids_exist
     from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.cache import cache_dir_for
     from reconcile.inputs.validate import load_desired
@@ -847,6 +852,8 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     if r.saved is not None:
         planfile.check_fresh(r.saved, desired=desired, state=current, state_path=r.state)
     check_declared_once(desired.leads, current if drift is None else drift.refreshed)
+    if drift is not None:
+        check_declared_ids_exist(desired.leads, drift)
     plan = make_plan(desired.leads, current if drift is None else drift.refreshed, batch_size=r.options.batch_size)
     has_work = plan.has_changes or (r.options.forget_orphans and plan.summary["orphaned"])
     if not has_work:
@@ -1435,7 +1442,8 @@ def emulator(
     rate_calls: Annotated[int, typer.Option("--rate-calls", min=1, help="Calls per rate window.")] = 100,
     rate_window: Annotated[float, typer.Option("--rate-window", min=0.001, help="Rate window, seconds.")] = 20.0,
     max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1, help="Calls at once.")] = 10,
-    daily_quota: Annotated[int, typer.Option("--daily-quota", min=1, help="Calls per day.")] = 10_000,
+    daily_quota: Annotated[int, typer.Option("--daily-quota", min=1, help="Calls per day.")] = 50_000,
+    partition: Annotated[Optional[list[str]], typer.Option("--partition", help="Add a lead partition.")] = None,
     api: Annotated[Optional[str], typer.Option(
         "--api", help="Print the export lines of this API only: soap or rest (env RECONCILE_API). Both "
         "faces serve either way.", show_default=False)] = None,
@@ -1460,7 +1468,8 @@ def emulator(
             client_id=client_id or environ.get("MARKETO_CLIENT_ID") or emu.DEFAULT_CLIENT_ID,
             client_secret=secret or emu.DEFAULT_CLIENT_SECRET, token_ttl=token_ttl, db_path=db,
             extra_fields=frozenset(field or ()), max_batch=max_batch, rate_calls=rate_calls,
-            rate_window=rate_window, max_concurrency=max_concurrency, daily_quota=daily_quota)
+            rate_window=rate_window, max_concurrency=max_concurrency, daily_quota=daily_quota,
+            partitions=frozenset(partition or ()))
         faults = emu.Faults(latency=latency, fail_rate=fail_rate, fail_every=fail_every, fail_reason=fail_reason,
                             fail_code=fail_code, fail_http_status=fail_http_status, drop_rate=drop_rate,
                             drop_every=drop_every, seed=seed)

@@ -293,3 +293,52 @@ def test_drift_lines_tell_a_lead_declared_by_id_what_to_change() -> None:
     assert merged.endswith("now holds it: declare leadId 9 in its lead file")
     [by_email] = _lead_drift_lines(LeadDrift("email:a@x", 7, deleted=True))
     assert by_email.endswith("if it is declared, it is created again")
+
+
+def test_a_declared_lead_id_marketo_no_longer_has_stops_plan_refresh_with_its_place(marketo) -> None:
+    emulator, environ = marketo
+    ada, alan = lead_id("ada@example.com"), lead_id("alan@example.com")
+    Path("leads/people.yaml").write_text(f"leads:\n  - leadId: {ada}\n    attributes: {{Title: CTO}}\n"
+                                         f"  - leadId: {alan}\n    attributes: {{Title: Researcher}}\n")
+    assert invoke("apply", "--auto-approve", environ=environ).exit_code == 0  # the state now keys them by ID
+    extra = max(lead["id"] for lead in emulator.leads()) + 100  # never in this Marketo
+    with open("leads/people.yaml", "a") as handle:
+        handle.write(f"  - leadId: {extra}\n    attributes: {{Title: Ghost}}\n")
+    admin(emulator, "DELETE", f"/_emulator/leads/{ada}")
+    emulator.reset_counters()
+
+    result = invoke("plan", "--refresh", environ=environ)
+    assert result.exit_code == 3, result.stdout + result.stderr
+    assert f"leads/people.yaml:2: leadId {ada} is not in Marketo" in result.stderr
+    assert f"leads/people.yaml:6: leadId {extra} is not in Marketo" in result.stderr
+    assert "remove `leadId:" in result.stderr  # says what to do
+    assert "leads/people.yaml:4" not in result.stderr
+    assert not writes(emulator)
+
+    applied = invoke("apply", "--refresh", "--auto-approve", environ=environ)
+    assert applied.exit_code == 3, applied.stdout + applied.stderr
+    assert f"leads/people.yaml:2: leadId {ada} is not in Marketo" in applied.stderr
+    assert not writes(emulator)
+
+
+def test_a_declared_lead_id_merged_away_names_the_winner_to_declare() -> None:
+    from reconcile.core.drift import Drift, LeadDrift, gone_declarations
+    from reconcile.core.model import Lead
+    from reconcile.errors import Location
+
+    drift = Drift(leads=(LeadDrift("id:7", 7, merged_into=9),), refreshed=State(lineage="l", serial=1, leads={}),
+                  read=1, missing_ids=frozenset({7}))
+    [error] = gone_declarations([Lead(Location("leads/a.yaml", 3), lead_id=7), Lead(Location("leads/a.yaml", 5),
+                                                                                    lead_id=9)], drift)
+    assert error.lines() == ["leads/a.yaml:3: leadId 7 is not in Marketo: Marketo merged it into lead 9: "
+                             "declare `leadId: 9` instead"]
+
+
+def test_a_title_cleared_in_marketo_is_drift(marketo) -> None:
+    emulator, environ = marketo
+    ada = lead_id("ada@example.com")
+    admin(emulator, "POST", f"/_emulator/leads/{ada}", {"Title": None})
+    seen = invoke("plan", "--refresh", "--detailed-exitcode", environ=environ)
+    assert seen.exit_code == 2, seen.stdout + seen.stderr
+    assert 'Title = "CTO" → null' in seen.stdout  # Marketo left the null Title out of its answer
+    assert 'Title = null (changed in Marketo) → "CTO"' in seen.stdout

@@ -514,7 +514,8 @@ def test_leads_are_served_as_json(emulator):
     assert leads == emulator.leads()
     assert [lead["id"] for lead in leads] == [1000001, 1000002]
     assert set(leads[1]) == {"id", "email", "foreignSysPersonId", "foreignSysType", "attributes",
-                             "createdAt", "updatedAt"}
+                             "createdAt", "updatedAt", "partition"}
+    assert leads[1]["partition"] == "Default"
     assert leads[1]["attributes"] == {"Title": None, "City": "Paris"}
     assert (leads[1]["foreignSysPersonId"], leads[1]["foreignSysType"], leads[1]["email"]) == ("F1", "SFDC", None)
 

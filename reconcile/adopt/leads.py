@@ -2,19 +2,20 @@
 
 Field names come out in lead-file form (the SOAP names Describe gives); values as exact text, as
 Marketo holds them. Real Marketo answers typed JSON (numbers, booleans) and leaves out fields that
-are empty, so an absent field reads as empty; numbers keep their JSON text and booleans become
-`true`/`false`, which is how a lead file sends them.
+are empty, so an absent field reads as empty; numbers are written in plain decimal notation
+(`1000`, not `1000.0` or `1e3`) and booleans as `true`/`false`, which is how a lead file sends them.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from reconcile.adopt.request import MAX_LEAD_ID, ImportRequest
 from reconcile.adopt.yamlout import LeadEntry
+from reconcile.core.drift import marketo_text
 from reconcile.core.safetext import visible
 from reconcile.errors import UsageError
 
@@ -131,8 +132,8 @@ def text_of(value: Any) -> tuple[str | None, str | None]:
         if value is not None and _NOT_XML_TEXT.search(value):
             return None, "holds control characters or lone surrogates that no lead file (nor SOAP) can carry"
         return value, None
-    if isinstance(value, bool):
-        return ("true" if value else "false"), None
-    if isinstance(value, (int, float)):
-        return json.dumps(value), None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, "is not a finite number"
+    if isinstance(value, (bool, int, float)):
+        return marketo_text(value), None  # the text refresh reads back, so import then plan is empty
     return None, f"is a {type(value).__name__}, not a single value"

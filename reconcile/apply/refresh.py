@@ -8,6 +8,7 @@ then looked up by their email (`filterType=email`, 300 per call): a merge winner
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,20 +34,26 @@ class RefreshProgress:
     leads_read: int
 
 
-def refresh_calls(state: State) -> int:
-    """Get Leads calls the ID reads take: ⌈leads with a lead ID / 300⌉."""
-    with_id = sum(1 for record in state.leads.values() if record.lead_id is not None)
-    return -(-with_id // MAX_BATCH_SIZE)
+def refresh_ids(state: State, declared_ids: Iterable[int] = ()) -> list[int]:
+    """The lead IDs a refresh reads: the state's, and those the lead files declare."""
+    return sorted({record.lead_id for record in state.leads.values() if record.lead_id is not None}
+                  | set(declared_ids))
+
+
+def refresh_calls(state: State, declared_ids: Iterable[int] = ()) -> int:
+    """Get Leads calls the ID reads take: ⌈lead IDs / 300⌉."""
+    return -(-len(refresh_ids(state, declared_ids)) // MAX_BATCH_SIZE)
 
 
 def refresh(state: State, client: Any, rest_names: Mapping[str, str], *, numeric: frozenset[str] = frozenset(),
-            concurrency: int = 4,
+            declared_ids: Iterable[int] = (), concurrency: int = 4,
             stop: threading.Event | None = None,
             on_progress: Callable[[RefreshProgress], None] | None = None) -> Drift:
     """Read every state lead with a lead ID from Marketo; the drift against the state. `rest_names`:
-    lead-file name → REST name; `numeric`: the lead-file names of number fields."""
+    lead-file name → REST name; `numeric`: the lead-file names of number fields; `declared_ids`: the
+    lead IDs the lead files declare, read too so that one Marketo no longer has is known before apply."""
     reader = _Reader(client, rest_names, concurrency, stop, on_progress)
-    ids = sorted({record.lead_id for record in state.leads.values() if record.lead_id is not None})
+    ids = refresh_ids(state, declared_ids)
     fields = sorted({name for record in state.leads.values() if record.lead_id is not None
                      for name in record.attributes})
     by_id: dict[int, MarketoLead] = {}
@@ -61,7 +68,8 @@ def refresh(state: State, client: Any, rest_names: Mapping[str, str], *, numeric
                 by_email.setdefault(lead.email.lower(), []).append(lead)
     for leads in by_email.values():
         leads.sort(key=lambda lead: lead.lead_id)
-    return compute_drift(state, Observed(by_id=by_id, by_email=by_email, numeric=numeric))
+    drift = compute_drift(state, Observed(by_id=by_id, by_email=by_email, numeric=numeric))
+    return dataclasses.replace(drift, missing_ids=frozenset(lead_id for lead_id in ids if lead_id not in by_id))
 
 
 class _Reader:
@@ -96,6 +104,7 @@ def _lead(row: Mapping[str, Any], wanted: Mapping[str, str]) -> MarketoLead:
     if not isinstance(lead_id, int) or isinstance(lead_id, bool):
         raise ResponseError("a lead in Marketo's Get Leads answer has no integer id")
     email = row.get("email")
-    attributes = {name: marketo_text(row[rest]) for rest, name in wanted.items() if rest in row}
+    # Marketo leaves a null field out of the answer: a field asked for and not answered is null
+    attributes = {name: marketo_text(row.get(rest)) for rest, name in wanted.items()}
     return MarketoLead(lead_id=lead_id, email=email if isinstance(email, str) and email else None,
                        attributes=attributes)

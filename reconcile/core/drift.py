@@ -14,17 +14,22 @@ the drift report says which, and why.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from reconcile.core.model import AttributeValue, State, StateLead
+from reconcile.core.model import AttributeValue, Lead, State, StateLead
+from reconcile.errors import InputError, InputErrors
 
 EMAIL = "email"  # the lead's email, compared like a managed attribute (it is the key of email leads)
 
 
 @dataclass(frozen=True, slots=True)
 class MarketoLead:
-    """One lead as Marketo answered it: the managed fields in lead-file names, values as text."""
+    """One lead as Marketo answered it: the managed fields in lead-file names, values as text. Every
+    field that was asked for is here (null when Marketo left it out of its answer); a field that is
+    absent was not read (REST does not know it), so its value is unknown."""
 
     lead_id: int
     email: str | None
@@ -70,6 +75,7 @@ class Drift:
     leads: tuple[LeadDrift, ...]  # by state key
     refreshed: State  # the state as Marketo has it (same lineage and serial as the one refreshed)
     read: int  # state leads that were read (those with a lead ID)
+    missing_ids: frozenset[int] = frozenset()  # lead IDs read that Marketo no longer has (deleted or merged)
 
     @property
     def has_drift(self) -> bool:
@@ -83,16 +89,50 @@ class Drift:
         return {lead.state_key: lead for lead in self.leads}
 
 
+def check_declared_ids_exist(desired: Sequence[Lead], drift: Drift) -> None:
+    """Raise InputErrors at each lead whose declared `leadId` Marketo no longer has."""
+    errors = gone_declarations(desired, drift)
+    if errors:
+        raise InputErrors(errors)
+
+
+def gone_declarations(desired: Sequence[Lead], drift: Drift) -> list[InputError]:
+    """A lead file's `leadId` that Marketo no longer has: an apply would fail on it (1004 Lead not
+    found), so it is an input error at plan time, at the lead's place, saying what to do."""
+    merged = {lead.lead_id: lead.merged_into for lead in drift.leads if lead.merged_into is not None}
+    errors = []
+    for lead in desired:
+        if lead.lead_id is None or lead.lead_id not in drift.missing_ids:
+            continue
+        winner = merged.get(lead.lead_id)
+        remedy = (f"Marketo merged it into lead {winner}: declare `leadId: {winner}` instead" if winner is not None
+                  else "it was deleted or merged away; remove `leadId: "
+                       f"{lead.lead_id}` from this lead (with an email, it is then created again) or remove the lead")
+        errors.append(InputError(f"leadId {lead.lead_id} is not in Marketo: {remedy}", lead.location))
+    return errors
+
+
 def marketo_text(value: Any) -> AttributeValue:
     """A JSON value of a Get Leads answer as lead-file text: Marketo answers numbers and booleans as
-    JSON, reconcile records the text it sent."""
+    JSON (`42`, `1500.5`, `false`), a lead file holds them as text a person writes (`1000`, never
+    `1000.0` or `1e3`)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return number_text(value)
     return value if isinstance(value, str) else str(value)
+
+
+def number_text(value: float) -> str:
+    """A finite float in plain decimal notation, without exponent or trailing zeros (`1e3` → `1000`)."""
+    text = format(Decimal(repr(value)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def same_value(recorded: AttributeValue, current: AttributeValue, numeric: bool = False) -> bool:

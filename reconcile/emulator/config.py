@@ -51,6 +51,7 @@ DEFAULT_FIELDS: frozenset[str] = frozenset(
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # ample for 300 records with dozens of attributes each
 REST_MAX_BODY_BYTES = 1024 * 1024  # Sync Leads payloads over 1 MB are refused with HTTP 413
 MAX_URL_BYTES = 8 * 1024  # longer request targets are refused with HTTP 414
+DEFAULT_PARTITION = "Default"  # every instance has this lead partition; leads go there without partitionName
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +69,12 @@ class EmulatorConfig:
     db_path: Path | None = None  # None: in memory only
     fields: frozenset[str] = DEFAULT_FIELDS
     extra_fields: frozenset[str] = frozenset()  # custom fields of this "instance"
+    partitions: frozenset[str] = frozenset()  # lead partitions besides DEFAULT_PARTITION (the API user may use all)
     max_batch: int = 300  # records per call
     rate_calls: int = 100  # calls ...
     rate_window: float = 20.0  # ... per sliding window of this many seconds
     max_concurrency: int = 10  # calls in flight at once
-    daily_quota: int = 10_000  # calls per day, reset at midnight America/Chicago
+    daily_quota: int = 50_000  # calls per day (REST's default), reset at midnight America/Chicago
     clock: Callable[[], datetime] = utc_now  # wall clock: timestamp freshness and the daily quota
     max_clock_skew: timedelta = timedelta(minutes=15)  # allowed requestTimestamp age / lead
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -84,6 +86,9 @@ class EmulatorConfig:
             object.__setattr__(self, "db_path", Path(self.db_path))
         object.__setattr__(self, "fields", frozenset(self.fields))
         object.__setattr__(self, "extra_fields", frozenset(self.extra_fields))
+        object.__setattr__(self, "partitions", frozenset(self.partitions))
+        if not all(isinstance(name, str) and name.strip() for name in self.partitions):
+            raise ValueError("a partition name must not be empty")
         if not self.user_id:
             raise ValueError("user_id must not be empty")
         if not self.encryption_key:
@@ -106,6 +111,11 @@ class EmulatorConfig:
     def all_fields(self) -> frozenset[str]:
         """Attribute names syncMultipleLeads accepts (case-sensitive)."""
         return self.fields | self.extra_fields | {"Email"}
+
+    @property
+    def all_partitions(self) -> frozenset[str]:
+        """The instance's lead partitions, the default one among them."""
+        return self.partitions | {DEFAULT_PARTITION}
 
     @property
     def uses_demo_secrets(self) -> bool:

@@ -29,7 +29,7 @@ _TYPES = {
     "CompanyNotes": "text", "PersonNotes": "text",
 }
 STRING_LENGTH = 255
-_FREE_TEXT_TYPES = frozenset({"string", "phone", "url"})
+_FREE_TEXT_TYPES = frozenset({"string", "phone"})  # any text up to the length (a url needs its protocol)
 _LENGTHS = {"string": STRING_LENGTH, "email": STRING_LENGTH, "phone": STRING_LENGTH, "url": STRING_LENGTH}
 
 
@@ -42,6 +42,9 @@ class Field:
     data_type: str
     length: int | None
     read_only: bool = False
+    # Usable as Get Leads' filterType and Sync Leads' lookupField: id, email and custom fields; other
+    # standard fields answer 1011 "Field '…' not supported"
+    searchable: bool = False
     # The length up to which any non-empty string is a valid value as it is; None where a value needs
     # checking (numbers, booleans, emails, which must be ASCII).
     text_up_to: int | None = field(init=False, repr=False, compare=False)
@@ -78,8 +81,8 @@ class FieldTable:
 
     def __init__(self, standard: Iterable[str], custom: Iterable[str] = ()):
         fields = [
-            Field(1, "Id", ID, "Id", "integer", None, read_only=True),
-            Field(2, "Email", EMAIL, "Email Address", "email", STRING_LENGTH),
+            Field(1, "Id", ID, "Id", "integer", None, read_only=True, searchable=True),
+            Field(2, "Email", EMAIL, "Email Address", "email", STRING_LENGTH, searchable=True),
             Field(3, "CreatedAt", "createdAt", "Created At", "datetime", None, read_only=True),
             Field(4, "UpdatedAt", "updatedAt", "Updated At", "datetime", None, read_only=True),
         ]
@@ -88,7 +91,8 @@ class FieldTable:
             fields.append(Field(len(fields) + 1, soap_name, rest_name_of(soap_name), _display_name(soap_name),
                                 data_type, _LENGTHS.get(data_type)))
         for name in sorted(set(custom) - set(standard) - {"Email"}):
-            fields.append(Field(len(fields) + 1, name, name, _display_name(name), "string", STRING_LENGTH))
+            fields.append(Field(len(fields) + 1, name, name, _display_name(name), "string", STRING_LENGTH,
+                                searchable=True))
         self.fields: tuple[Field, ...] = tuple(fields)
         self._by_rest = {f.rest_name: f for f in fields}
         self._by_soap = {f.soap_name: f for f in fields}

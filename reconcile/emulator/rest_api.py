@@ -4,7 +4,8 @@ Routes (wire format from Marketo's REST documentation, ../shared/marketo-rest-fa
   GET  /identity/oauth/token?grant_type=client_credentials&client_id=&client_secret=
   POST /rest/v1/leads.json                 Sync Leads (JSON body; rules in `rest_rules`)
   GET  /rest/v1/leads.json?filterType=&filterValues=&fields=&batchSize=&nextPageToken=
-  POST /rest/v1/leads.json?_method=GET     the same read, its parameters as a form body
+  POST /rest/v1/leads.json?_method=GET     the same read, its parameters as a form body (`_method=GET`
+                                           in the URL or in the form body: Marketo accepts both)
   GET  /rest/v1/leads/describe.json        the instance's lead fields (`fields`)
   static lists, their members and Delete Leads: see `rest_lists`
 
@@ -21,10 +22,14 @@ checked in this order; the first failure answers and nothing is applied:
                 than 300 records or filter values -> 1003 at call level. (The facts give 1003,
                 "invalid data", for a request Marketo will not execute as sent, and list it among
                 the call-level errors a client stops on; no other documented code fits "too many
-                records".) An unknown field in `fields` -> 1006
+                records".) An unknown field in `fields` -> 1006; a standard field other than id and
+                email as filterType or lookupField -> 1011 "Field '…' not supported"
   4. limits     the instance's limits (shared with the SOAP face), as their reasons' codes below
   5. faults     injected latency / failure / commit-then-drop (see `faults`)
-  6. semantics  Sync Leads records in order, atomically, persisted before the answer
+  6. semantics  Sync Leads records in order, atomically, persisted before the answer; Get Leads
+                matching more than 1,000 leads -> 1003 "Too many results match the filter", else
+                pages of `batchSize` with `moreResult: true` and a `nextPageToken` while more remain,
+                null fields left out, numbers and booleans as JSON (`values`)
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from reconcile.emulator import rest_rules
 from reconcile.emulator.config import MAX_URL_BYTES, REST_MAX_BODY_BYTES
 from reconcile.emulator.fields import EMAIL, ID, FieldTable
 from reconcile.emulator.races import KeysInFlight
+from reconcile.emulator.values import json_value
 from reconcile.emulator.reasons import Reason, Refused
 from reconcile.emulator.store import StoreError
 from reconcile.emulator.tokens import TokenState
@@ -53,7 +59,9 @@ DESCRIBE_PATH = "/rest/v1/leads/describe.json"
 REST_PREFIX = "/rest/"
 DEFAULT_GET_FIELDS = ("id", "email", "updatedAt", "createdAt", "firstName", "lastName")
 MAX_FILTER_VALUES = 300
+MAX_MATCHES = 1000  # more matching leads is 1003 "Too many results match the filter", not paged
 JSON_TYPE = "application/json"
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 REASON_CODES: dict[Reason, str] = {
     Reason.RATE_LIMIT: codes.RATE_LIMIT,
@@ -101,7 +109,8 @@ class RestFace:
             return
         if path == TOKEN_PATH:
             self._serve(handler, calllog.TOKEN, self._token, needs_token=False)
-        elif path == LEADS_PATH and method == "POST" and handler.query_value("_method") == "GET":
+        elif path == LEADS_PATH and method == "POST" and (handler.query_value("_method") == "GET"
+                                                          or _content_type(handler) == FORM_TYPE):
             self._serve(handler, calllog.READ, self._get_leads_form)
         elif path == LEADS_PATH and method == "POST":
             self._serve(handler, calllog.WRITE, self._sync_leads)
@@ -155,6 +164,10 @@ class RestFace:
         try:
             call.admit()
         except Refused as refused:
+            if refused.reason is Reason.RATE_LIMIT:  # Marketo's text, with this instance's limit
+                config = self._emulator.config
+                raise CallError(codes.RATE_LIMIT, f"Max rate limit '{config.rate_calls}' exceeded with in "
+                                                  f"'{config.rate_window:g}' secs") from None
             raise CallError(REASON_CODES[refused.reason]) from None
 
     def _inflict(self, handler: Any, call: Any) -> Any:
@@ -198,7 +211,7 @@ class RestFace:
     # -- Sync Leads ---------------------------------------------------------------------------------
 
     def _sync_leads(self, handler: Any, call: Any) -> dict | None:
-        action, lookup_field, records = self._sync_request(handler)
+        action, lookup_field, records, partition = self._sync_request(handler)
         call.records = len(records)
         self._admit(call)
         keys = set()
@@ -210,17 +223,18 @@ class RestFace:
             missed = frozenset(racing - _held(self._emulator, lookup_field, racing))
             call.racing_keys = len(racing)
             decision = self._inflict(handler, call)
+            partition = rest_rules.Partition(partition, self._emulator.config.all_partitions)
             return None if decision is None else self._apply_sync(handler, call, decision, action, lookup_field,
-                                                                   records, missed)
+                                                                   records, missed, partition)
         finally:
             self._keys.leave(keys)
 
     def _apply_sync(self, handler: Any, call: Any, decision: Any, action: str, lookup_field: str, records: list,
-                    missed: frozenset[str]) -> dict | None:
+                    missed: frozenset[str], partition: rest_rules.Partition) -> dict | None:
         emulator = self._emulator
         try:
             with emulator.store.transaction() as tx:
-                result = rest_rules.sync(tx, emulator.fields, action, lookup_field, records, missed)
+                result = rest_rules.sync(tx, emulator.fields, action, lookup_field, records, missed, partition)
         except StoreError:
             calllog.log.exception("emulator: the lead database could not be written; call rolled back")
             raise CallError(REASON_CODES[Reason.INTERNAL_ERROR]) from None
@@ -230,7 +244,7 @@ class RestFace:
             return None
         return {"success": True, "result": result}
 
-    def _sync_request(self, handler: Any) -> tuple[str, str, list]:
+    def _sync_request(self, handler: Any) -> tuple[str, str, list, Any]:
         content_type = (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != JSON_TYPE:
             raise CallError(codes.INVALID_CONTENT_TYPE)
@@ -247,6 +261,8 @@ class RestFace:
             raise CallError(codes.INVALID_DATA, f"Invalid data: action must be one of {', '.join(rest_rules.ACTIONS)}")
         if not isinstance(lookup_field, str) or self._emulator.fields.by_rest(lookup_field) is None:
             raise CallError(codes.INVALID_DATA, "Invalid data: lookupField is not a lead field")
+        if not self._emulator.fields.by_rest(lookup_field).searchable:
+            raise CallError(codes.FIELD_NOT_SUPPORTED, f"Field '{lookup_field[:100]}' not supported")
         partition = document.get("partitionName")
         if partition is not None and action not in ("createOnly", "createOrUpdate"):
             raise CallError(codes.INVALID_DATA, "Invalid data: partitionName only goes with createOnly or "
@@ -255,15 +271,19 @@ class RestFace:
         if len(records) > max_batch:
             raise CallError(REASON_CODES[Reason.BAD_PARAMETER],
                             f"Invalid data: input has {len(records)} records; at most {max_batch} are allowed")
-        return action, lookup_field, records
+        return action, lookup_field, records, partition
 
     # -- Get Leads and Describe ---------------------------------------------------------------------
 
     def _get_leads_form(self, handler: Any, call: Any) -> dict | None:
-        content_type = (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
+        """Get Leads as a form POST: `_method=GET` in the URL or in the form body, both of which
+        Marketo accepts; a form without it is not a Sync Leads call either (that takes JSON)."""
+        if _content_type(handler) != FORM_TYPE:
             raise CallError(codes.INVALID_CONTENT_TYPE)
-        params = [(k, v) for k, v in handler.query if k != "_method"] + list(_form(handler).items())
+        form = _form(handler)
+        if handler.query_value("_method") != "GET" and form.get("_method") != "GET":
+            raise CallError(codes.INVALID_CONTENT_TYPE)
+        params = [(k, v) for k, v in [*handler.query, *form.items()] if k != "_method"]
         return self._get_leads(handler, call, params)
 
     def _get_leads(self, handler: Any, call: Any, params: list[tuple[str, str]]) -> dict | None:
@@ -276,6 +296,8 @@ class RestFace:
         if decision is None:
             return None
         found = self._emulator.store.select(key, values)
+        if len(found) > MAX_MATCHES:
+            raise CallError(codes.INVALID_DATA, "Too many results match the filter")
         page = found[offset:offset + batch_size]
         call.records = len(page)
         if decision.drop:
@@ -284,6 +306,7 @@ class RestFace:
             return None
         answer: dict = {"success": True, "result": [_lead_view(lead, fields) for lead in page]}
         if offset + batch_size < len(found):
+            answer["moreResult"] = True
             answer["nextPageToken"] = _page_token(offset + batch_size)
         return answer
 
@@ -318,8 +341,10 @@ def _filter(table: FieldTable, query: dict[str, str]) -> tuple[str, list]:
     if filter_type == EMAIL:
         return "email", values
     field = table.by_rest(filter_type)
-    if field is None or field.read_only:
+    if field is None:
         raise CallError(codes.INVALID_DATA, f"Invalid data: invalid filterType '{filter_type[:100]}'")
+    if not field.searchable:
+        raise CallError(codes.FIELD_NOT_SUPPORTED, f"Field '{filter_type[:100]}' not supported")
     return field.soap_name, values
 
 
@@ -349,8 +374,7 @@ def _held(emulator: Any, lookup_field: str, keys: set[str]) -> set[str]:
 
 
 def _form(handler: Any) -> dict[str, str]:
-    content_type = (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if handler.command != "POST" or content_type != "application/x-www-form-urlencoded":
+    if handler.command != "POST" or _content_type(handler) != FORM_TYPE:
         return {}
     try:
         return dict(parse_qsl(handler.body.decode("utf-8"), keep_blank_values=True))
@@ -384,15 +408,23 @@ def _page_offset(token: str | None) -> int:
 
 
 def _lead_view(lead: dict, fields: list) -> dict:
+    """One lead of a Get Leads answer: null fields left out, numbers and booleans as JSON (as Marketo
+    answers them)."""
     view: dict[str, Any] = {"id": lead["id"]}
     for field in fields:
         name = field.rest_name
         if name == ID:
             continue
         if name == EMAIL:
-            view[name] = lead["email"]
+            value = lead["email"]
         elif name in ("createdAt", "updatedAt"):
-            view[name] = lead[name]
+            value = lead[name]
         else:
-            view[name] = lead["attributes"].get(field.soap_name)
+            value = json_value(field, lead["attributes"].get(field.soap_name))
+        if value is not None:
+            view[name] = value
     return view
+
+
+def _content_type(handler: Any) -> str:
+    return (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()

@@ -1,7 +1,8 @@
 """The emulated lead database: one set of leads that every API face reads and writes.
 
 A lead is `{"id", "email", "foreignSysPersonId", "foreignSysType", "attributes", "createdAt",
-"updatedAt"}`, its attributes keyed by SOAP field name (see `fields`). Writes happen in a
+"updatedAt", "partition"}`, its attributes keyed by SOAP field name (see `fields`), `partition` the
+name of its lead partition. Writes happen in a
 `Transaction`: one call's changes, applied in order (each sees the ones before it), persisted as a
 whole before the call is answered, or rolled back as a whole.
 
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from reconcile.core.clock import iso_utc
+from reconcile.emulator.config import DEFAULT_PARTITION
 from reconcile.emulator import soap_rules
 from reconcile.emulator.soap_rules import Outcome, RecordLike
 from reconcile.store.fs import write_atomic
@@ -89,7 +91,7 @@ class Transaction:
     def create(self) -> dict[str, Any]:
         store = self._store
         lead = {"id": store._next_id, "email": None, "foreignSysPersonId": None, "foreignSysType": None,
-                "attributes": {}, "createdAt": self.stamp, "updatedAt": self.stamp}
+                "attributes": {}, "createdAt": self.stamp, "updatedAt": self.stamp, "partition": DEFAULT_PARTITION}
         store._next_id += 1
         store._leads[lead["id"]] = lead
         self._originals[lead["id"]] = None
@@ -108,6 +110,9 @@ class Transaction:
 
     def set_attribute(self, lead: dict[str, Any], name: str, value: str | None) -> None:
         self._store._set_attribute(lead, name, value)
+
+    def set_partition(self, lead: dict[str, Any], partition: str) -> None:
+        lead["partition"] = partition
 
     def set_attributes(self, lead: dict[str, Any], pairs: Iterable[tuple[str, str | None]]) -> None:
         """`set_attribute` for each (name, value), in order."""
@@ -430,11 +435,12 @@ def _validated(raw: Any) -> dict[str, Any]:
     if not isinstance(lead_id, int) or isinstance(lead_id, bool) or lead_id < 1:
         raise ValueError(f"bad lead id {lead_id!r}")
     lead = {"id": lead_id}
-    for key in ("email", "foreignSysPersonId", "foreignSysType", "createdAt", "updatedAt"):
+    for key in ("email", "foreignSysPersonId", "foreignSysType", "createdAt", "updatedAt", "partition"):
         value = raw.get(key)
         if value is not None and not isinstance(value, str):
             raise ValueError(f"lead {lead_id}: {key} is not a string")
         lead[key] = value
+    lead["partition"] = lead["partition"] or DEFAULT_PARTITION  # a database from before partitions
     attributes = raw.get("attributes") or {}
     if not isinstance(attributes, dict) or not all(
         isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in attributes.items()

@@ -11,6 +11,7 @@ token with its remaining life; the token travels only in `Authorization: Bearer`
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import Callable
@@ -26,6 +27,9 @@ from reconcile.remote.rest.redact import Redactor
 # Renew this long before the token runs out (at most a tenth of its life): a call that starts with
 # a token must not arrive at Marketo after it expired.
 RENEW_MARGIN = 60.0
+# What a bearer token may hold in an `Authorization` header: visible ASCII, no spaces (Marketo's
+# tokens are `<uuid>:<pod>`)
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 
 
 def scrub(error: BaseException, redact: Redactor) -> None:
@@ -135,6 +139,11 @@ class TokenSource:
             raise Failure(RemoteError("Marketo's identity service answered without an access token"),
                           Handling.STOP, "no access token")
         self.redact.add(token)
+        if not _HEADER_SAFE.fullmatch(token):
+            raise Failure(RemoteError("Marketo's identity service answered an access token that cannot travel in "
+                                      "an HTTP header (it holds spaces, line breaks or other control characters); "
+                                      f"check that {ENV_IDENTITY_ENDPOINT} (if set) and the REST endpoint are "
+                                      "Marketo's"), Handling.STOP, "unusable access token")
         if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
             lifetime = 0.0  # unknown life: use it once and ask again, as a refused token would make us do
         return token, float(lifetime)

@@ -31,6 +31,8 @@ SYNC_PATH = "/rest/v1/leads.json"
 DESCRIBE_PATH = "/rest/v1/leads/describe.json"
 MAX_URL_BYTES = 8 * 1024  # Marketo answers 414 above 8 KB: such reads go as POST ..._method=GET
 MAX_FILTER_VALUES = 300
+# Marketo answers 1003 "Too many results match the filter" rather than page past 1,000 leads
+MAX_MATCHES = 1000
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
@@ -105,6 +107,8 @@ class RestClient:
         if fields:
             params["fields"] = ",".join(fields)
         rows: list[dict[str, Any]] = []
+        tokens_seen: set[str] = set()
+        ids_seen: set[Any] = set()
         while True:
             query = urlencode(params)
             if len(self.credentials.base_url) + len(SYNC_PATH) + len(query) + 1 > MAX_URL_BYTES:
@@ -114,9 +118,13 @@ class RestClient:
             else:
                 answer = self.call("GET", f"{SYNC_PATH}?{query}", permission=READ_PERMISSION, resend_safe=True,
                                    stop=stop, on_retry=on_retry)
-            rows.extend(answers.lead_rows(answer))
+            page = answers.lead_rows(answer)
+            rows.extend(page)
             if answer.next_page_token is None or not answer.result:
                 return rows
+            fresh = _new_leads(page, ids_seen)
+            _check_paging(filter_type, len(values), len(rows), answer.next_page_token, tokens_seen, fresh)
+            tokens_seen.add(answer.next_page_token)
             params["nextPageToken"] = answer.next_page_token
 
     def describe(self, stop: threading.Event | None = None) -> list[dict[str, Any]]:
@@ -198,3 +206,32 @@ class RestClient:
     def _now(self) -> datetime:
         now = self._clock()
         return now if now.tzinfo is not None else now.replace(tzinfo=timezone.utc)
+
+
+def _new_leads(page: list[dict[str, Any]], ids_seen: set[Any]) -> bool:
+    """Whether `page` holds a lead not answered on an earlier page (noting its ID)."""
+    ids = {row.get("id") if isinstance(row.get("id"), int) else None for row in page}
+    fresh = not ids <= ids_seen or None in ids
+    ids_seen |= ids
+    return fresh
+
+
+def _check_paging(filter_type: str, values: int, rows: int, token: str, tokens_seen: set[str], fresh: bool) -> None:
+    """ResponseError when Marketo offers a page that cannot hold anything new: the token of an earlier
+    page again, after a page of leads already answered, or after as many leads as the filter values
+    can match (each lead ID is one lead; any filter matches at most 1,000). Following such pages
+    would read without end."""
+    pages = len(tokens_seen) + 1
+    if token in tokens_seen:
+        why = "offered the nextPageToken of an earlier page again"
+    elif not fresh:
+        why = "answered only leads of earlier pages, and offered another page"
+    elif rows >= (min(values, MAX_MATCHES) if filter_type == "id" else MAX_MATCHES):
+        why = (f"offered another page after {rows} leads, more than {values} {filter_type} value(s) can match"
+               if filter_type == "id" else
+               f"offered another page after {rows} leads, though Marketo never pages past {MAX_MATCHES} matches")
+    else:
+        return
+    raise ResponseError(f"Marketo's Get Leads by {filter_type} pages without end: after {pages} page(s) it {why}; "
+                        "the read stopped and nothing was written. Try again later; if it persists, report it "
+                        "to Marketo support (run with --debug to see the answers)")

@@ -31,6 +31,9 @@ LEAD_EXISTS = "1005"
 FIELD_NOT_FOUND = "1006"
 MULTIPLE_MATCHES = "1007"
 NO_PARTITION_ACCESS = "1008"
+PARTITION_NOT_SPECIFIED = "1009"
+PARTITION_UPDATE_NOT_ALLOWED = "1010"
+FIELD_NOT_SUPPORTED = "1011"
 NOT_IN_LIST = "1015"  # Remove from List: the lead is not on the list (Marketo's record-level codes)
 DUPLICATE_IN_INPUT = "1036"
 
@@ -54,8 +57,12 @@ CODES = table(
     Code(LEAD_NOT_FOUND, "Lead not found", Handling.RECORD),
     Code(LEAD_EXISTS, "Lead already exists", Handling.RECORD),
     Code(FIELD_NOT_FOUND, "Field not found", Handling.RECORD),
-    Code(MULTIPLE_MATCHES, "Multiple lead match lookup criteria", Handling.RECORD),
+    Code(MULTIPLE_MATCHES, "Multiple leads match the lookup criteria", Handling.RECORD),
     Code(NO_PARTITION_ACCESS, "Access denied to partition", Handling.RECORD),
+    Code(PARTITION_NOT_SPECIFIED, "Partition name must be specified", Handling.RECORD),
+    Code(PARTITION_UPDATE_NOT_ALLOWED, "Partition update not allowed", Handling.RECORD),
+    # a call-level answer (the filterType or lookupField is not searchable): a bug to stop on
+    Code(FIELD_NOT_SUPPORTED, "Field not supported", Handling.STOP),
     Code(NOT_IN_LIST, "Lead not in list", Handling.RECORD),
     Code(DUPLICATE_IN_INPUT, "Duplicate object found in input", Handling.RECORD),
 )

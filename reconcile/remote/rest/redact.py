@@ -7,6 +7,7 @@ value known to be secret is masked wherever else it turns up (an error text quot
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 
@@ -15,7 +16,7 @@ _PATTERNS = (
     (re.compile(r"(?i)(client_secret=)[^&\s\"']*"), r"\1" + MASK),
     (re.compile(r"(?i)(access_token=)[^&\s\"']*"), r"\1" + MASK),
     (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1" + MASK),
-    (re.compile(r"(?i)(\"access_token\"\s*:\s*\")[^\"]*"), r"\1" + MASK),
+    (re.compile(r"(?i)(\"access_token\"\s*:\s*\")(?:[^\"\\]|\\.)*"), r"\1" + MASK),  # JSON escapes too
 )
 
 
@@ -31,17 +32,19 @@ class Redactor:
     def add(self, secret: str | None) -> None:
         if not secret or len(secret) < 4:
             return  # masking a very short string would mangle ordinary text and hide nothing
+        # the secret as it is, and as a message or a log quotes it: repr() and JSON escape line breaks
+        forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
         with self._lock:
-            if secret not in self._secrets:
-                # longest first: a secret that contains another is masked whole
-                self._secrets = tuple(sorted(self._secrets + (secret,), key=len, reverse=True))
+            # longest first: a secret that contains another is masked whole
+            self._secrets = tuple(sorted(set(self._secrets) | forms, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
+        # known secrets first: a pattern would mask a token only up to its first space or line break
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
         return text
 
     def body(self, content: bytes | None) -> str:
