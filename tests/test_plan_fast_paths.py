@@ -59,16 +59,16 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def plans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many times a plan was made and rendered (not printed from the cache of rendered plans),
     from scratch or from the pieces of its lead files."""
-    from reconcile import cli
+    from reconcile.cli import plan as plan_command
 
     calls: list[int] = []
-    real = cli._render
+    real = plan_command._render
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "_render", spy)
+    monkeypatch.setattr(plan_command, "_render", spy)
     return calls
 
 

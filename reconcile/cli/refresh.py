@@ -1,0 +1,108 @@
+"""`--refresh` and `--refresh-only`: reading Marketo's current values and recording them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from reconcile.cli.environment import env
+from reconcile.cli.progress import _confirm
+from reconcile.cli.transports import _rest_catalog, _rest_client
+from reconcile.core.safetext import visible
+from reconcile.errors import ExitStatus, UsageError
+
+def _read_credentials(api: str, credentials=None):
+    """The REST credentials refresh reads with: the apply's own when it writes through REST, else the
+    environment's. No live Marketo answers SOAP reads any more, so SOAP alone cannot refresh."""
+    from reconcile.remote.rest.config import REST, REST_VARIABLES, RestCredentials
+
+    if credentials is not None and isinstance(credentials, RestCredentials):
+        return credentials
+    environ = env().environ
+    if api != REST and not any((environ.get(name) or "").strip() for name in REST_VARIABLES):
+        raise UsageError("--refresh reads leads through Marketo's REST API (Get Leads); with --api soap it needs "
+                         f"the REST credentials too ({', '.join(REST_VARIABLES)}): Marketo retired SOAP, and no "
+                         "live instance answers SOAP reads")
+    return RestCredentials.from_env(environ)
+
+
+def _refresh(current, state_path: Path, client, concurrency: int):
+    """Marketo's current values of the state's leads (after checking the state belongs to its instance)."""
+    from reconcile.apply.refresh import NUMERIC_TYPES, refresh, refresh_calls
+    from reconcile.store.instance import instance_of
+    from reconcile.store.state import check_instance
+
+    current = check_instance(current, instance_of(client.credentials.base_url), state_path)
+    calls = refresh_calls(current)
+    catalog = _rest_catalog(client, state_path)
+    with_id = sum(1 for record in current.leads.values() if record.lead_id is not None)
+    env().err(f"Refreshing {with_id} lead{'' if with_id == 1 else 's'} from Marketo: {calls} Get Leads "
+              f"call{'' if calls == 1 else 's'}.")
+
+    def progress(event) -> None:
+        if event.calls > 1:
+            env().err(f"read {event.calls_done}/{event.calls}: {event.leads_read} leads")
+
+    numeric = frozenset(name for name, spec in catalog.fields.items() if (spec.data_type or "") in NUMERIC_TYPES)
+    return refresh(current, client, catalog.rest_names(), numeric=numeric, concurrency=concurrency,
+                   on_progress=progress)
+
+
+def _refresh_for_apply(stack, api: str, credentials, current, state_path: Path, options, use_emulator: bool):
+    """The drift apply --refresh / --refresh-only works from, and the REST client that read it (kept
+    open, so writes through REST share its rate limiter and call slots)."""
+    from reconcile.remote.rest.config import REST
+
+    if use_emulator and api != REST:
+        raise UsageError("--refresh reads through the REST API: with --emulator, add --api rest")
+    reader = _rest_client(_read_credentials(api, credentials), options.concurrency)
+    stack.callback(reader.close)
+    return _refresh(current, state_path, reader, options.concurrency), reader
+
+
+def _nothing_to_apply(drift, current, state_path: Path, auto_approve: bool, endpoint: str) -> int:
+    """Nothing to send; after a refresh, the state may still have Marketo's values to learn."""
+    if drift is not None and drift.has_drift:
+        return _record_refresh(drift, current, state_path, auto_approve, endpoint, shown=True)
+    env().out("Nothing to apply.")
+    return ExitStatus.SUCCESS
+
+
+def _check_refresh_options(refresh: bool, refresh_only: bool, plan_file: Optional[Path]) -> None:
+    if refresh and refresh_only:
+        raise UsageError("--refresh and --refresh-only are mutually exclusive")
+    if (refresh or refresh_only) and plan_file is not None:
+        raise UsageError("a saved plan is applied exactly as planned: --refresh and --refresh-only cannot be "
+                         "combined with PLAN_FILE")
+
+
+def _record_refresh(drift, current, state_path: Path, auto_approve: bool, endpoint: str,
+                    shown: bool = False) -> int:
+    """`apply --refresh-only`: show what the state will learn, ask, record it. Nothing is sent."""
+    if not shown:
+        env().out(_refresh_report(drift))
+    if not drift.has_drift:
+        env().out("Nothing to record: the state matches Marketo.")
+        return ExitStatus.SUCCESS
+    env().out("The state will record Marketo's current values above; nothing is sent to Marketo.")
+    if not auto_approve:
+        _confirm(endpoint, question=f"Record these values from {visible(endpoint)} in {visible(state_path)}?")
+    written = _write_refreshed(drift, current, state_path)
+    env().out(f"Recorded Marketo's values of {len(drift.leads)} lead{'' if len(drift.leads) == 1 else 's'} in "
+              f"{visible(state_path)} (serial {written.serial}); nothing was sent to Marketo.")
+    return ExitStatus.SUCCESS
+
+
+def _refresh_report(drift) -> str:
+    from reconcile.core.render import render_drift
+
+    return render_drift(drift, color=env().color)
+
+
+def _write_refreshed(drift, current, state_path: Path):
+    """The refreshed state, written (the caller holds the lock)."""
+    from reconcile.store.state import with_leads, write_state
+
+    refreshed = with_leads(current, drift.refreshed.leads)
+    write_state(state_path, refreshed)
+    return refreshed

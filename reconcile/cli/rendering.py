@@ -1,0 +1,34 @@
+"""A plan as text, JSON or Markdown, with the calls apply will make."""
+
+from __future__ import annotations
+
+
+from reconcile.cli.environment import OutputFormat, env
+
+def _render(plan, fmt: OutputFormat, calls=None, drift=None, against_state: bool = False,
+            compact: bool = False) -> str:
+    from reconcile.core import render
+
+    calls = calls or render.Calls()
+    if compact:
+        return render.render_compact(plan, calls, drift, against_state)
+    if fmt is OutputFormat.json:
+        return render.render_json(plan, calls, drift)
+    if fmt is OutputFormat.markdown:
+        return render.render_markdown(plan, calls, drift, against_state)
+    return render.render_text(plan, color=env().color, calls=calls, drift=drift, against_state=against_state)
+
+
+def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | None = None):
+    """The API's call name and how many calls apply makes: REST calls never mix lookup keys."""
+    from reconcile.core import render
+
+    if api != "rest":
+        return render.Calls()
+    from reconcile.apply import plan_batches
+    from reconcile.remote.rest.payload import group_of
+
+    field = foreign_id_field or "foreign-id-field"  # any name: only which records share a call matters
+    batches = plan_batches(plan, plan.batch_size, dedup_enabled,
+                           group_of=lambda record, dedup: group_of(record, dedup, field))
+    return render.Calls("Sync Leads", len(batches))
