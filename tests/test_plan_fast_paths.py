@@ -59,7 +59,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def plans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many times a plan was made and rendered (not printed from the cache of rendered plans),
     from scratch or from the pieces of its lead files."""
-    from reconcile.cli import plan as plan_command
+    from reconcile.app import plan as plan_command
 
     calls: list[int] = []
     real = plan_command._render

@@ -8,11 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from reconcile.app.importing import ImportOperation, run_import
+from reconcile.app.inputs import _rest_instance
+from reconcile.app.transports import _credentials_from_env, _embedded_emulator, _rest_catalog, _rest_client
 from reconcile.cli.environment import Environment, env
-from reconcile.cli.inputs import _notice_if_migrated, _rest_instance
-from reconcile.cli.progress import _print_event
+from reconcile.cli.events import session_for
 from reconcile.cli.root import ApiOption, DebugOption, LeadsOption, MaxFileSizeOption, StateOption, app
-from reconcile.cli.transports import _credentials_from_env, _embedded_emulator, _rest_catalog, _rest_client
 from reconcile.core.safetext import visible
 from reconcile.errors import ExitStatus, UsageError
 
@@ -32,14 +33,15 @@ def fields_command(
     if select_api(api or REST, env().environ) != REST:
         raise UsageError("`reconcile fields` reads Marketo's REST Describe: it needs --api rest and the REST "
                          "credentials (SOAP has no describe call)")
-    catalog = None if refresh or use_emulator else load_catalog(state, _rest_instance())
+    catalog = None if refresh or use_emulator else load_catalog(state, _rest_instance(env().environ))
     if catalog is None:
+        session = session_for(env())
         with contextlib.ExitStack() as stack:
-            credentials = (stack.enter_context(_embedded_emulator(state, REST)) if use_emulator
-                           else _credentials_from_env(None, REST))
-            client = _rest_client(credentials, 1)
+            credentials = (stack.enter_context(_embedded_emulator(session, state, REST)) if use_emulator
+                           else _credentials_from_env(session, None, REST))
+            client = _rest_client(session, credentials, 1)
             stack.callback(client.close)
-            catalog = _rest_catalog(client, state, refresh=True)
+            catalog = _rest_catalog(session, client, state, refresh=True)
     env().out(_fields_table(catalog))
     return ExitStatus.SUCCESS
 
@@ -81,37 +83,15 @@ def import_command(
 ) -> int:
     """Adopt existing Marketo leads: write them as a lead file keyed by leadId and record them in the state,
     so the next plan is empty. Reads through REST Get Leads (credentials as for `apply --api rest`)."""
-    from reconcile import adopt
-    from reconcile import apply as applier
     from reconcile.adopt import importer
     from reconcile.inputs.files import parse_size
-    from reconcile.inputs.validate import load_desired
-    from reconcile.store import lock
-    from reconcile.store.instance import instance_of
-    from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
 
-    _import_api(api, use_emulator)
-    request = adopt.build_request(lead_id or [], email or [], ids_from)
     asked_fields = [name.strip() for name in fields.split(",") if name.strip()] if fields is not None else None
-    importer.check_destination(out, leads, force)
-    check_state_path(state)
-    with contextlib.ExitStack() as stack:
-        credentials = (stack.enter_context(_embedded_emulator(state, "rest")) if use_emulator
-                       else _credentials_from_env(None, "rest"))
-        held = lock.acquire(state, "import", on_warning=lambda text: env().warn(text))
-        stack.callback(held.release)
-        stack.callback(_notice_if_migrated(state))
-        finish_interrupted_write(state)
-        current, _ = applier.recover_state(state, on_event=_print_event)
-        instance = instance_of(credentials.endpoint)
-        current = check_instance(current, instance, state)
-        desired = load_desired(leads, max_file_bytes=parse_size(max_file_size))
-        client = _rest_client(credentials, concurrency)
-        stack.callback(client.close)
-        settings = importer.ImportSettings(request=request, fields=asked_fields, out=out, state_path=state,
-                                           instance=instance, concurrency=concurrency)
-        result = importer.run_import(client, lambda: _rest_catalog(client, state), settings, desired.leads, current,
-                                     on_event=_read_event_printer(env()))
+    operation = ImportOperation(out=out, lead_ids=tuple(lead_id or ()), emails=tuple(email or ()), ids_from=ids_from,
+                                fields=tuple(asked_fields) if asked_fields is not None else None, force=force,
+                                leads=leads, state=state, api=api, use_emulator=use_emulator,
+                                concurrency=concurrency, max_file_bytes=parse_size(max_file_size))
+    result = run_import(session_for(env(), also=_read_event_printer(env())), operation)
     problems = result.adopted.problems
     for line in (*problems[:20], *([f"{len(problems) - 20} more values left out"] if len(problems) > 20 else []),
                  *importer.missing_lines(result.adopted)):
@@ -123,17 +103,6 @@ def import_command(
         env().warn(f"{result.dropped} lead(s) the replaced {out} declared are no longer declared: plan shows them "
                    "as orphaned")
     return ExitStatus.SUCCESS
-
-
-def _import_api(api: str | None, use_emulator: bool) -> None:
-    from reconcile.remote.rest.config import ENV_API, REST, select_api
-
-    explicit = api or (env().environ.get(ENV_API) or "").strip() or None
-    chosen = select_api(api, env().environ) if explicit or not use_emulator else REST
-    if chosen != REST:
-        raise UsageError("import reads leads through Marketo's REST API (Get Leads); no live Marketo serves reads "
-                         "over SOAP. Use --api rest with MARKETO_REST_ENDPOINT, MARKETO_CLIENT_ID and "
-                         "MARKETO_CLIENT_SECRET set (or --emulator)")
 
 
 def _read_event_printer(environment: Environment):

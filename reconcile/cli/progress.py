@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import signal
+import threading
 
 import typer
 
-from reconcile.cli.environment import env
-from reconcile.core.safetext import not_a_command, visible
-from reconcile.errors import ExitStatus, ReconcileError, UsageError
+from reconcile.cli.environment import Environment, env
+from reconcile.core.safetext import not_a_command
+from reconcile.errors import ExitStatus, UsageError
 
-def _confirm(endpoint: str, question: str | None = None) -> None:
+
+def _confirm(question: str) -> bool:
+    """Ask `question`; True only for "yes". Declining is a decision, not a failure: nothing is sent."""
     if not env().stdin_isatty:
         raise UsageError("apply needs confirmation but stdin is not interactive; review the plan and pass "
                          "--auto-approve, or apply a saved plan file")
-    question = question or f"Apply these changes to {visible(endpoint)}?"
     env().stdout.write(not_a_command(f"\n{question}\n  Only 'yes' will be accepted: "))
     env().stdout.flush()
     try:
@@ -23,9 +25,9 @@ def _confirm(endpoint: str, question: str | None = None) -> None:
         env().out("\nApply cancelled; nothing was sent.")
         raise typer.Exit(ExitStatus.INTERRUPTED) from None
     if answer.strip() != "yes":
-        # Declining is a decision, not a failure (exit 1 means a bug here): nothing was sent, exit 0.
         env().out(("" if answer.endswith("\n") else "\n") + "Apply cancelled; nothing was sent.")
-        raise typer.Exit(ExitStatus.SUCCESS)
+        return False
+    return True
 
 
 def _print_event(event) -> None:
@@ -39,44 +41,6 @@ def _print_event(event) -> None:
         env().err(f"call {event.batch}: retrying in {event.delay:.1f} s after {event.reason}")
     elif isinstance(event, applier.BatchFailed):
         env().err(f"call {event.batch}: {event.error}")
-
-
-def _run_apply(plan, current, state_path: Path, transport, options, calls=None):
-    """Run the applier with a progress display and Ctrl-C / SIGTERM turned into a graceful stop."""
-    import signal
-    import threading
-
-    from reconcile import apply as applier
-
-    stop = threading.Event()
-    progress = _Progress(total_records=plan.records_to_send, calls=plan.calls)
-    restore = []
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            restore.append((signum, signal.signal(signum, lambda *_: stop.set())))
-
-    failures = []
-
-    def on_event(event) -> None:
-        if isinstance(event, applier.BatchFailed) and not failures:
-            failures.append(event)  # the first failure ends the apply: its error line says it once
-        else:
-            _print_event(event)
-        progress.update(event)
-
-    try:
-        return applier.apply_plan(plan, current, state_path, transport, options=options, on_event=on_event,
-                                  stop=stop, calls=calls)
-    except ReconcileError as exc:
-        report = getattr(exc, "report", None)
-        if report is not None:
-            progress.close()
-            env().out(report.summary("interrupted" if exc.exit_status == ExitStatus.INTERRUPTED else "failed"))
-        raise
-    finally:
-        progress.close()
-        for signum, handler in restore:
-            signal.signal(signum, handler)
 
 
 class _Progress:
@@ -112,3 +76,50 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+class ApplyDisplay:
+    """What the user sees while apply sends: a progress display, each call's trouble once, and Ctrl-C /
+    SIGTERM turned into a graceful stop (the session's `stop`), from `Sending` until `Sent`."""
+
+    def __init__(self, environment: Environment):
+        self.environment = environment
+        self.stop = threading.Event()
+        self.progress: _Progress | None = None
+        self.failures: list[object] = []
+        self.restore: list[tuple[int, object]] = []
+
+    def __enter__(self) -> "ApplyDisplay":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.finish()
+
+    def start(self, records: int, calls: int) -> None:
+        self.progress = _Progress(total_records=records, calls=calls)
+        self.failures = []
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.restore.append((signum, signal.signal(signum, lambda *_: self.stop.set())))
+
+    def sending(self) -> bool:
+        return self.progress is not None
+
+    def show(self, event) -> None:
+        """An apply engine event while sending."""
+        from reconcile import apply as applier
+
+        if isinstance(event, applier.BatchFailed) and not self.failures:
+            self.failures.append(event)  # the first failure ends the apply: its error line says it once
+        else:
+            _print_event(event)
+        if self.progress is not None:
+            self.progress.update(event)
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
+        for signum, handler in self.restore:
+            signal.signal(signum, handler)
+        self.restore = []

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from reconcile.cli.environment import env
-from reconcile.cli.inputs import _notice_if_migrated
+from reconcile.app.inputs import _notice_if_migrated
 from reconcile.cli.progress import _print_event
 from reconcile.cli.root import DebugOption, StateOption, app, state_app
 from reconcile.core.safetext import json_text, visible
@@ -73,7 +73,7 @@ def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (M
 
     check_state_path(state)
     with lock.acquire(state, "state rm", on_warning=lambda text: env().warn(text)):
-        notice = _notice_if_migrated(state)
+        notice = _notice_if_migrated(state, env().err)
         finish_interrupted_write(state)
         current, _ = applier.recover_state(state, on_event=_print_event)
         target = key if key in current.leads else _normalise_key(key)
@@ -109,7 +109,7 @@ def state_rebind(
     instance = EMULATOR if use_emulator else instance_of(url)
     check_state_path(state)
     with lock.acquire(state, "state rebind", on_warning=lambda text: env().err(f"warning: {text}")):
-        notice = _notice_if_migrated(state)
+        notice = _notice_if_migrated(state, env().err)
         finish_interrupted_write(state)
         current, _ = applier.recover_state(state, on_event=_print_event)
         before = current.instance

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 
-from reconcile.cli.environment import OutputFormat, env
-
-def _render(plan, fmt: OutputFormat, calls=None, drift=None, against_state: bool = False,
+def _render(plan, fmt: str, color: bool, calls=None, drift=None, against_state: bool = False,
             compact: bool = False) -> str:
     from reconcile.core import render
 
     calls = calls or render.Calls()
     if compact:
         return render.render_compact(plan, calls, drift, against_state)
-    if fmt is OutputFormat.json:
+    if fmt == "json":
         return render.render_json(plan, calls, drift)
-    if fmt is OutputFormat.markdown:
+    if fmt == "markdown":
         return render.render_markdown(plan, calls, drift, against_state)
-    return render.render_text(plan, color=env().color, calls=calls, drift=drift, against_state=against_state)
+    return render.render_text(plan, color=color, calls=calls, drift=drift, against_state=against_state)
 
 
 def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | None = None):
