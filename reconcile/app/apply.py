@@ -38,6 +38,7 @@ class ApplyResult:
 def run_apply(session: Session, op: Operation) -> ApplyResult:
     """`reconcile apply`: everything after the command line is read."""
     from reconcile import apply as applier
+    from reconcile.remote import registry
     from reconcile.store import lock, planfile
     from reconcile.store.instance import instance_of
     from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
@@ -50,7 +51,9 @@ def run_apply(session: Session, op: Operation) -> ApplyResult:
         raise UsageError("--emulator and --endpoint are mutually exclusive")
     check_state_path(op.state)
     chosen, foreign_id_field = _api_for_apply(session, op.api, op.endpoint, op.use_emulator, op.foreign_id_field)
-    op = replace(op, api=chosen, foreign_id_field=foreign_id_field)
+    largest = registry.get(chosen).max_records
+    op = replace(op, api=chosen, foreign_id_field=foreign_id_field,
+                 apply=replace(op.apply, batch_size=op.batch_size or largest, max_batch_size=largest))
     state = op.state
     with contextlib.ExitStack() as stack:
         credentials = (stack.enter_context(_embedded_emulator(session, state, chosen)) if op.use_emulator
@@ -72,6 +75,7 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
     from reconcile.core.planner import plan as make_plan
     from reconcile.inputs.cache import cache_dir_for
     from reconcile.inputs.validate import load_desired
+    from reconcile.remote import registry
     from reconcile.remote.rest.config import REST
     from reconcile.store import planfile
 
@@ -103,7 +107,8 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
     stack.callback(transport.close)
     calls = PlannedCalls.of(plan, transport, options)
     calls.start_building(transport)  # envelopes are built while the plan is printed and confirmed
-    shown = render.Calls("Sync Leads", len(calls.batches)) if op.api == REST else render.Calls()
+    described = registry.get(op.api)
+    shown = render.Calls(described.call_name, len(calls.batches) if described.group_of is not None else None)
     _show_plan_for_apply(session, op, plan, desired, shown, drift)
     if saved is None and not op.auto_approve \
             and not session.confirm(f"Apply these changes to {visible(credentials.endpoint)}?"):
@@ -118,7 +123,8 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
 def _api_for_apply(session: Session, api: str | None, endpoint: str | None, use_emulator: bool,
                    foreign_id_field: str | None) -> tuple[str, str | None]:
     """The API apply talks to, and the REST field that carries foreign IDs (if any)."""
-    from reconcile.remote.rest.config import ENV_FOREIGN_ID_FIELD, REST, select_api
+    from reconcile.remote.registry import select_api
+    from reconcile.remote.rest.config import ENV_FOREIGN_ID_FIELD, REST
 
     chosen = select_api(api, session.environ, emulator=use_emulator)
     if chosen == REST and endpoint:

@@ -68,7 +68,8 @@ def run_import(session: Session, op: ImportOperation):
 
 
 def _import_api(session: Session, api: str | None, use_emulator: bool) -> None:
-    from reconcile.remote.rest.config import ENV_API, REST, select_api
+    from reconcile.remote.registry import ENV_API, select_api
+    from reconcile.remote.rest.config import REST
 
     explicit = api or (session.environ.get(ENV_API) or "").strip() or None
     chosen = select_api(api, session.environ) if explicit or not use_emulator else REST

@@ -32,4 +32,5 @@ class Operation:
     use_emulator: bool = False
     endpoint: str | None = None  # SOAP endpoint override
     foreign_id_field: str | None = None  # REST: the custom field that carries foreignSysPersonId
+    batch_size: int | None = None  # apply: records per call (None: the transport's largest call)
     apply: ApplyOptions = field(default_factory=ApplyOptions)

@@ -49,6 +49,7 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
     from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
+    from reconcile.remote import registry
     from reconcile.store.journal import journal_path
 
     leads, state, out, format, api, refresh = op.leads, op.state, op.out, op.format, op.api, op.refresh
@@ -87,7 +88,7 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
             drift = _refresh(session, current, state, client, REFRESH_CONCURRENCY)
         current = drift.refreshed
         check_declared_once(desired.leads, current)  # Marketo's answers may make two declarations one lead
-    plan = make_plan(desired.leads, current)
+    plan = make_plan(desired.leads, current, batch_size=registry.get(api).max_records)
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)

@@ -18,15 +18,18 @@ def _render(plan, fmt: str, color: bool, calls=None, drift=None, against_state: 
 
 
 def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | None = None):
-    """The API's call name and how many calls apply makes: REST calls never mix lookup keys."""
+    """The API's call name and how many calls apply makes: a transport that groups records (REST: one
+    lookup key per call) may need more calls than records / batch size."""
     from reconcile.core import render
+    from reconcile.remote import registry
 
-    if api != "rest":
-        return render.Calls()
+    transport = registry.get(api)
+    if transport.group_of is None:
+        return render.Calls(transport.call_name)
     from reconcile.apply import plan_batches
-    from reconcile.remote.rest.payload import group_of
 
+    group_of = transport.group_of
     field = foreign_id_field or "foreign-id-field"  # any name: only which records share a call matters
     batches = plan_batches(plan, plan.batch_size, dedup_enabled,
                            group_of=lambda record, dedup: group_of(record, dedup, field))
-    return render.Calls("Sync Leads", len(batches))
+    return render.Calls(transport.call_name, len(batches))

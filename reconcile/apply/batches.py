@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Sequence
 
-from reconcile.core.model import CREATE, MAX_BATCH_SIZE, UPDATE, Action, Lead, Plan
+from reconcile.core.model import CREATE, DEFAULT_BATCH_SIZE, UPDATE, Action, Lead, Plan
 from reconcile.core.records import LeadRecord, trusted_record
 
 __all__ = ["Batch", "GroupOf", "SizeOf", "record_for", "plan_batches", "conflict_keys"]
@@ -170,7 +170,7 @@ def _chunks(items: Sequence[_Item], batch_size: int, max_call_bytes: int | None,
     return chunks
 
 
-def plan_batches(plan: Plan, batch_size: int = MAX_BATCH_SIZE, dedup_enabled: bool = True, *,
+def plan_batches(plan: Plan, batch_size: int = DEFAULT_BATCH_SIZE, dedup_enabled: bool = True, *,
                  group_of: GroupOf | None = None, size_of: SizeOf | None = None,
                  max_call_bytes: int | None = None, size_bound_of: SizeOf | None = None,
                  hold_first: int = 0) -> list[Batch]:

@@ -29,7 +29,7 @@ from reconcile.apply.schedule import PlannedCalls, Scheduler
 from reconcile.apply.unknowns import UnknownOutcomes, unique, unknown_message
 from reconcile.core.clock import iso_utc, utc_now
 from reconcile.core.gcpause import collect_and_freeze, gc_frozen
-from reconcile.core.model import CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
+from reconcile.core.model import CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
 from reconcile.core.planner import is_adoption, recorded_lead
 from reconcile.core.records import CREATED
 from reconcile.errors import ReconcileError, RemoteError, ResponseError, StalePlanError
@@ -263,7 +263,7 @@ class _Apply:
 
 
 def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any, *,
-               batch_size: int = MAX_BATCH_SIZE, concurrency: int = 4, dedup_enabled: bool = True,
+               batch_size: int = DEFAULT_BATCH_SIZE, concurrency: int = 4, dedup_enabled: bool = True,
                forget_orphans: bool = False, options: ApplyOptions | None = None,
                clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic,
                on_event: Callable[[ApplyEvent], None] | None = None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from reconcile.core.drift import Drift, MarketoLead, Observed, compute_drift, marketo_text
-from reconcile.core.model import MAX_BATCH_SIZE, State
+from reconcile.core.model import State
 
 # Describe's data types whose values Marketo answers as JSON numbers
 NUMERIC_TYPES = frozenset({"integer", "float", "currency", "score", "percent"})
@@ -22,6 +22,8 @@ from reconcile.errors import ResponseError
 
 ID_FILTER = "id"
 EMAIL_FILTER = "email"
+
+READ_BATCH = 300  # Get Leads takes at most 300 filter values a call
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class RefreshProgress:
 def refresh_calls(state: State) -> int:
     """Get Leads calls the ID reads take: ⌈leads with a lead ID / 300⌉."""
     with_id = sum(1 for record in state.leads.values() if record.lead_id is not None)
-    return -(-with_id // MAX_BATCH_SIZE)
+    return -(-with_id // READ_BATCH)
 
 
 def refresh(state: State, client: Any, rest_names: Mapping[str, str], *, numeric: frozenset[str] = frozenset(),
@@ -75,7 +77,7 @@ class _Reader:
         """Every lead matching `values`, 300 values per call, calls run `concurrency` at once."""
         wanted = {self.rest_names[name]: name for name in fields if name in self.rest_names}
         rest_fields = ["id", "email", *sorted(set(wanted) - {"id", "email"})]
-        chunks = [list(values[start:start + MAX_BATCH_SIZE]) for start in range(0, len(values), MAX_BATCH_SIZE)]
+        chunks = [list(values[start:start + READ_BATCH]) for start in range(0, len(values), READ_BATCH)]
         self.calls += len(chunks)
         leads: list[MarketoLead] = []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(chunks) or 1)) as pool:

@@ -26,7 +26,8 @@ def apply(
         "--emulator", help="Apply to the built-in Marketo emulator (database under .reconcile/).")] = False,
     endpoint: Annotated[Optional[str], typer.Option(
         "--endpoint", help="SOAP endpoint URL (overrides MARKETO_SOAP_ENDPOINT).", show_default=False)] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per call (1..300).")] = 300,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Records per call (default: as many as the API takes).", show_default=False)] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Calls in flight at once (1..10).")] = 4,
     no_dedup: Annotated[bool, typer.Option("--no-dedup", help="Send dedupEnabled=false: Marketo creates a new "
                                            "lead even when one with the email exists.")] = False,
@@ -51,14 +52,16 @@ def apply(
     """
     from reconcile import apply as applier
     from reconcile.inputs.files import parse_size
+    from reconcile.remote import registry
 
     max_file_bytes = parse_size(max_file_size)
-    options = applier.ApplyOptions(batch_size=batch_size, concurrency=concurrency, dedup_enabled=not no_dedup,
-                                   forget_orphans=forget_orphans)
+    largest = registry.largest_call()
+    options = applier.ApplyOptions(batch_size=largest if batch_size is None else batch_size, max_batch_size=largest,
+                                   concurrency=concurrency, dedup_enabled=not no_dedup, forget_orphans=forget_orphans)
     operation = Operation(leads=leads, state=state, api=api, refresh=refresh, refresh_only=refresh_only,
                           color=env().color, max_file_bytes=max_file_bytes, plan_file=plan_file,
                           auto_approve=auto_approve, use_emulator=use_emulator, endpoint=endpoint,
-                          foreign_id_field=foreign_id_field, apply=options)
+                          foreign_id_field=foreign_id_field, batch_size=batch_size, apply=options)
     with ApplyDisplay(env()) as display:
         run_apply(session_for(env(), display), operation)
     return ExitStatus.SUCCESS

@@ -62,7 +62,7 @@ def emulator(
 ) -> int:
     """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C."""
     from reconcile import emulator as emu
-    from reconcile.remote.rest.config import ENV_API, select_api
+    from reconcile.remote.registry import ENV_API, select_api
 
     environ = env().environ
     key = encryption_key or environ.get("MARKETO_ENCRYPTION_KEY")

@@ -28,7 +28,8 @@ def fields_command(
 ) -> int:
     """Show the instance's lead fields (REST Describe), cached under .reconcile/ beside the state."""
     from reconcile.inputs.fields import load_catalog
-    from reconcile.remote.rest.config import REST, select_api
+    from reconcile.remote.registry import select_api
+    from reconcile.remote.rest.config import REST
 
     if select_api(api or REST, env().environ) != REST:
         raise UsageError("`reconcile fields` reads Marketo's REST Describe: it needs --api rest and the REST "

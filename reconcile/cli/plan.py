@@ -55,7 +55,7 @@ def plan_command(
     """Show what apply would change in Marketo (with --refresh, against what Marketo holds now)."""
     from reconcile.core.gcpause import gc_paused
     from reconcile.inputs.files import parse_size
-    from reconcile.remote.rest.config import select_api
+    from reconcile.remote.registry import select_api
 
     if format is OutputFormat.json:
         env().json_errors = True

@@ -9,7 +9,9 @@ from reconcile.errors import Location
 
 FOREIGN_SYS_TYPES = ("CUSTOM", "SFDC", "NETSUITE")
 DEFAULT_FOREIGN_SYS_TYPE = "CUSTOM"
-MAX_BATCH_SIZE = 300
+# Records per call a plan counts with when its caller names no transport. Each transport declares
+# its own cap (reconcile/remote/registry.py); the application plans with the chosen one's.
+DEFAULT_BATCH_SIZE = 300
 
 # A value of None means "clear this field in Marketo" (sent as an empty attrValue).
 AttributeValue = str | None
@@ -152,7 +154,7 @@ class Plan:
     leads that need nothing, kept as names only: on a 100k-lead plan they are nearly all of it."""
 
     actions: tuple[Action, ...]
-    batch_size: int = MAX_BATCH_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
     unchanged: tuple[str, ...] = ()
     # Tallied once: renderers and the CLI ask for them several times over 100k actions.
     counts: Mapping[str, int] = field(init=False, repr=False, compare=False)

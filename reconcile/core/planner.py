@@ -11,7 +11,7 @@ from operator import attrgetter, itemgetter
 from typing import Iterable, Mapping, Sequence
 
 from reconcile.core.gcpause import gc_paused
-from reconcile.core.model import (CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
+from reconcile.core.model import (CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
                              KeyChange, Lead, Plan, State, StateLead)
 
 _MISSING = object()
@@ -91,7 +91,7 @@ def _compatible(lead: Lead, recorded: StateLead) -> bool:
     return True
 
 
-def plan(desired: Sequence[Lead], state: State, batch_size: int = MAX_BATCH_SIZE) -> Plan:
+def plan(desired: Sequence[Lead], state: State, batch_size: int = DEFAULT_BATCH_SIZE) -> Plan:
     with gc_paused():
         return _plan(desired, state, batch_size)
 
