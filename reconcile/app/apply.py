@@ -46,7 +46,11 @@ def run_apply(session: Session, op: Operation) -> ApplyResult:
     _check_refresh_options(op.refresh, op.refresh_only, op.plan_file)
     saved = planfile.load(op.plan_file) if op.plan_file is not None else None
     if saved is not None:
-        op = replace(op, leads=Path(saved.leads_dir), state=Path(saved.state_path))
+        if op.targets:
+            raise UsageError("a saved plan is applied exactly as planned, with the targets it was planned with: "
+                             "--target cannot be combined with PLAN_FILE")
+        op = replace(op, leads=Path(saved.leads_dir), state=Path(saved.state_path),
+                     targets=tuple(saved.plan.get("targets") or ()))
     if op.use_emulator and op.endpoint:
         raise UsageError("--emulator and --endpoint are mutually exclusive")
     check_state_path(op.state)
@@ -91,7 +95,8 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
     if saved is not None:
         planfile.check_fresh(saved, desired=desired, state=current, state_path=op.state)
     check_declared_once(desired.leads, current if drift is None else drift.refreshed)
-    plan = make_plan(desired.leads, current if drift is None else drift.refreshed, batch_size=options.batch_size)
+    plan = make_plan(desired.leads, current if drift is None else drift.refreshed, batch_size=options.batch_size,
+                     targets=op.targets)
     has_work = plan.has_changes or (options.forget_orphans and plan.summary["orphaned"])
     if not has_work:
         session.show(_render(plan, "text", op.color, _calls(plan, op.api, options.dedup_enabled,

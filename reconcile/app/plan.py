@@ -60,7 +60,8 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
         planfile.check_destination(out)
     # A plan to print (not to save), made without reading Marketo and with no journal to replay, is a
     # function of its inputs' bytes alone: the lead files, the state, the describe cache and the options.
-    reusable = out is None and not refresh and not journal_path(state).exists()
+    # A targeted plan is never taken from (or put in) that cache: it shows only part of the plan.
+    reusable = out is None and not refresh and not op.targets and not journal_path(state).exists()
     if reusable:
         from reconcile.inputs.cache import cache_dir_for
         from reconcile.inputs.plancache import PlanOutputCache
@@ -88,7 +89,7 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
             drift = _refresh(session, current, state, client, REFRESH_CONCURRENCY)
         current = drift.refreshed
         check_declared_once(desired.leads, current)  # Marketo's answers may make two declarations one lead
-    plan = make_plan(desired.leads, current, batch_size=registry.get(api).max_records)
+    plan = make_plan(desired.leads, current, batch_size=registry.get(api).max_records, targets=op.targets)
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)
@@ -139,7 +140,7 @@ def _show_plan_for_apply(session: Session, op: Operation, plan, desired, calls, 
     """The plan as apply shows it: from plan's cached text of the same inputs when there is one."""
     from reconcile.core.render import text_for_apply
 
-    if drift is None and op.plan_file is None:
+    if drift is None and op.plan_file is None and not op.targets:
         planned = _planned_text(session, op, desired)
         text = text_for_apply(planned, plan, op.color, calls) if planned is not None else None
         if text is not None:

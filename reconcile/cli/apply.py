@@ -12,7 +12,7 @@ from reconcile.app.operation import Operation
 from reconcile.cli.environment import env
 from reconcile.cli.events import ApplyDisplay, session_for
 from reconcile.cli.root import (ApiOption, DebugOption, ForeignIdFieldOption, LeadsOption, MaxFileSizeOption,
-                                StateOption, app)
+                                StateOption, TargetOption, app)
 from reconcile.errors import ExitStatus
 
 @app.command()
@@ -42,6 +42,7 @@ def apply(
     refresh_only: Annotated[bool, typer.Option(
         "--refresh-only", help="Only record Marketo's current values of the managed fields in the state; "
         "nothing is sent to Marketo.")] = False,
+    target: TargetOption = None,
     debug: DebugOption = False,
 ) -> int:
     """Apply the plan: send Sync Leads (REST) or syncMultipleLeads (SOAP) calls and record the lead IDs.
@@ -61,7 +62,8 @@ def apply(
     operation = Operation(leads=leads, state=state, api=api, refresh=refresh, refresh_only=refresh_only,
                           color=env().color, max_file_bytes=max_file_bytes, plan_file=plan_file,
                           auto_approve=auto_approve, use_emulator=use_emulator, endpoint=endpoint,
-                          foreign_id_field=foreign_id_field, batch_size=batch_size, apply=options)
+                          foreign_id_field=foreign_id_field, batch_size=batch_size, targets=tuple(target or ()),
+                          apply=options)
     with ApplyDisplay(env()) as display:
         run_apply(session_for(env(), display), operation)
     return ExitStatus.SUCCESS

@@ -13,7 +13,8 @@ from reconcile.app.operation import Operation
 from reconcile.app.plan import _plan_and_render
 from reconcile.cli.environment import OutputFormat, TextOrJson, env
 from reconcile.cli.events import session_for
-from reconcile.cli.root import ApiOption, DebugOption, LeadsOption, MaxFileSizeOption, RefreshOption, StateOption, app
+from reconcile.cli.root import (ApiOption, DebugOption, LeadsOption, MaxFileSizeOption, RefreshOption, StateOption,
+                                TargetOption, app)
 from reconcile.errors import ExitStatus, UsageError
 
 
@@ -50,6 +51,7 @@ def plan_command(
     api: ApiOption = None,
     refresh: RefreshOption = False,
     compact: Annotated[bool, typer.Option("--compact", help="One line per action, for people and logs.")] = False,
+    target: TargetOption = None,
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo (with --refresh, against what Marketo holds now)."""
@@ -66,7 +68,8 @@ def plan_command(
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     operation = Operation(leads=leads, state=state, api=chosen, refresh=refresh, format=format.value,
-                          compact=compact, color=env().color, max_file_bytes=parse_size(max_file_size), out=out)
+                          compact=compact, color=env().color, max_file_bytes=parse_size(max_file_size), out=out,
+                          targets=tuple(target or ()))
     with gc_paused():
         result = _plan_and_render(session_for(env()), operation)
     if detailed_exitcode and (result.has_changes or result.has_drift):

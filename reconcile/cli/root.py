@@ -47,6 +47,9 @@ def _root(debug: DebugOption = False,
     """Options accepted anywhere on the command line (--debug, --error-format) are read by `run`."""
 
 
+TargetOption = Annotated[Optional[list[str]], typer.Option(
+    "--target", metavar="KEY|FILE", help="Only this lead: a state key (email:jane@example.com, id:1090240) or a "
+    "lead file (repeatable).", show_default=False)]
 RefreshOption = Annotated[bool, typer.Option(
     "--refresh", help="First read the managed fields of every state lead from Marketo (REST Get Leads, "
     "300 leads per call) and plan against what Marketo holds now.")]

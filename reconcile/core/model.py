@@ -156,6 +156,7 @@ class Plan:
     actions: tuple[Action, ...]
     batch_size: int = DEFAULT_BATCH_SIZE
     unchanged: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()  # --target: only these leads were planned (state keys or lead files)
     # Tallied once: renderers and the CLI ask for them several times over 100k actions.
     counts: Mapping[str, int] = field(init=False, repr=False, compare=False)
     records_to_send: int = field(init=False, repr=False, compare=False)

@@ -287,6 +287,8 @@ def render_text(plan: Plan, color: bool = False, calls: Calls = Calls(), drift: 
     out.append("")
     if against_state:
         out.append(paint(_DIM, NOT_REFRESHED_NOTE))
+    if plan.targets:
+        out.append(paint(_YELLOW, targets_note(plan)))
     out.append(paint(_BOLD, summary_line(plan, calls)))
     return "\n".join(out) + "\n"
 
@@ -322,8 +324,16 @@ def render_compact(plan: Plan, calls: Calls = Calls(), drift: Drift | None = Non
     out += changes or [NO_CHANGES_AGAINST_STATE if against_state else NO_CHANGES]
     if against_state:
         out.append(NOT_REFRESHED_NOTE)
+    if plan.targets:
+        out.append(targets_note(plan))
     out.append(summary_line(plan, calls))
     return "\n".join(out) + "\n"
+
+
+def targets_note(plan: Plan) -> str:
+    """What a targeted plan says (as Terraform does): the other leads were not looked at."""
+    return (f"Targeted: only {', '.join(visible(target) for target in plan.targets)}; changes to other leads are "
+            "not planned and not applied.")
 
 
 def _compact_line(action: Action) -> str:
@@ -375,6 +385,8 @@ def plan_to_json(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None)
     data = {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan), "calls": calls.of(plan),
             "records_to_send": plan.records_to_send, "batch_size": plan.batch_size,
             "actions": [action_to_json(a, drifted) for a in plan.actions if a.kind != UNCHANGED]}
+    if plan.targets:
+        data["targets"] = list(plan.targets)
     if drift is not None:
         data["drift"] = drift_to_json(drift)
     return data
@@ -434,6 +446,10 @@ def render_markdown(plan: Plan, calls: Calls = Calls(), drift: Drift | None = No
                 "</details>", ""]
     if against_state:
         out += [f"_{NOT_REFRESHED_NOTE}_", ""]
+    if plan.targets:
+        body = targets_note(plan)
+        fence = fence_for(body)
+        out += [f"{fence}text", body, fence, ""]
     out.append(f"_{summary_line(plan, calls)}_")
     return "\n".join(out) + "\n"
 
