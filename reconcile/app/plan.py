@@ -174,7 +174,7 @@ def _preview_recovery(state_path: Path, current):
 
     if not journal_path(state_path).exists():
         return current, [], None
-    from reconcile import apply as applier  # a tenth of a second of imports: only when there is a journal
+    from reconcile import apply as applier  # the apply engine's imports: only when there is a journal
     from reconcile.store.state import content_hash_of
 
     recovered, report = applier.recover(state_path, commit=False)

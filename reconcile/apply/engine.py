@@ -39,8 +39,8 @@ from reconcile.store.journal import RecoveryReport, ResultEntry
 
 __all__ = ["apply_plan"]
 
-# A full collection of the objects made since the last one takes 0.1-0.2 s at 90k leads: it runs
-# only when the sender knows it will wait at least this long, for the rate window.
+# A full collection of the objects made since the last one walks every state record made from the
+# answers: it runs only when the sender knows it will wait at least this long, for the rate window.
 _COLLECT_WHEN_FREE_FOR = 1.0
 
 

@@ -52,6 +52,7 @@ def apply(
     MARKETO_USER_ID, MARKETO_ENCRYPTION_KEY. Without --api (or RECONCILE_API), the set present decides.
     """
     from reconcile import apply as applier
+    from reconcile.core.gcpause import gc_paused
     from reconcile.inputs.files import parse_size
     from reconcile.remote import registry
 
@@ -64,6 +65,6 @@ def apply(
                           auto_approve=auto_approve, use_emulator=use_emulator, endpoint=endpoint,
                           foreign_id_field=foreign_id_field, batch_size=batch_size, targets=tuple(target or ()),
                           apply=options)
-    with ApplyDisplay(env()) as display:
+    with ApplyDisplay(env()) as display, gc_paused():  # once per command: see reconcile/core/gcpause.py
         run_apply(session_for(env(), display), operation)
     return ExitStatus.SUCCESS

@@ -49,7 +49,7 @@ class Environment:
     def out_encoded(self, data: bytes) -> None:
         """`out` for text reconcile assembled and stored UTF-8 encoded (a cached plan): written as it is
         when nothing in it needs escaping and stdout would write the same bytes (UTF-8 or ASCII, "\n"
-        line ends), so that 40 MB are neither decoded nor encoded again."""
+        line ends), so that a large plan is neither decoded nor encoded again."""
         if not self._writes_bytes_as_they_are() or not encoded_text_unchanged(data, keep_ansi=self.color):
             self.out(data.decode("utf-8", "backslashreplace"))
             return

@@ -25,12 +25,14 @@ def validate(leads: LeadsOption = Path("leads"), max_file_size: MaxFileSizeOptio
                  "on its own line on stderr.")] = TextOrJson.text,
              debug: DebugOption = False) -> int:
     """Check the lead files against the schema and the key rules."""
+    from reconcile.core.gcpause import gc_paused
     from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired, summary_line
 
     if format is TextOrJson.json:
         env().json_errors = True
-    desired = load_desired(leads, max_file_bytes=parse_size(max_file_size))
+    with gc_paused():  # once per command: see reconcile/core/gcpause.py
+        desired = load_desired(leads, max_file_bytes=parse_size(max_file_size))
     _check_fields(desired, Path("reconcile.state.json"), env().environ)
     if format is TextOrJson.json:
         env().out(json.dumps({"valid": True, "leads": len(desired.leads), "files": len(desired.files)}))
@@ -65,12 +67,10 @@ def plan_command(
     if compact and format is not OutputFormat.text:
         raise UsageError(f"--compact is a text format; it does not combine with --format {format.value}")
 
-    # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
-    # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     operation = Operation(leads=leads, state=state, api=chosen, refresh=refresh, format=format.value,
                           compact=compact, color=env().color, max_file_bytes=parse_size(max_file_size), out=out,
                           targets=tuple(target or ()))
-    with gc_paused():
+    with gc_paused():  # once per command: see reconcile/core/gcpause.py
         result = _plan_and_render(session_for(env()), operation)
     if detailed_exitcode and (result.has_changes or result.has_drift):
         return ExitStatus.CHANGES_PRESENT

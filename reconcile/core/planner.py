@@ -12,7 +12,6 @@ from itertools import compress
 from operator import attrgetter, itemgetter
 from typing import Iterable, Mapping, Sequence
 
-from reconcile.core.gcpause import gc_paused
 from reconcile.core.model import (CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
                              KeyChange, Lead, Plan, State, StateLead)
 from reconcile.errors import UsageError
@@ -99,8 +98,7 @@ def plan(desired: Sequence[Lead], state: State, batch_size: int = DEFAULT_BATCH_
     """What apply must do to make `state` (and Marketo) match `desired`. With `targets` (state keys such
     as `email:jane@example.com` or `id:1090240`, or lead files such as `leads/people.yaml`), only the
     actions of those leads: every lead is still matched, so the others neither move nor look orphaned."""
-    with gc_paused():
-        planned = _plan(desired, state, batch_size)
+    planned = _plan(desired, state, batch_size)
     return only_targets(planned, desired, state, targets) if targets else planned
 
 

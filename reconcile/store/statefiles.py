@@ -21,7 +21,7 @@ the new one, never a mix:
 2. each changed shard is replaced atomically, then the directory is fsync'd. When a write changes
    shards holding nearly every lead (a bulk apply), the record holds *every* line instead (`full`)
    and the shards are overwritten in place: replacing a file frees the old one's blocks, which on
-   some file systems costs milliseconds a file, and a full record makes a torn shard harmless;
+   some file systems is slow, and a full record makes a torn shard harmless;
 3. the top file is replaced atomically;
 4. the commit record is removed.
 
