@@ -21,8 +21,8 @@ from reconcile.store.state import (FORMAT_VERSION, load_state, open_state, shard
                                    write_state)
 from reconcile.store.statecodec import serialize_v1
 
-ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).resolve().parent / "state_golden"
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).resolve().parents[1] / "state_golden"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from generate_leads import lead_record  # noqa: E402
 

@@ -27,7 +27,7 @@ from reconcile.ci import annotations, comment as comment_helpers, commit as comm
 from reconcile.store.state import lead_to_json, load_state
 from workflow_runner import WorkflowRunner, condition_holds, evaluate, interpolate, parse_output_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 PLAN_WORKFLOW = WORKFLOWS / "reconcile-plan.yml"
 APPLY_WORKFLOW = WORKFLOWS / "reconcile-apply.yml"

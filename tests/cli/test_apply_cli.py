@@ -14,7 +14,7 @@ from conftest import EMULATOR_TEST_ENCRYPTION_KEY, EMULATOR_TEST_USER_ID
 
 from reconcile.store.state import lead_to_json, load_state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def credentials(emulator, key: str = EMULATOR_TEST_ENCRYPTION_KEY) -> dict[str, str]:

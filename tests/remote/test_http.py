@@ -1,4 +1,4 @@
-"""remote/http.py: the wire-neutral retry loop, HTTP status classification, URL redaction."""
+"""remote/http/: the wire-neutral retry loop, HTTP status classification, URL redaction."""
 
 from __future__ import annotations
 

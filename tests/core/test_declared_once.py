@@ -117,7 +117,7 @@ def test_every_golden_case_has_each_lead_declared_once() -> None:
     from reconcile.inputs.validate import load_desired
     from reconcile.store.state import parse_state
 
-    cases = sorted(p for p in (Path(__file__).parent / "cases").iterdir() if (p / "leads").is_dir())
+    cases = sorted(p for p in (Path(__file__).parents[1] / "cases").iterdir() if (p / "leads").is_dir())
     assert cases
     for case in cases:
         state_file = case / "reconcile.state.json"

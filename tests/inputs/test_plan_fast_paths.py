@@ -24,7 +24,7 @@ from reconcile.core.render import render_compact, render_json, render_markdown, 
 from reconcile.inputs import cache, validate
 from reconcile.store.state import load_state
 
-CASES = Path(__file__).parent / "cases"
+CASES = Path(__file__).parents[1] / "cases"
 OPTIONS = (("plan",), ("plan", "--format", "json"), ("plan", "--format", "markdown"), ("plan", "--compact"))
 
 

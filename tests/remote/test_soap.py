@@ -1,7 +1,7 @@
 """reconcile.remote.soap.envelope: envelopes, signatures, responses, faults, hostile XML, the WSDL.
 
 Golden envelopes live in tests/envelopes/. After a deliberate change to the envelope format,
-regenerate them with ``RECONCILE_UPDATE_GOLDEN=1 pytest tests/test_soap.py`` and review the diff.
+regenerate them with ``RECONCILE_UPDATE_GOLDEN=1 pytest tests/remote/test_soap.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from reconcile.remote.soap.codes import CODES
 from reconcile.remote.soap.fault import SoapFault
 from reconcile.remote.soap.envelope import LeadRecord, SyncStatus
 
-ROOT = Path(__file__).resolve().parent.parent
-ENVELOPES = Path(__file__).resolve().parent / "envelopes"
+ROOT = Path(__file__).resolve().parents[2]
+ENVELOPES = Path(__file__).resolve().parents[1] / "envelopes"
 XSD_PATH = ROOT / "schemas" / "mktows.xsd"
 WSDL_PATH = ROOT / "schemas" / "mktows.wsdl"
 

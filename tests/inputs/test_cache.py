@@ -32,9 +32,9 @@ from reconcile.core.planner import plan
 from reconcile.core.render import render_json, render_text
 from reconcile.store.state import load_state
 
-CASES = Path(__file__).parent / "cases"
-BAD_INPUTS = Path(__file__).parent / "bad_inputs"
-EXAMPLES = Path(__file__).parent.parent / "leads"
+CASES = Path(__file__).parents[1] / "cases"
+BAD_INPUTS = Path(__file__).parents[1] / "bad_inputs"
+EXAMPLES = Path(__file__).parents[2] / "leads"
 
 
 def lead_file(first: int, count: int, title: str = "CTO") -> str:
@@ -365,7 +365,7 @@ def test_files_hash_still_hashes_every_files_bytes(workspace: Path) -> None:
 def test_the_fast_schema_check_is_on_for_the_shipped_schema() -> None:
     """It is pinned to the schema's hash: after editing the schema, review SchemaCheck and re-pin."""
     assert validate.fast_check_enabled()
-    assert (Path(__file__).parent.parent / "schemas" / "leads.schema.json").read_bytes() == validate.schema_bytes()
+    assert (Path(__file__).parents[2] / "schemas" / "leads.schema.json").read_bytes() == validate.schema_bytes()
 
 
 def _corpus() -> list[Path]:

@@ -206,7 +206,7 @@ def test_fields_shows_and_caches_the_instance_fields(tmp_path: Path, emulator) -
 
 def test_embedded_emulator_applies_the_example_leads_through_rest(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    shutil.copytree(Path(__file__).resolve().parent.parent / "leads", tmp_path / "leads")
+    shutil.copytree(Path(__file__).resolve().parents[2] / "leads", tmp_path / "leads")
     monkeypatch.chdir(tmp_path)
     result = invoke("apply", "--emulator", "--api", "rest", "--auto-approve")
     assert result.exit_code == 0, result.stderr

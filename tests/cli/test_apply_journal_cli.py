@@ -128,7 +128,7 @@ def test_a_failed_apply_says_failed_not_complete(workspace: Path, emulator) -> N
 def test_progress_lines_count_adoptions_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    shutil.copytree(Path(__file__).resolve().parent.parent / "leads", tmp_path / "leads")
+    shutil.copytree(Path(__file__).resolve().parents[2] / "leads", tmp_path / "leads")
     monkeypatch.chdir(tmp_path)
     result = invoke("apply", "--emulator", "--auto-approve", "--batch-size", "1", "--concurrency", "1")
     assert result.exit_code == 0, result.stderr

@@ -19,7 +19,7 @@ from reconcile.store.journal import (Journal, JournalEntry, ResultEntry, Unknown
 from reconcile.core.model import State, StateLead
 from reconcile.store.state import load_state, write_state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- lock -----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from clirunner import invoke
 from reconcile.cli import Environment, run
 from reconcile.store.state import load_state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_LEADS = ROOT / "leads"
 
 

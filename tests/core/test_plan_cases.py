@@ -12,7 +12,7 @@ import pytest
 from clirunner import invoke
 from golden import assert_golden
 
-CASES = Path(__file__).parent / "cases"
+CASES = Path(__file__).parents[1] / "cases"
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if (p / "leads").is_dir())
 
 
