@@ -18,14 +18,12 @@ from reconcile.store.state import load_state
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "leads" / "people.yaml").write_text(
-        "leads:\n"
+def workspace(make_workspace) -> Path:
+    return make_workspace({
+        "people.yaml": "leads:\n"
         "  - email: ada@example.com\n    attributes: {FirstName: Ada}\n"
-        "  - email: alan@example.com\n    attributes: {FirstName: Alan}\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+        "  - email: alan@example.com\n    attributes: {FirstName: Alan}\n",
+    })
 
 
 class Recorder:

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from clirunner import invoke
+from conftest import v1_state
 from reconcile.ci import annotations, comment as comment_helpers, commit as commit_helpers
 from reconcile.store.state import lead_to_json, load_state
 from workflow_runner import WorkflowRunner, condition_holds, evaluate, interpolate, parse_output_file
@@ -793,8 +794,7 @@ def test_a_partial_apply_commits_what_was_applied_and_fails(tmp_path, emulator):
 
 def test_summarize_apply_collects_the_journal_for_the_artifact(tmp_path, monkeypatch):
     (tmp_path / "reconcile.state.json").write_text(json.dumps(
-        {"format_version": 1, "lineage": "l", "serial": 2,
-         "leads": {"email:a@example.com": {"leadId": 5, "email": "a@example.com"}}}))
+        v1_state({"email:a@example.com": {"leadId": 5, "email": "a@example.com"}}, serial=2, lineage="l")))
     (tmp_path / "reconcile.state.json.journal").write_text('{"type": "begin"}\n')
     log = tmp_path / "apply.log"
     log.write_text("Apply complete: 1 created, 0 updated, 0 failed; 2 syncMultipleLeads call(s) in 31.0 s.\n"

@@ -23,16 +23,14 @@ def credentials(emulator, key: str = EMULATOR_TEST_ENCRYPTION_KEY) -> dict[str, 
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "leads" / "people.yaml").write_text(
-        "leads:\n"
+def workspace(make_workspace) -> Path:
+    return make_workspace({
+        "people.yaml": "leads:\n"
         "  - email: ada@example.com\n    attributes: {FirstName: Ada, PostalCode: 01234}\n"
         "  - foreignSysPersonId: \"0042\"\n    foreignSysType: SFDC\n    email: grace@example.com\n"
         "    attributes: {FirstName: Grace, Title: Admiral}\n"
-        "  - email: alan@example.com\n    attributes: {FirstName: Alan, Unsubscribed: no}\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+        "  - email: alan@example.com\n    attributes: {FirstName: Alan, Unsubscribed: no}\n",
+    })
 
 
 def state_leads(workspace: Path) -> dict:

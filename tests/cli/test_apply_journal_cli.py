@@ -21,11 +21,10 @@ OFFLINE = {"MARKETO_SOAP_ENDPOINT": "http://127.0.0.1:9/soap/mktows/2_1", "MARKE
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "leads" / "a.yaml").write_text("leads:\n  - email: new@example.com\n    attributes: {FirstName: N}\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workspace(make_workspace) -> Path:
+    return make_workspace({
+        "a.yaml": "leads:\n  - email: new@example.com\n    attributes: {FirstName: N}\n",
+    })
 
 
 def leave_journal(workspace: Path, lead_id: int = 1090300) -> bytes:

@@ -16,6 +16,7 @@ import pytest
 from clirunner import invoke
 from reconcile.cli import Environment, run
 from reconcile.store.state import load_state
+from conftest import v1_state
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_LEADS = ROOT / "leads"
@@ -116,9 +117,10 @@ def test_duplicate_identity_across_files_names_both(workspace: Path) -> None:
 
 
 def test_state_list_and_show(workspace: Path) -> None:
-    state = {"format_version": 1, "lineage": "abc", "serial": 2, "leads": {
+    state = v1_state({
         "email:jane@example.com": {"leadId": 7, "email": "jane@example.com", "foreignSysPersonId": None,
-                                   "foreignSysType": None, "attributes": {"Title": "CTO"}, "syncedAt": None}}}
+                                   "foreignSysType": None, "attributes": {"Title": "CTO"}, "syncedAt": None}},
+                     serial=2, lineage="abc")
     (workspace / "reconcile.state.json").write_text(json.dumps(state))
     assert invoke("state", "list").stdout == "email:jane@example.com\t7\n"
     listed = json.loads(invoke("state", "list", "--json").stdout)
@@ -141,7 +143,7 @@ def test_state_rm_forgets_one_lead_and_bumps_the_serial(workspace: Path) -> None
                    "attributes": {}, "syncedAt": None}
              for n, key in enumerate(["email:a@example.com", "email:b@example.com"], start=1)}
     (workspace / "reconcile.state.json").write_text(json.dumps(
-        {"format_version": 1, "lineage": "abc", "serial": 2, "leads": leads}))
+        v1_state(leads, serial=2, lineage="abc")))
     result = invoke("state", "rm", "email:A@example.com")
     assert result.exit_code == 0, result.stderr
     after = load_state(workspace / "reconcile.state.json")

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clirunner import invoke
-from conftest import EMULATOR_TEST_ENCRYPTION_KEY, EMULATOR_TEST_USER_ID
+from conftest import EMULATOR_TEST_ENCRYPTION_KEY, EMULATOR_TEST_USER_ID, v1_state
 from reconcile.ci import summary
 from reconcile.core import render
 from reconcile.core.model import Lead, State, StateLead
@@ -38,10 +38,8 @@ def commands_in(text: str) -> list[str]:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workspace(make_workspace) -> Path:
+    return make_workspace()
 
 
 def test_visible_shows_every_invisible_character():
@@ -212,9 +210,9 @@ def test_server_error_text_with_newlines_cannot_become_a_command(workspace: Path
 
 def test_apply_summary_table_cells_cannot_break_out():
     key = "fsp:CUSTOM:x` | y\n# Pwned\n<img src=https://evil.example/i.png>[click](https://evil.example)"
-    after = json.dumps({"format_version": 1, "lineage": "l", "serial": 1, "leads": {key: {
+    after = json.dumps(v1_state({key: {
         "leadId": 5, "email": None, "foreignSysPersonId": "x", "foreignSysType": "CUSTOM", "attributes": {},
-        "syncedAt": None}}})
+        "syncedAt": None}}, serial=1, lineage="l"))
     text = summary.apply_summary(summary.ApplyOutcome(exitcode=0, state_after=after))
     rows = [line for line in text.splitlines() if line.startswith("| recorded")]
     assert len(rows) == 1
@@ -228,9 +226,9 @@ def test_apply_summary_table_cells_cannot_break_out():
 
 def test_a_hostile_state_key_is_listed_on_one_line(workspace: Path):
     key = "email:a@example.com\n::add-mask::x"
-    (workspace / "reconcile.state.json").write_text(json.dumps({"format_version": 1, "lineage": "l", "serial": 1,
-        "leads": {key: {"leadId": 7, "email": "a@example.com", "foreignSysPersonId": None,
-                        "foreignSysType": None, "attributes": {}, "syncedAt": None}}}))
+    (workspace / "reconcile.state.json").write_text(json.dumps(v1_state(
+        {key: {"leadId": 7, "email": "a@example.com", "foreignSysPersonId": None, "foreignSysType": None,
+               "attributes": {}, "syncedAt": None}}, serial=1, lineage="l")))
     listed = invoke("state", "list")
     assert listed.exit_code == 0, listed.stderr
     assert listed.stdout == "email:a@example.com\\n::add-mask::x\t7\n"

@@ -178,7 +178,7 @@ def test_two_concurrent_applies_one_is_locked_out(emulator_factory, tmp_path, st
     deadline = time.monotonic() + 20
     while not lock_file.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert lock_file.exists(), first.communicate()[1]
+    assert lock_file.exists(), first.communicate(timeout=60)[1]
     second = _apply(tmp_path, env)
     _, err = second.communicate(timeout=60)
     assert second.returncode == 7, err

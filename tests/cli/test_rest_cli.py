@@ -19,10 +19,9 @@ UNREACHABLE = {**REST_ENV, "MARKETO_REST_ENDPOINT": "http://127.0.0.1:9"}
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "leads" / "people.yaml").write_text(
-        "leads:\n"
+def workspace(make_workspace) -> Path:
+    return make_workspace({
+        "people.yaml": "leads:\n"
         "  - email: ada@example.com\n"
         "    attributes:\n"
         "      FirstName: Ada\n"
@@ -30,9 +29,8 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "  - email: alan@example.com\n"
         "    attributes: {LastName: Turing}\n"
         "  - leadId: 7\n"
-        "    attributes: {Title: CTO}\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+        "    attributes: {Title: CTO}\n",
+    })
 
 
 def add_foreign_id_lead(workspace: Path) -> None:

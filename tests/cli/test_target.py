@@ -15,16 +15,13 @@ from reconcile.store.state import load_state
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "leads" / "people.yaml").write_text(
-        "leads:\n"
+def workspace(make_workspace) -> Path:
+    return make_workspace({
+        "people.yaml": "leads:\n"
         "  - email: ada@example.com\n    attributes: {FirstName: Ada}\n"
-        "  - email: alan@example.com\n    attributes: {FirstName: Alan}\n")
-    (tmp_path / "leads" / "partners.yaml").write_text(
-        "leads:\n  - email: grace@example.com\n    attributes: {FirstName: Grace}\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+        "  - email: alan@example.com\n    attributes: {FirstName: Alan}\n",
+        "partners.yaml": "leads:\n  - email: grace@example.com\n    attributes: {FirstName: Grace}\n",
+    })
 
 
 def recorded(workspace: Path) -> set[str]:

@@ -13,6 +13,7 @@ from clirunner import invoke
 from reconcile.core.declared_once import declared_twice
 from reconcile.core.model import Lead, State, StateLead
 from reconcile.errors import Location
+from conftest import v1_state
 
 
 def record(lead_id: int, email: str | None = None, foreign_id: str | None = None,
@@ -22,15 +23,12 @@ def record(lead_id: int, email: str | None = None, foreign_id: str | None = None
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workspace(make_workspace) -> Path:
+    return make_workspace()
 
 
 def write(workspace: Path, state_leads: dict, files: dict[str, str]) -> None:
-    state = {"format_version": 1, "lineage": "0c1d2e3f-0000-4000-8000-000000000000", "serial": 1,
-             "leads": state_leads}
+    state = v1_state(state_leads, serial=1)
     (workspace / "reconcile.state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
     for name, text in files.items():
         (workspace / "leads" / name).write_text(text)

@@ -603,7 +603,7 @@ def test_concurrency_limit_is_20024(emulator_factory):
 
     def worker(i: int) -> None:
         body = envelope(emu, [R(email=f"c{i}@example.com")])
-        barrier.wait()
+        barrier.wait(timeout=30)
         try:
             response = post(emu, body)
             outcome = soap.parse_response(response.content, response.status_code)[0].status
@@ -616,7 +616,7 @@ def test_concurrency_limit_is_20024(emulator_factory):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(30)
     assert sorted(results) == ["20024"] * 4 + ["CREATED"] * 2
     admitted = [c for c in emu.calls if c.admitted]
     assert len(admitted) == 2 and all(c.duration >= 0.6 for c in admitted)

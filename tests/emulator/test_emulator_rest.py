@@ -20,6 +20,7 @@ from reconcile.emulator.store import LeadStore
 from reconcile.remote.rest import codes as rest_codes
 from reconcile.remote.soap import codes as soap_codes
 from reconcile.remote.soap import envelope as soap
+from conftest import wait_until
 
 
 class FakeClock:
@@ -328,8 +329,7 @@ def test_rate_quota_and_concurrency_limits_are_606_607_615(emulator_factory):
     answers = []
     slow = threading.Thread(target=lambda: answers.append(rest.sync([{"email": "slow@example.com"}])))
     slow.start()
-    while emu.limits.in_flight == 0:
-        pass
+    wait_until(lambda: emu.limits.in_flight > 0, what="the slow call to be in flight")
     assert error_code(rest.get(filterType="id", filterValues="1")) == rest_codes.CONCURRENCY_LIMIT
     slow.join(5)
     assert answers[0]["success"] is True
@@ -411,8 +411,7 @@ def test_one_key_in_two_calls_at_once_can_create_a_duplicate_as_marketo_warns(em
         threads = [threading.Thread(target=send, args=(i, b)) for i, b in enumerate(batches)]
         for thread in threads:
             thread.start()
-            while emu.limits.in_flight < threads.index(thread) + 1:
-                pass
+            wait_until(lambda: emu.limits.in_flight >= threads.index(thread) + 1, what="the call to be in flight")
         for thread in threads:
             thread.join(5)
         return answers

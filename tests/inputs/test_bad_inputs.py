@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from clirunner import invoke
+from conftest import v1_state
 
 CORPUS = Path(__file__).parents[1] / "bad_inputs"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
-GOOD_STATE = json.dumps({"format_version": 1, "lineage": "0c1d2e3f-0000-4000-8000-000000000000", "serial": 4,
-                         "leads": {}}, indent=2, sort_keys=True) + "\n"
+GOOD_STATE = json.dumps(v1_state({}, serial=4), indent=2, sort_keys=True) + "\n"
 GOOD_LEADS = "leads:\n  - email: fine@example.com\n"
 
 

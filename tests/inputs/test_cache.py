@@ -31,6 +31,7 @@ from reconcile.errors import InputError
 from reconcile.core.planner import plan
 from reconcile.core.render import render_json, render_text
 from reconcile.store.state import load_state
+from conftest import v1_state
 
 CASES = Path(__file__).parents[1] / "cases"
 BAD_INPUTS = Path(__file__).parents[1] / "bad_inputs"
@@ -58,7 +59,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (leads / "a.yaml").write_text(lead_file(0, 10))
     (leads / "b.yml").write_text(lead_file(10, 10))
     (leads / "sub" / "c.yaml").write_text(lead_file(20, 10))
-    state = {"format_version": 1, "lineage": "0c1d2e3f-0000-4000-8000-000000000000", "serial": 3, "leads": {
+    state = v1_state({
         "email:lead1@example.com": {"leadId": 11, "email": "lead1@example.com", "foreignSysPersonId": None,
                                     "foreignSysType": None, "syncedAt": "2026-01-01T00:00:00+00:00",
                                     "attributes": {"Company": "Company 1", "Title": "CEO"}},
@@ -67,7 +68,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                             "attributes": {"Company": "Company 3", "Title": "CTO", "Zip": "00003", "Opt": "no",
                                            "Phone": None}},
         "email:gone@example.com": {"leadId": 99, "email": "gone@example.com", "foreignSysPersonId": None,
-                                   "foreignSysType": None, "syncedAt": None, "attributes": {}}}}
+                                   "foreignSysType": None, "syncedAt": None, "attributes": {}}}, serial=3)
     (tmp_path / "reconcile.state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
     return tmp_path
 

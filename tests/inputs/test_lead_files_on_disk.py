@@ -18,11 +18,10 @@ GOOD = "leads:\n  - email: jane@example.com\n"
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "leads" / "good.yaml").write_text(GOOD)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workspace(make_workspace) -> Path:
+    return make_workspace({
+        "good.yaml": GOOD,
+    })
 
 
 def invoke_with_deadline(*args: str, seconds: float = 30.0) -> Result:

@@ -23,6 +23,7 @@ from reconcile.core import planner
 from reconcile.core.render import render_compact, render_json, render_markdown, render_text
 from reconcile.inputs import cache, validate
 from reconcile.store.state import load_state
+from conftest import v1_state
 
 CASES = Path(__file__).parents[1] / "cases"
 OPTIONS = (("plan",), ("plan", "--format", "json"), ("plan", "--format", "markdown"), ("plan", "--compact"))
@@ -40,7 +41,7 @@ def state_file(path: Path, title: str = "CEO") -> None:
         for i in range(4)}
     leads["email:gone@example.com"] = {"leadId": 99, "email": "gone@example.com", "foreignSysPersonId": None,
                                        "foreignSysType": None, "syncedAt": None, "attributes": {}}
-    state = {"format_version": 1, "lineage": "0c1d2e3f-0000-4000-8000-000000000000", "serial": 3, "leads": leads}
+    state = v1_state(leads, serial=3)
     path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
@@ -169,7 +170,7 @@ def test_the_detailed_exit_code_comes_back_with_a_cached_plan(workspace: Path, p
         "leadId": 100 + i, "email": f"lead{i}@example.com", "foreignSysPersonId": None, "foreignSysType": None,
         "syncedAt": None, "attributes": {"Title": "CTO", "Company": f"Company {i % 3}"}} for i in range(6)}
     (workspace / "reconcile.state.json").write_text(json.dumps(
-        {"format_version": 1, "lineage": "0c1d2e3f-0000-4000-8000-000000000000", "serial": 4, "leads": in_sync}))
+        v1_state(in_sync, serial=4)))
     assert [invoke("plan", "--detailed-exitcode").exit_code for _ in range(2)] == [0, 0]
     assert plans == [1, 1]
 

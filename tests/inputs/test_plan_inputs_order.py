@@ -11,11 +11,8 @@ from clirunner import invoke
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "reconcile.state.json").write_text("{ not json\n")
-    return tmp_path
+def workspace(make_workspace) -> Path:
+    return make_workspace(state="{ not json\n")
 
 
 def test_a_lead_file_error_is_reported_before_a_broken_state(workspace: Path) -> None:

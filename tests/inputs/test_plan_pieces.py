@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from clirunner import invoke
 from reconcile.inputs import cache, planpieces
 from reconcile.inputs.fields import save_catalog
+from conftest import v1_state
 
 FORMATS = (("plan",), ("plan", "--format", "json"), ("plan", "--compact"), ("plan", "--format", "markdown"),
            ("plan", "--detailed-exitcode"))
@@ -58,8 +59,7 @@ def state_record(i: int, title: str = "CTO", keyed_by: str = "email", lead_id: i
 
 
 def write_state(records: dict[str, dict]) -> None:
-    state = {"format_version": 1, "lineage": "0c1d2e3f-0000-4000-8000-000000000000", "serial": 3,
-             "leads": dict(sorted(records.items()))}
+    state = v1_state(dict(sorted(records.items())), serial=3)
     Path("reconcile.state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 

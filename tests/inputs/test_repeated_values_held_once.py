@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from reconcile.inputs import cache, validate
+from conftest import v1_state
 
 
 def lead_file(first: int) -> str:
@@ -31,8 +32,7 @@ def test_a_parsed_state_shares_its_names_and_values(tmp_path: Path, monkeypatch)
                                             "foreignSysType": None, "syncedAt": None,
                                             "attributes": {"Title": "Chief Executive"}} for i in range(3)}
     path = tmp_path / "reconcile.state.json"
-    path.write_text(json.dumps({"format_version": 1, "lineage": "0c1d2e3f-0000-4000-8000-000000000000",
-                                "serial": 1, "leads": leads}))
+    path.write_text(json.dumps(v1_state(leads, serial=1)))
     state = cache.load_state(path, tmp_path / "cache")
     assert len(state.leads) == 3
     assert len({id(value) for lead in state.leads.values() for value in lead.attributes.values()}) == 1

@@ -477,7 +477,7 @@ def test_rate_limiter_is_thread_safe():
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(30)
     times.sort()
     assert len(times) == 12
     for i in range(len(times) - 4):
@@ -502,7 +502,7 @@ def test_rate_limit_holds_at_the_emulator(emulator_factory, transport_for):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(30)
     assert not errors
     calls = emulator.calls
     assert len(calls) == 12 and all(c.outcome == "ok" for c in calls), [c.code for c in calls]
@@ -519,7 +519,7 @@ def test_concurrency_cap_holds_at_the_emulator(emulator_factory, transport_for):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(30)
     calls = emulator.calls
     assert len(calls) == 6 and all(c.outcome == "ok" for c in calls)
     events = sorted([(c.start, 1) for c in calls] + [(c.end, -1) for c in calls])

@@ -66,7 +66,7 @@ def _write_lock(state_path, **fields):
 
 def _dead_pid():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
+    child.wait(timeout=60)
     return child.pid
 
 
@@ -113,13 +113,13 @@ def test_a_live_holder_keeps_its_lock_until_it_is_killed(tmp_path):
             lock.acquire(state_path)
         assert info.value.exit_status == ExitStatus.LOCKED
         child.kill()  # kill -9: no cleanup ran, the lock file stays behind, the kernel drops the flock
-        child.wait()
+        child.wait(timeout=60)
         assert lock.read_lock(state_path).id == held_id
         with lock.acquire(state_path) as mine:
             assert held_id in mine.takeover_warning
     finally:
         child.kill()
-        child.wait()
+        child.wait(timeout=60)
 
 
 def test_a_lock_whose_pid_now_belongs_to_another_live_process_is_taken_over(tmp_path):
@@ -133,7 +133,7 @@ def test_a_lock_whose_pid_now_belongs_to_another_live_process_is_taken_over(tmp_
             assert held.id != stale["id"] and stale["id"] in warnings[0]
     finally:
         other.kill()
-        other.wait()
+        other.wait(timeout=60)
 
 
 def test_a_lock_file_unlinked_by_its_releasing_holder_is_not_a_lock(tmp_path):
@@ -162,7 +162,7 @@ def test_an_unreadable_lock_file_is_locked_only_while_someone_holds_it(tmp_path)
             lock.acquire(state_path)
     finally:
         child.kill()
-        child.wait()
+        child.wait(timeout=60)
     with lock.acquire(state_path) as held:  # nobody holds it now: a leftover, taken over
         assert "unreadable" in held.takeover_warning
 
@@ -359,4 +359,4 @@ def test_a_lock_file_cannot_put_a_line_break_into_the_message(tmp_path):
         assert "x\\n::add-mask::y\\r" in str(info.value)
     finally:
         child.kill()
-        child.wait()
+        child.wait(timeout=60)

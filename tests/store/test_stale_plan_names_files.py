@@ -11,14 +11,14 @@ from clirunner import invoke
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads" / "team").mkdir(parents=True)
-    (tmp_path / "leads" / "a.yaml").write_text("leads:\n  - email: a@example.com\n")
-    (tmp_path / "leads" / "team" / "b.yaml").write_text("leads:\n  - email: b@example.com\n")
-    (tmp_path / "leads" / "c.yaml").write_text("leads:\n  - email: c@example.com\n")
-    monkeypatch.chdir(tmp_path)
+def workspace(make_workspace) -> Path:
+    root = make_workspace({
+        "a.yaml": "leads:\n  - email: a@example.com\n",
+        "team/b.yaml": "leads:\n  - email: b@example.com\n",
+        "c.yaml": "leads:\n  - email: c@example.com\n",
+    })
     assert invoke("plan", "--out", "tfplan.json").exit_code == 0
-    return tmp_path
+    return root
 
 
 def test_the_edited_files_are_named(workspace: Path) -> None:

@@ -25,15 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parents[1] / "state_golden"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from generate_leads import lead_record  # noqa: E402
+from conftest import v1_state
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "leads" / "people.yaml").write_text(
-        "leads:\n  - email: ada@example.com\n    attributes: {FirstName: Ada}\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workspace(make_workspace) -> Path:
+    return make_workspace({
+        "people.yaml": "leads:\n  - email: ada@example.com\n    attributes: {FirstName: Ada}\n",
+    })
 
 
 def _tree(directory: Path) -> dict[str, bytes]:
@@ -222,7 +221,7 @@ def _v1_text(**overrides) -> str:
     lead = {"leadId": 7, "email": "a@example.com", "foreignSysPersonId": None, "foreignSysType": None,
             "attributes": {}, "syncedAt": None}
     lead.update(overrides.pop("lead", {}))
-    data = {"format_version": 1, "lineage": "x", "serial": 1, "leads": {"email:a@example.com": lead}}
+    data = v1_state({"email:a@example.com": lead}, serial=1, lineage="x")
     data.update(overrides)
     return json.dumps(data)
 

@@ -99,12 +99,10 @@ def test_instance_of_an_endpoint(endpoint, instance):
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "leads" / "people.yaml").write_text(
-        "leads:\n  - email: ada@example.com\n    attributes: {FirstName: Ada}\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workspace(make_workspace) -> Path:
+    return make_workspace({
+        "people.yaml": "leads:\n  - email: ada@example.com\n    attributes: {FirstName: Ada}\n",
+    })
 
 
 def _top(workspace: Path) -> dict:
