@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reconcile.apply.options import ApplyOptions
+if TYPE_CHECKING:  # pragma: no cover
+    from reconcile.apply.options import ApplyOptions
 
 DEFAULT_LEADS = Path("leads")
 DEFAULT_STATE = Path("reconcile.state.json")
@@ -33,4 +35,10 @@ class Operation:
     endpoint: str | None = None  # SOAP endpoint override
     foreign_id_field: str | None = None  # REST: the custom field that carries foreignSysPersonId
     batch_size: int | None = None  # apply: records per call (None: the transport's largest call)
-    apply: ApplyOptions = field(default_factory=ApplyOptions)
+    apply: ApplyOptions = field(default_factory=lambda: _default_apply_options())
+
+
+def _default_apply_options() -> "ApplyOptions":
+    from reconcile.apply.options import ApplyOptions  # the apply engine's imports: only when applying
+
+    return ApplyOptions()

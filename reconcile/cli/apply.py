@@ -7,10 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconcile.app.apply import run_apply
-from reconcile.app.operation import Operation
 from reconcile.cli.environment import env
-from reconcile.cli.events import ApplyDisplay, session_for
 from reconcile.cli.root import (ApiOption, DebugOption, ForeignIdFieldOption, LeadsOption, MaxFileSizeOption,
                                 StateOption, TargetOption, app)
 from reconcile.errors import ExitStatus
@@ -51,6 +48,9 @@ def apply(
     MARKETO_REST_ENDPOINT (optional MARKETO_IDENTITY_ENDPOINT). SOAP: MARKETO_SOAP_ENDPOINT,
     MARKETO_USER_ID, MARKETO_ENCRYPTION_KEY. Without --api (or RECONCILE_API), the set present decides.
     """
+    from reconcile.app.apply import run_apply
+    from reconcile.app.operation import Operation
+    from reconcile.cli.events import ApplyDisplay, session_for
     from reconcile import apply as applier
     from reconcile.core.gcpause import gc_paused
     from reconcile.inputs.files import parse_size

@@ -8,11 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconcile.app.importing import ImportOperation, run_import
-from reconcile.app.inputs import _rest_instance
-from reconcile.app.transports import _credentials_from_env, _embedded_emulator, _rest_catalog, _rest_client
 from reconcile.cli.environment import Environment, env
-from reconcile.cli.events import session_for
 from reconcile.cli.root import ApiOption, DebugOption, LeadsOption, MaxFileSizeOption, StateOption, app
 from reconcile.core.safetext import visible
 from reconcile.errors import ExitStatus, UsageError
@@ -27,6 +23,9 @@ def fields_command(
     debug: DebugOption = False,
 ) -> int:
     """Show the instance's lead fields (REST Describe), cached under .reconcile/ beside the state."""
+    from reconcile.app.inputs import _rest_instance
+    from reconcile.app.transports import _credentials_from_env, _embedded_emulator, _rest_catalog, _rest_client
+    from reconcile.cli.events import session_for
     from reconcile.inputs.fields import load_catalog
     from reconcile.remote.registry import select_api
     from reconcile.remote.rest.config import REST
@@ -84,6 +83,8 @@ def import_command(
 ) -> int:
     """Adopt existing Marketo leads: write them as a lead file keyed by leadId and record them in the state,
     so the next plan is empty. Reads through REST Get Leads (credentials as for `apply --api rest`)."""
+    from reconcile.app.importing import ImportOperation, run_import
+    from reconcile.cli.events import session_for
     from reconcile.adopt import importer
     from reconcile.inputs.files import parse_size
 

@@ -8,11 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconcile.app.inputs import _check_fields
-from reconcile.app.operation import Operation
-from reconcile.app.plan import _plan_and_render
 from reconcile.cli.environment import OutputFormat, TextOrJson, env
-from reconcile.cli.events import session_for
 from reconcile.cli.root import (ApiOption, DebugOption, LeadsOption, MaxFileSizeOption, RefreshOption, StateOption,
                                 TargetOption, app)
 from reconcile.errors import ExitStatus, UsageError
@@ -25,6 +21,7 @@ def validate(leads: LeadsOption = Path("leads"), max_file_size: MaxFileSizeOptio
                  "on its own line on stderr.")] = TextOrJson.text,
              debug: DebugOption = False) -> int:
     """Check the lead files against the schema and the key rules."""
+    from reconcile.app.inputs import _check_fields
     from reconcile.core.gcpause import gc_paused
     from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired, summary_line
@@ -57,6 +54,9 @@ def plan_command(
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo (with --refresh, against what Marketo holds now)."""
+    from reconcile.app.operation import Operation
+    from reconcile.app.plan import _plan_and_render
+    from reconcile.cli.events import session_for
     from reconcile.core.gcpause import gc_paused
     from reconcile.inputs.files import parse_size
     from reconcile.remote.registry import select_api

@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 import typer
 
 from reconcile.cli.environment import env
-from reconcile.app.inputs import _notice_if_migrated
 from reconcile.cli.progress import _print_event
 from reconcile.cli.root import DebugOption, StateOption, app, state_app
 from reconcile.core.safetext import json_text, visible
@@ -66,6 +65,7 @@ def force_unlock(lock_id: Annotated[str, typer.Argument(help="The lock ID a lock
 def state_rm(key: Annotated[str, typer.Argument(help="The state key to forget (Marketo keeps the lead).")],
              state: StateOption = Path("reconcile.state.json"), debug: DebugOption = False) -> int:
     """Forget a lead from the state. Nothing is sent to Marketo."""
+    from reconcile.app.inputs import _notice_if_migrated
     from reconcile import apply as applier
     from reconcile.store import lock
     from reconcile.core.planner import forget
@@ -95,6 +95,7 @@ def state_rebind(
     debug: DebugOption = False,
 ) -> int:
     """Record that the state's leads now live in another Marketo instance. Nothing is sent."""
+    from reconcile.app.inputs import _notice_if_migrated
     from reconcile import apply as applier
     from reconcile.store import lock
     from reconcile.store.instance import EMULATOR, instance_of
