@@ -27,7 +27,8 @@ from reconcile.inputs import files as files_module
 from reconcile.inputs import leadfiles as leadfiles_module
 from reconcile.inputs.cache import InputCache, code_fingerprint
 from reconcile.inputs.files import DEFAULT_MAX_FILE_BYTES, decode, discover, read_lead_file
-from reconcile.inputs.leadfiles import LeadFile, SourceLines, parse_lead_file
+from reconcile.inputs.leadfiles import LeadFile, parse_lead_file
+from reconcile.inputs.sourcelines import SourceLines
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Keys (email, foreign ID) and attribute names hold no control character at all, not even a line break.

@@ -20,7 +20,7 @@ from reconcile.store.journal import Journal, JournalEntry, ResultEntry
 from reconcile.store.state import (finish_interrupted_write, load_state, open_state, shard_dir_for, with_leads,
                                    write_state)
 from reconcile.store.statecodec import lead_line, serialize_v1
-from reconcile.store import statefiles
+from reconcile.store import commitrecord, statefiles
 from reconcile.store.statefiles import PENDING_NAME
 
 KEYS = [f"email:k{i}@example.com" for i in range(10)] + ["fsp:SFDC:7", "fsp:CUSTOM:a:b", "id:99", "id:100"]
@@ -303,11 +303,11 @@ def test_a_bulk_write_overwrites_its_shards_where_they_are_and_a_small_one_repla
 def test_a_commit_record_written_a_shard_at_a_time_reads_back_as_written(groups, removed, full):
     top = statefiles.Top(lineage="l", serial=2, leads=3, shards=16, synced_at=None, instance=None)
     leads = {key: _lead(key, "v", 1) for group in groups for key in group}
-    chunks = [statefiles._shard_bytes([lead_line(key, leads[key]) for key in group]) for group in groups if group]
+    chunks = [commitrecord.shard_bytes([lead_line(key, leads[key]) for key in group]) for group in groups if group]
     count = sum(map(len, groups))
     with tempfile.TemporaryDirectory() as directory:
         record = Path(directory) / PENDING_NAME
-        record.write_bytes(b"".join(statefiles._pending_chunks(top, chunks, count, removed, full=full)))
+        record.write_bytes(b"".join(commitrecord.pending_chunks(top, chunks, count, removed, full=full)))
         read = statefiles._read_pending(Path(directory))
     assert (read.top, read.lines, read.removed, read.full) == (top, leads, tuple(removed), full)
 
