@@ -23,10 +23,10 @@ EXAMPLE_LEADS = ROOT / "leads"
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(EXAMPLE_LEADS, tmp_path / "leads")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workspace(make_workspace) -> Path:
+    root = make_workspace()
+    shutil.copytree(EXAMPLE_LEADS, root / "leads", dirs_exist_ok=True)
+    return root
 
 
 def test_example_leads_are_valid(workspace: Path) -> None:
