@@ -1,14 +1,67 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures and helpers: a workspace builder, the v1 state literal, the emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Mapping
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+LINEAGE = "0c1d2e3f-0000-4000-8000-000000000000"
 
 
-# --- Marketo SOAP emulator fixtures (reconcile/emulator) ------------------------------------------
-import pytest as _emu_pytest
+# --- a working directory: lead files, a state, the current directory -----------------------------
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`make_workspace({"people.yaml": text, "team/b.yaml": text}, state=text)`: a `leads/` directory
+    holding those files (none: an empty one), the state file if given, and the current directory
+    there. Returns the directory (`tmp_path` unless `root` names another)."""
+
+    def build(files: Mapping[str, str] | None = None, state: str | None = None, root: Path | None = None) -> Path:
+        root = tmp_path if root is None else root
+        (root / "leads").mkdir(parents=True, exist_ok=True)
+        for name, text in (files or {}).items():
+            path = root / "leads" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        if state is not None:
+            (root / "reconcile.state.json").write_text(state)
+        monkeypatch.chdir(root)
+        return root
+
+    return build
+
+
+def wait_until(condition, timeout: float = 10.0, what: str = "the condition") -> None:
+    """Poll `condition()` until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what} after {timeout} s"
+        time.sleep(0.001)
+
+
+def v1_state(leads: Mapping[str, object] | None = None, *, serial: int = 1, lineage: str = LINEAGE) -> dict:
+    """A format 1 state (one JSON file, the format before shards) holding `leads` by state key."""
+    return {"format_version": 1, "lineage": lineage, "serial": serial, "leads": dict(leads or {})}
+
+
+def v1_state_text(leads: Mapping[str, object] | None = None, **kwargs) -> str:
+    return json.dumps(v1_state(leads, **kwargs), indent=2, sort_keys=True) + "\n"
+
+
+# --- Marketo emulator fixtures (reconcile/emulator) ------------------------------------------------
 
 EMULATOR_TEST_USER_ID = "test_user_1_809934544BFABAE58E5D27"
 EMULATOR_TEST_ENCRYPTION_KEY = "test-encryption-key-27272727aa"
 
 
-@_emu_pytest.fixture
+@pytest.fixture
 def emulator_factory():
     """Start emulators with custom configs: `emulator_factory(max_batch=3, db_path=...)`.
 
@@ -32,7 +85,7 @@ def emulator_factory():
         emulator.stop()
 
 
-@_emu_pytest.fixture
+@pytest.fixture
 def emulator(emulator_factory):
     """A started in-memory emulator with Marketo's default limits and a known test user.
 
@@ -42,7 +95,7 @@ def emulator(emulator_factory):
     return emulator_factory()
 
 
-@_emu_pytest.fixture
+@pytest.fixture
 def emulator_env(emulator, monkeypatch):
     """The `emulator` fixture, with MARKETO_SOAP_ENDPOINT/USER_ID/ENCRYPTION_KEY set to reach it."""
     monkeypatch.setenv("MARKETO_SOAP_ENDPOINT", emulator.endpoint)
@@ -51,10 +104,10 @@ def emulator_env(emulator, monkeypatch):
     return emulator
 
 
-# --- transport / applier fixtures (reconcile/transport.py, reconcile/applier.py) ----------------
+# --- transport and apply engine fixtures (reconcile/remote/soap, reconcile/apply) ----------------
 
 
-@_emu_pytest.fixture
+@pytest.fixture
 def transport_for():
     """Build a SoapTransport for an emulator: `transport_for(emu, key=..., **SoapTransport kwargs)`.
 
@@ -78,7 +131,7 @@ def transport_for():
         transport.close()
 
 
-@_emu_pytest.fixture
+@pytest.fixture
 def recording_session():
     """A requests.Session class that keeps every request body it sends (`.bodies`)."""
     import requests
@@ -97,7 +150,7 @@ def recording_session():
     return RecordingSession
 
 
-@_emu_pytest.fixture
+@pytest.fixture
 def lead_factory():
     """`lead_factory(n, prefix="u", **attributes)`: n email-keyed Leads u0000@example.com, u0001@...
 
@@ -133,6 +186,6 @@ def assert_state_matches_emulator(state, emulator):
     assert len(emails) == len(set(emails)), "duplicate leads (same email) in the emulator"
 
 
-@_emu_pytest.fixture
+@pytest.fixture
 def state_matches_emulator():
     return assert_state_matches_emulator

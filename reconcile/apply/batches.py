@@ -9,10 +9,10 @@ records of different groups never share a call, and a call stays under a size in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Sequence
+from typing import Callable, Hashable, NamedTuple, Sequence
 
-from reconcile.core.model import CREATE, MAX_BATCH_SIZE, UPDATE, Action, Lead, Plan
-from reconcile.core.records import LeadRecord, trusted_record
+from reconcile.core.model import CREATE, DEFAULT_BATCH_SIZE, UPDATE, Action, Lead, Plan
+from reconcile.core.records import LeadRecord
 
 __all__ = ["Batch", "GroupOf", "SizeOf", "record_for", "plan_batches", "conflict_keys"]
 
@@ -33,7 +33,7 @@ def record_for(action: Action) -> LeadRecord:
     lead = action.lead
     if lead is None or action.kind not in (CREATE, UPDATE):
         raise ValueError(f"{action.identity}: a {action.kind} action sends no record")
-    if action.kind == CREATE:  # runs once a lead sent, twice at 300k leads a minute: kept lean
+    if action.kind == CREATE:  # runs at least once for every lead sent: kept lean
         attributes = tuple(lead.attributes.items())
         email_attribute = lead.email is not None and "Email" not in lead.attributes
         return _declared_keys(lead, attributes, (("Email", lead.email),) if email_attribute else ())
@@ -55,12 +55,12 @@ def _declared_keys(lead: Lead, attributes: tuple, email: tuple) -> LeadRecord:
     """The record keyed as the lead declares itself; `email`: the Email attribute to add when the record
     is keyed by Id or foreign ID (Marketo takes the email from the key only when it is the key)."""
     if lead.lead_id is not None:
-        return trusted_record(lead.lead_id, None, lead.foreign_sys_person_id, lead.effective_foreign_sys_type,
-                              attributes + email)
+        return LeadRecord(lead.lead_id, None, lead.foreign_sys_person_id, lead.effective_foreign_sys_type,
+                          attributes + email)
     if lead.foreign_sys_person_id is not None:
-        return trusted_record(None, lead.email, lead.foreign_sys_person_id, lead.effective_foreign_sys_type,
-                              attributes + email)
-    return trusted_record(None, lead.email, None, None, attributes)
+        return LeadRecord(None, lead.email, lead.foreign_sys_person_id, lead.effective_foreign_sys_type,
+                          attributes + email)
+    return LeadRecord(None, lead.email, None, None, attributes)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Batch:
     def hold_records(self) -> tuple[LeadRecord, ...]:
         """Build the records once for the life of the call (built, journaled, sent, answered), instead
         of at each of those steps. Holding every batch's records from the start of a large apply
-        would cost about 90 MB at 90k creates, so the sender lets go of them when it is answered."""
+        would hold a record for every lead at once, so the sender lets go of them when it is answered."""
         if not self._held:
             self._held.append(tuple(record_for(action) for action in self.actions))
         return self._held[0]
@@ -107,7 +107,14 @@ def conflict_keys(action: Action, record: LeadRecord, dedup_enabled: bool) -> li
     return keys
 
 
-_Item = tuple[int, Action, Hashable, int, "LeadRecord | None"]  # plan position, action, group, size, record
+class _Item(NamedTuple):
+    """One action that sends, while the calls are being cut."""
+
+    index: int  # its position in the plan
+    action: Action
+    group: Hashable  # records of different groups never share a call
+    size: int  # its record's size (or an upper bound of it), when calls are sized in bytes
+    record: LeadRecord | None  # kept only for the first calls' records
 
 
 def _waves(plan: Plan, dedup_enabled: bool, group_of: GroupOf | None,
@@ -130,8 +137,8 @@ def _waves(plan: Plan, dedup_enabled: bool, group_of: GroupOf | None,
                 wave = seen + 1
         for key in keys:
             last_wave[key] = wave
-        item = (index, action, group_of(record, dedup_enabled) if group_of is not None else None,
-                size_of(record) if size_of is not None else 0, record if keep > 0 else None)
+        item = _Item(index, action, group_of(record, dedup_enabled) if group_of is not None else None,
+                     size_of(record) if size_of is not None else 0, record if keep > 0 else None)
         if wave:
             waves.setdefault(wave, []).append(item)
         else:
@@ -153,7 +160,7 @@ def _chunks(items: Sequence[_Item], batch_size: int, max_call_bytes: int | None,
     current: list[_Item] = []
     used, exact = 0, exact_size is None
     for item in items:
-        size = item[3] if max_call_bytes is not None else 0
+        size = item.size if max_call_bytes is not None else 0
         if max_call_bytes is not None and current and not exact and used + size > max_call_bytes \
                 and len(current) < batch_size:
             used, exact = sum(map(exact_size, current)), True  # type: ignore[arg-type]
@@ -162,7 +169,7 @@ def _chunks(items: Sequence[_Item], batch_size: int, max_call_bytes: int | None,
         if current and (len(current) >= batch_size or (max_call_bytes is not None and used + size > max_call_bytes)):
             chunks.append(current)
             current, used, exact = [], 0, exact_size is None
-            size = item[3] if max_call_bytes is not None else 0
+            size = item.size if max_call_bytes is not None else 0
         current.append(item)
         used += size
     if current:
@@ -170,7 +177,7 @@ def _chunks(items: Sequence[_Item], batch_size: int, max_call_bytes: int | None,
     return chunks
 
 
-def plan_batches(plan: Plan, batch_size: int = MAX_BATCH_SIZE, dedup_enabled: bool = True, *,
+def plan_batches(plan: Plan, batch_size: int = DEFAULT_BATCH_SIZE, dedup_enabled: bool = True, *,
                  group_of: GroupOf | None = None, size_of: SizeOf | None = None,
                  max_call_bytes: int | None = None, size_bound_of: SizeOf | None = None,
                  hold_first: int = 0) -> list[Batch]:
@@ -187,18 +194,18 @@ def plan_batches(plan: Plan, batch_size: int = MAX_BATCH_SIZE, dedup_enabled: bo
     batches: list[Batch] = []
     bounded = size_of is not None and size_bound_of is not None
     size_needed = (size_bound_of if bounded else size_of) if max_call_bytes is not None else None
-    exact_size = (lambda item: size_of(item[4] if item[4] is not None else record_for(item[1]))) \
+    exact_size = (lambda item: size_of(item.record if item.record is not None else record_for(item.action))) \
         if bounded else None  # type: ignore[misc]
     waves = _waves(plan, dedup_enabled, group_of, size_needed, keep=hold_first * batch_size)
     for wave in sorted(waves):
         groups: dict[Hashable, list[_Item]] = {}
         for item in waves[wave]:
-            groups.setdefault(item[2], []).append(item)
+            groups.setdefault(item.group, []).append(item)
         for items in groups.values():
             for chunk in _chunks(items, batch_size, max_call_bytes, exact_size):
-                batch = Batch(number=len(batches) + 1, wave=wave, indexes=tuple(item[0] for item in chunk),
-                              actions=tuple(item[1] for item in chunk))
-                records = tuple(item[4] for item in chunk)
+                batch = Batch(number=len(batches) + 1, wave=wave, indexes=tuple(item.index for item in chunk),
+                              actions=tuple(item.action for item in chunk))
+                records = tuple(item.record for item in chunk)
                 if batch.number <= hold_first and None not in records:
                     batch._held.append(records)
                 batches.append(batch)

@@ -29,7 +29,7 @@ from reconcile.apply.schedule import PlannedCalls, Scheduler
 from reconcile.apply.unknowns import UnknownOutcomes, unique, unknown_message
 from reconcile.core.clock import iso_utc, utc_now
 from reconcile.core.gcpause import collect_and_freeze, gc_frozen
-from reconcile.core.model import CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
+from reconcile.core.model import CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
 from reconcile.core.planner import is_adoption, recorded_lead
 from reconcile.core.records import CREATED
 from reconcile.errors import ReconcileError, RemoteError, ResponseError, StalePlanError
@@ -39,8 +39,8 @@ from reconcile.store.journal import RecoveryReport, ResultEntry
 
 __all__ = ["apply_plan"]
 
-# A full collection of the objects made since the last one takes 0.1-0.2 s at 90k leads: it runs
-# only when the sender knows it will wait at least this long, for the rate window.
+# A full collection of the objects made since the last one walks every state record made from the
+# answers: it runs only when the sender knows it will wait at least this long, for the rate window.
 _COLLECT_WHEN_FREE_FOR = 1.0
 
 
@@ -266,7 +266,7 @@ class _Apply:
 
 
 def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any, *,
-               batch_size: int = MAX_BATCH_SIZE, concurrency: int = 4, dedup_enabled: bool = True,
+               batch_size: int = DEFAULT_BATCH_SIZE, concurrency: int = 4, dedup_enabled: bool = True,
                forget_orphans: bool = False, options: ApplyOptions | None = None,
                clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic,
                on_event: Callable[[ApplyEvent], None] | None = None,

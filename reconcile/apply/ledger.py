@@ -280,7 +280,7 @@ class Ledger:
         self.written = True
         self._last_write = self._monotonic()
         self._last_write_seconds = self._last_write - started
-        # Creates spread over every shard, so a checkpoint of a large state costs a second or more:
+        # Creates spread over every shard, so a checkpoint of a large state rewrites most of it:
         # space them so they take at most a twentieth of the apply (the journal keeps every answer).
         self._next_interval = max(self._interval, _CHECKPOINT_SHARE * self._last_write_seconds)
         self._emit(StateWritten(serial=following.serial, leads=len(leads)))

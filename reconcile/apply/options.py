@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconcile.core.model import MAX_BATCH_SIZE
+from reconcile.core.model import DEFAULT_BATCH_SIZE
 from reconcile.errors import UsageError
 
 MAX_CONCURRENCY = 10
@@ -14,7 +14,8 @@ STOP_GRACE = 10.0  # seconds to wait for answers to calls in flight after a stop
 
 @dataclass(frozen=True)
 class ApplyOptions:
-    batch_size: int = MAX_BATCH_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_batch_size: int = DEFAULT_BATCH_SIZE  # the transport's cap (its TransportInfo.max_records)
     concurrency: int = 4
     dedup_enabled: bool = True
     forget_orphans: bool = False
@@ -23,9 +24,9 @@ class ApplyOptions:
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
-                or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise UsageError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} "
-                             f"(Marketo accepts at most {MAX_BATCH_SIZE} records a call), not {self.batch_size}")
+                or not 1 <= self.batch_size <= self.max_batch_size:
+            raise UsageError(f"--batch-size must be between 1 and {self.max_batch_size} (Marketo accepts at most "
+                             f"{self.max_batch_size} records a call), not {self.batch_size}")
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) \
                 or not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise UsageError(f"--concurrency must be between 1 and {MAX_CONCURRENCY} "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from reconcile.core.drift import Drift, MarketoLead, Observed, compute_drift, marketo_text
-from reconcile.core.model import MAX_BATCH_SIZE, State
+from reconcile.core.model import State
 
 # Describe's data types whose values Marketo answers as JSON numbers
 NUMERIC_TYPES = frozenset({"integer", "float", "currency", "score", "percent"})
@@ -23,6 +23,8 @@ from reconcile.errors import ResponseError
 
 ID_FILTER = "id"
 EMAIL_FILTER = "email"
+
+READ_BATCH = 300  # Get Leads takes at most 300 filter values a call
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def refresh_ids(state: State, declared_ids: Iterable[int] = ()) -> list[int]:
 
 def refresh_calls(state: State, declared_ids: Iterable[int] = ()) -> int:
     """Get Leads calls the ID reads take: ⌈lead IDs / 300⌉."""
-    return -(-len(refresh_ids(state, declared_ids)) // MAX_BATCH_SIZE)
+    return -(-len(refresh_ids(state, declared_ids)) // READ_BATCH)
 
 
 def refresh(state: State, client: Any, rest_names: Mapping[str, str], *, numeric: frozenset[str] = frozenset(),
@@ -83,7 +85,7 @@ class _Reader:
         """Every lead matching `values`, 300 values per call, calls run `concurrency` at once."""
         wanted = {self.rest_names[name]: name for name in fields if name in self.rest_names}
         rest_fields = ["id", "email", *sorted(set(wanted) - {"id", "email"})]
-        chunks = [list(values[start:start + MAX_BATCH_SIZE]) for start in range(0, len(values), MAX_BATCH_SIZE)]
+        chunks = [list(values[start:start + READ_BATCH]) for start in range(0, len(values), READ_BATCH)]
         self.calls += len(chunks)
         leads: list[MarketoLead] = []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(chunks) or 1)) as pool:

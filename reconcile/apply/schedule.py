@@ -1,24 +1,15 @@
-"""Sending batches: waves, concurrency, build-ahead and stopping.
+"""Sending batches: waves, concurrency, build-ahead, holding answers, and stopping.
 
-Up to `concurrency` calls are in flight at once; a batch of a later wave is sent only when every
-call of the earlier waves has been answered; while calls are on the network the next call is built
-(envelope XML, validation), so that work overlaps the wait. A transport that can build in other
-processes (`prepare_later`) gets up to its `prepare_ahead` calls to build at once, in sending order,
-so every core works on envelopes while the rate limit holds calls back. A stop request (Ctrl-C,
-SIGTERM) or a fatal error sends nothing more and waits a while for the answers of the calls in flight.
-
-Sending comes before recording: while calls keep going out, the answers already in are held, for at
-most `_HOLD_SECONDS` and `_HOLD_AT_MOST` calls, and handed back as soon as the sender has to wait
-anyway (for the rate window or an earlier wave). Marketo lets the first 100 calls through at once, and
-every later window repeats the first one's spread, so each call of the first window sent sooner ends
-the whole apply sooner; the bounds keep what a crash could leave unrecorded small. Only while a
-window's worth of calls is still to go: no pause follows the last window, so its answers are recorded
-as they come, between its calls, instead of all after them. A failed call is
-handed back at once: it may stop the apply. One call at a time (concurrency 1) holds nothing: each
-answer is recorded before the next call goes. Nor does `--no-dedup`: a create whose answer a crash
-lost cannot be resent safely there, so its answer is recorded at once. When answers are recorded as
-they come and several are in at once, a call that may go out goes after the first of them, not after
-all: in the last window each answer takes as long to record as the window leaves between two calls.
+- Up to `concurrency` calls are in flight; a batch of a later wave goes only when every call of the
+  earlier waves is answered.
+- While calls are on the network the next call is built; a transport with `prepare_later` builds up
+  to `prepare_ahead` calls elsewhere (other processes), in sending order.
+- While calls keep going out, answers already in are held (at most `_HOLD_SECONDS` and `_HOLD_AT_MOST`
+  calls) and handed back when the sender has to wait anyway (rate window, earlier wave); during the
+  last window they are recorded as they come. Nothing is held for a failed call, at concurrency 1,
+  or with `--no-dedup` (a lost answer there cannot be resent safely). Why: docs/performance-notes.md.
+- A stop request (Ctrl-C, SIGTERM) or a fatal error sends nothing more and waits a while for the
+  answers of the calls in flight.
 
 The scheduler knows nothing of journals or state: it asks its owner before each send and hands each
 finished call back, all on the thread that called `run`.
@@ -38,7 +29,6 @@ from typing import Any, Callable, Protocol, Sequence
 from reconcile.apply.batches import Batch, plan_batches
 from reconcile.apply.events import ApplyEvent, BatchRetrying, BatchSent
 from reconcile.apply.options import ApplyOptions
-from reconcile.core.gcpause import gc_paused
 
 __all__ = ["DaemonPool", "Scheduler", "SendOutcome", "BatchHandler", "PlannedCalls", "calls_to_build_ahead"]
 
@@ -130,13 +120,12 @@ class PlannedCalls:
 
     @classmethod
     def of(cls, plan: Any, transport: Any, options: ApplyOptions) -> "PlannedCalls":
-        with gc_paused():  # a record a lead, each let go: the collector would only walk the plan again
-            batches = plan_batches(plan, options.batch_size, options.dedup_enabled,
-                                   group_of=getattr(transport, "group_of", None),
-                                   size_of=getattr(transport, "size_of", None),
-                                   max_call_bytes=getattr(transport, "max_call_bytes", None),
-                                   size_bound_of=getattr(transport, "size_bound_of", None),
-                                   hold_first=_FIRST_WINDOW)
+        batches = plan_batches(plan, options.batch_size, options.dedup_enabled,
+                               group_of=getattr(transport, "group_of", None),
+                               size_of=getattr(transport, "size_of", None),
+                               max_call_bytes=getattr(transport, "max_call_bytes", None),
+                               size_bound_of=getattr(transport, "size_bound_of", None),
+                               hold_first=_FIRST_WINDOW)
         return cls(batches, options)
 
     def start_building(self, transport: Any) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Iterator, Mapping, Sequence
 
-from reconcile.core.gcpause import gc_paused
 from reconcile.core.model import DEFAULT_FOREIGN_SYS_TYPE, Lead, State, StateLead
 from reconcile.core.planner import match_state
 from reconcile.errors import InputError, InputErrors
@@ -26,10 +25,9 @@ def check_declared_once(desired: Sequence[Lead], state: State) -> None:
 
 
 def declared_twice(desired: Sequence[Lead], state: State) -> list[InputError]:
-    with gc_paused():
-        if _each_known_by_its_own_distinct_record(desired, state.leads):
-            return []
-        return _declared_twice(desired, state)
+    if _each_known_by_its_own_distinct_record(desired, state.leads):
+        return []
+    return _declared_twice(desired, state)
 
 
 def _each_known_by_its_own_distinct_record(desired: Sequence[Lead], records: Mapping[str, StateLead]) -> bool:

@@ -9,10 +9,10 @@ from typing import Iterator
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many acyclic objects.
-
-    Each collection would walk every object alive (all leads, all state records): with 100k leads
-    that is a third of the planning time, for no garbage found. Reference counting still frees memory.
+    """Pause the cyclic garbage collector while building many acyclic objects: once per command, around
+    all of it (leads, state records and plans hold no reference cycles; reference counting still frees
+    them). Each collection would walk every object alive, for no garbage found. Sending resumes it
+    (`gc_frozen`).
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -35,17 +35,20 @@ def gc_frozen() -> Iterator[None]:
     run full collections only when the caller says it has time (`collect_and_freeze`).
 
     During an apply, the plan, the leads and the state are alive throughout and hold no garbage, yet
-    every full collection walked them all: 0.2 to 0.5 s each, several an apply, each stopping the
-    sender in the middle of a rate window. The state records made from the answers then grow to the
-    same size, and full collections over them alone still took 0.1 to 0.2 s, in the last window too.
-    Young objects are still collected as they come.
+    every full collection walked them all, each stopping the sender in the middle of a rate window;
+    so did full collections over the state records made from the answers. Young objects are still
+    collected as they come (docs/performance-notes.md has the figures).
     """
     thresholds = gc.get_threshold()
+    was_enabled = gc.isenabled()
     gc.freeze()
     gc.set_threshold(thresholds[0], thresholds[1], max(thresholds[2], _FULL_COLLECTION_AFTER))
+    gc.enable()  # within a command's `gc_paused`: answers and connections do make garbage
     try:
         yield
     finally:
+        if not was_enabled:
+            gc.disable()
         gc.set_threshold(*thresholds)
         gc.unfreeze()
 

@@ -9,7 +9,9 @@ from reconcile.errors import Location
 
 FOREIGN_SYS_TYPES = ("CUSTOM", "SFDC", "NETSUITE")
 DEFAULT_FOREIGN_SYS_TYPE = "CUSTOM"
-MAX_BATCH_SIZE = 300
+# Records per call a plan counts with when its caller names no transport. Each transport declares
+# its own cap (reconcile/remote/registry.py); the application plans with the chosen one's.
+DEFAULT_BATCH_SIZE = 300
 
 # A value of None means "clear this field in Marketo" (sent as an empty attrValue).
 AttributeValue = str | None
@@ -49,29 +51,6 @@ class Lead:
         if self.foreign_sys_person_id is None:
             return None
         return self.foreign_sys_type or DEFAULT_FOREIGN_SYS_TYPE
-
-
-_new_object = object.__new__
-_SET_LEAD_FIELDS = tuple(getattr(Lead, name).__set__ for name in (
-    "location", "lead_id", "email", "foreign_sys_person_id", "foreign_sys_type", "attributes", "identity"))
-
-
-def trusted_lead(location: Location, lead_id: int | None, email: str | None, foreign_sys_person_id: str | None,
-                 foreign_sys_type: str | None, attributes: Mapping[str, AttributeValue]) -> Lead:
-    """`Lead(location, lead_id, ...)` at twice its speed, without the frozen dataclass's per-field
-    `__setattr__` calls: a plan makes every lead of the lead files (100k from the parse cache) before
-    anything else."""
-    lead = _new_object(Lead)
-    set_location, set_lead_id, set_email, set_foreign_id, set_foreign_type, set_attributes, set_identity = \
-        _SET_LEAD_FIELDS
-    set_location(lead, location)
-    set_lead_id(lead, lead_id)
-    set_email(lead, email)
-    set_foreign_id(lead, foreign_sys_person_id)
-    set_foreign_type(lead, foreign_sys_type)
-    set_attributes(lead, attributes)
-    set_identity(lead, identity_of(lead_id, foreign_sys_person_id, lead.effective_foreign_sys_type, email))
-    return lead
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +131,9 @@ class Plan:
     leads that need nothing, kept as names only: on a 100k-lead plan they are nearly all of it."""
 
     actions: tuple[Action, ...]
-    batch_size: int = MAX_BATCH_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
     unchanged: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()  # --target: only these leads were planned (state keys or lead files)
     # Tallied once: renderers and the CLI ask for them several times over 100k actions.
     counts: Mapping[str, int] = field(init=False, repr=False, compare=False)
     records_to_send: int = field(init=False, repr=False, compare=False)

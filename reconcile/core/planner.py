@@ -6,13 +6,15 @@ planning again after an apply finds nothing to do (the property tests check exac
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from itertools import compress
 from operator import attrgetter, itemgetter
 from typing import Iterable, Mapping, Sequence
 
-from reconcile.core.gcpause import gc_paused
-from reconcile.core.model import (CREATE, MAX_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
+from reconcile.core.model import (CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
                              KeyChange, Lead, Plan, State, StateLead)
+from reconcile.errors import UsageError
 
 _MISSING = object()
 ADOPT = "adopt"  # a summary count: creates that adopt an existing lead by its declared leadId
@@ -91,9 +93,46 @@ def _compatible(lead: Lead, recorded: StateLead) -> bool:
     return True
 
 
-def plan(desired: Sequence[Lead], state: State, batch_size: int = MAX_BATCH_SIZE) -> Plan:
-    with gc_paused():
-        return _plan(desired, state, batch_size)
+def plan(desired: Sequence[Lead], state: State, batch_size: int = DEFAULT_BATCH_SIZE,
+         targets: Sequence[str] = ()) -> Plan:
+    """What apply must do to make `state` (and Marketo) match `desired`. With `targets` (state keys such
+    as `email:jane@example.com` or `id:1090240`, or lead files such as `leads/people.yaml`), only the
+    actions of those leads: every lead is still matched, so the others neither move nor look orphaned."""
+    planned = _plan(desired, state, batch_size)
+    return only_targets(planned, desired, state, targets) if targets else planned
+
+
+# What a --target that names a lead starts with; anything else names a lead file.
+TARGET_KEY_PREFIXES = ("email:", "id:", "fsp:")
+
+
+def only_targets(planned: Plan, desired: Sequence[Lead], state: State, targets: Sequence[str]) -> Plan:
+    """`planned` cut down to the targeted leads; UsageError for a target that names nothing."""
+    keys = {_target_key(target) for target in targets if target.startswith(TARGET_KEY_PREFIXES)}
+    files = {os.path.normpath(target) for target in targets if not target.startswith(TARGET_KEY_PREFIXES)}
+    file_of = {lead.identity: os.path.normpath(str(lead.location.file)) for lead in desired} if files else {}
+    known_files = set(file_of.values())
+    known_keys = set(state.leads).union(lead.identity for lead in desired)
+    for target in targets:
+        if target.startswith(TARGET_KEY_PREFIXES) and _target_key(target) not in known_keys:
+            raise UsageError(f"--target {target!r} names no declared lead and no lead in the state (see "
+                             "`reconcile state list`; a target is a state key such as email:jane@example.com, "
+                             "id:1090240 or fsp:SFDC:0042, or a lead file)")
+        if not target.startswith(TARGET_KEY_PREFIXES) and os.path.normpath(target) not in known_files:
+            raise UsageError(f"--target {target!r} is neither a state key (email:..., id:..., fsp:...) nor a "
+                             "lead file with leads in it (give its path as plan shows it, e.g. leads/people.yaml)")
+
+    def targeted(identity: str, state_key: str | None = None) -> bool:
+        return identity in keys or state_key in keys or file_of.get(identity) in files
+
+    return replace(planned, actions=tuple(a for a in planned.actions if targeted(a.identity, a.state_key)),
+                   unchanged=tuple(identity for identity in planned.unchanged if targeted(identity)),
+                   targets=tuple(targets))
+
+
+def _target_key(target: str) -> str:
+    """A state key as the state writes it: emails lower-cased."""
+    return "email:" + target[len("email:"):].lower() if target.startswith("email:") else target
 
 
 def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:

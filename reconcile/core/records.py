@@ -47,20 +47,6 @@ class LeadRecord:
             raise ValueError("LeadRecord.attributes must be (name, value) pairs")
 
 
-def trusted_record(lead_id: int | None, email: str | None, foreign_sys_person_id: str | None,
-                   foreign_sys_type: str | None, attributes: tuple[tuple[str, str | None], ...]) -> LeadRecord:
-    """A LeadRecord of `attributes` already a tuple of (name, value) pairs, without checking them: the
-    apply builds one a lead it sends (about a third of the cost of planning its calls went to the checks
-    and the frozen dataclass's attribute setting)."""
-    record = _new(LeadRecord)
-    record.__dict__.update(lead_id=lead_id, email=email, foreign_sys_person_id=foreign_sys_person_id,
-                           foreign_sys_type=foreign_sys_type, attributes=attributes)
-    return record
-
-
-_new = object.__new__
-
-
 @dataclass(frozen=True)
 class SyncStatus:
     """What Marketo did with one record. `error` carries the reason of a FAILED record."""

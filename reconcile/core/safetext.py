@@ -73,7 +73,7 @@ def _nothing_to_change(text: str, keep_ansi: bool) -> bool:
 def encoded_text_unchanged(data: bytes, *, keep_ansi: bool = False) -> bool:
     """Whether `safe_block` leaves the UTF-8 text `data` as it is, told without decoding it: printable
     ASCII and layout only, and nothing that could start a command (checked as `_nothing_to_change`
-    does; 40 MB of a cached plan take a third of the time their decoding and checking would)."""
+    does), for a cached plan's text too large to decode just to check it."""
     return b"::" not in data and _OLD_COMMAND_BYTES not in data \
         and not data.translate(None, _COLOURED_LAYOUT if keep_ansi else _LAYOUT)
 

@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import collections
 import threading
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 from reconcile.emulator.config import EmulatorConfig
 from reconcile.emulator.reasons import Reason, Refused
 
 
-def _central() -> tzinfo:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo("America/Chicago")
-    except Exception:  # no tz database on this system (e.g. Windows without tzdata): use CST
-        return timezone(timedelta(hours=-6), "CST")
-
-
-CENTRAL = _central()
+CENTRAL = ZoneInfo("America/Chicago")  # the system's tz database, else the tzdata package
 
 
 def quota_day(moment: datetime) -> date:

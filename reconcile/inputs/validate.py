@@ -1,7 +1,7 @@
 """From lead files to the desired set: JSON Schema and semantic checks, every error at once.
 
-jsonschema is the authority on what a valid lead file is and words every schema error, but it costs
-~100 µs a lead, so it only runs on files that need it: a precompiled check of the same rules
+jsonschema is the authority on what a valid lead file is and words every schema error, but it is
+slow on large files, so it only runs on files that need it: a precompiled check of the same rules
 (`SchemaCheck`, no more permissive than schemas/leads.schema.json) clears the files jsonschema
 would find nothing in. Validated files are cached by content (reconcile.inputs.cache), so a plan with
 nothing changed parses nothing.
@@ -21,14 +21,14 @@ from typing import Any, Iterable, Sequence
 
 from reconcile import errors as errors_module
 from reconcile.core import model as model_module
-from reconcile.core.gcpause import gc_paused
-from reconcile.core.model import Lead, trusted_lead
-from reconcile.errors import InputError, InputErrors, Location, location_at
+from reconcile.core.model import Lead
+from reconcile.errors import InputError, InputErrors, Location
 from reconcile.inputs import files as files_module
 from reconcile.inputs import leadfiles as leadfiles_module
 from reconcile.inputs.cache import InputCache, code_fingerprint
 from reconcile.inputs.files import DEFAULT_MAX_FILE_BYTES, decode, discover, read_lead_file
-from reconcile.inputs.leadfiles import LeadFile, SourceLines, parse_lead_file
+from reconcile.inputs.leadfiles import LeadFile, parse_lead_file
+from reconcile.inputs.sourcelines import SourceLines
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Keys (email, foreign ID) and attribute names hold no control character at all, not even a line break.
@@ -337,7 +337,7 @@ def _shared_strings(records: Sequence[LeadRecord], shared: dict[str, str]) -> li
 
 
 def leads_from_records(path: str, records: Iterable[LeadRecord]) -> list[Lead]:
-    return [trusted_lead(location_at(path, line), lead_id, email, foreign_id, foreign_type, attributes)
+    return [Lead(Location(path, line), lead_id, email, foreign_id, foreign_type, attributes)
             for line, lead_id, email, foreign_id, foreign_type, attributes in records]
 
 
@@ -408,13 +408,12 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None,
     leads: list[Lead] = []
     errors: list[InputError] = []
     schema_check, shared = SchemaCheck(), {}
-    with gc_paused():
-        for index, (file, name) in enumerate(zip(files, names)):
-            records, file_errors, digests[index] = file_records(file, name, max_file_bytes, cache, schema_check,
-                                                                contents[index], digests[index], shared)
-            contents[index] = None
-            leads.extend(leads_from_records(name, records))
-            errors.extend(file_errors)
+    for index, (file, name) in enumerate(zip(files, names)):
+        records, file_errors, digests[index] = file_records(file, name, max_file_bytes, cache, schema_check,
+                                                            contents[index], digests[index], shared)
+        contents[index] = None
+        leads.extend(leads_from_records(name, records))
+        errors.extend(file_errors)
     if cache is not None and cache.writes:
         cache.prune()
     errors.extend(duplicate_errors(leads))

@@ -74,12 +74,37 @@ class TransportStats:
     waited: float = 0.0  # seconds spent in backoff and rate limiting
 
 
+@dataclass(frozen=True)
+class TransportInfo:
+    """What a transport declares about itself, for the registry (reconcile/remote/registry.py): read
+    without importing the transport, so that choosing one and describing its calls stays cheap."""
+
+    name: str  # as `--api` and RECONCILE_API spell it
+    call_name: str  # the write call as users know it ("syncMultipleLeads", "Sync Leads")
+    max_records: int  # records one call may carry
+    max_call_bytes: int | None = None  # bytes one call's records may add up to (None: no limit)
+    can_delete: bool = False  # deletes leads
+    can_lists: bool = False  # manages static list membership
+    can_read: bool = False  # reads leads and fields (refresh, import, `reconcile fields`)
+    credential_variables: tuple[str, ...] = ()  # all set: the environment holds this transport's credentials
+    # Which records may share a call, known before any transport exists (for plan's call count):
+    # `group_of(record, dedup_enabled, foreign_id_field) -> Hashable`; None: any records may.
+    group_of: Callable[[LeadRecord, bool, str], Any] | None = None
+
+
 @runtime_checkable
 class Transport(Protocol):
     """What the apply engine needs from a Marketo API.
 
+    Every transport declares what its `TransportInfo` says: `name`, `call_name`, `max_records`,
+    `max_call_bytes`, `can_delete` and `can_lists`.
+
     Optional members, looked up with `getattr` (a transport without them, like SOAP's, is batched by
     record count alone):
+
+    - ``prepare_later(records, dedup_enabled) -> Future``: :meth:`prepare` elsewhere (worker
+      processes), with ``prepare_ahead: int``, how many calls are worth preparing ahead of the one
+      being sent. Without them, each call is prepared just before it is sent.
 
     - ``group_of(record, dedup_enabled) -> Hashable``: records of different groups never share a
       call (REST: one `action`/`lookupField` per call, which depend on the record's key).
@@ -96,8 +121,17 @@ class Transport(Protocol):
     same email with dedup) are never in two concurrent calls.
     """
 
+    #: the registry name (`--api`)
+    name: str
     #: the call's name as users know it, for plan and apply output ("syncMultipleLeads", "Sync Leads")
     call_name: str
+    #: records one call may carry
+    max_records: int
+    #: bytes one call's records may add up to (None: no limit)
+    max_call_bytes: int | None
+    #: what it can do besides creating and updating leads (neither, today)
+    can_delete: bool
+    can_lists: bool
 
     def prepare(self, records: Sequence[LeadRecord], dedup_enabled: bool = True) -> Any:
         """Build (and validate) the call for one batch ahead of time; handed back to `send`."""

@@ -49,7 +49,7 @@ def write_atomic(path: Path | str, data: bytes | Iterable[bytes], *, sync_direct
 def overwrite_in_place(path: Path | str, data: bytes) -> int:
     """Make `data` the content of `path` (created if missing) by writing over the file where it is, then
     fsync it. No new file replaces it, so the old one's blocks are not freed and reallocated, which on
-    some file systems (ext4 with online discard) costs about 2 ms a file. NOT atomic: a crash leaves a
+    some file systems (ext4 with online discard) is slow. NOT atomic: a crash leaves a
     mix of old and new bytes, so use it only for a file whose new content is already durable
     elsewhere (the state's commit record). Returns the bytes written."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)

@@ -21,7 +21,7 @@ the new one, never a mix:
 2. each changed shard is replaced atomically, then the directory is fsync'd. When a write changes
    shards holding nearly every lead (a bulk apply), the record holds *every* line instead (`full`)
    and the shards are overwritten in place: replacing a file frees the old one's blocks, which on
-   some file systems costs milliseconds a file, and a full record makes a torn shard harmless;
+   some file systems is slow, and a full record makes a torn shard harmless;
 3. the top file is replaced atomically;
 4. the commit record is removed.
 
@@ -47,13 +47,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 from reconcile.core.model import State, StateLead
 from reconcile.errors import Location, StateError
+from reconcile.store.commitrecord import pending_bytes, pending_chunks, shard_bytes
 from reconcile.store.fs import fsync_directory, overwrite_in_place, write_atomic
-from reconcile.store.statecodec import (check_lineage, check_serial, compact_json, lead_line, parse_lead_line,
-                                        strict_json)
+from reconcile.store.statecodec import check_lineage, check_serial, lead_line, parse_lead_line, strict_json
 
 FORMAT_VERSION = 2
 LEADS_PER_SHARD = 256
@@ -377,7 +377,7 @@ class StateWriter:
         elif touched:
             lines = [self._line(key, state.leads[key]) for key in sorted(keys) if key in state.leads]
             removed = sorted(key for key in keys if key not in state.leads)
-            self._put(self.directory / PENDING_NAME, _pending_bytes(top, lines, removed, full=False), report)
+            self._put(self.directory / PENDING_NAME, pending_bytes(top, lines, removed, full=False), report)
             for index in sorted(touched):
                 self._write_shard(index, top.shards, members[index], state, report)
         if touched:
@@ -397,9 +397,9 @@ class StateWriter:
         """A full commit record, then each touched shard written over where it is (see the module's
         docstring): a crash mid-shard leaves a torn file that readers of the record never look at."""
         leads, line = state.leads, self._line
-        shards = {index: _shard_bytes([line(key, leads[key]) for key in sorted(keys)])
+        shards = {index: shard_bytes([line(key, leads[key]) for key in sorted(keys)])
                   for index, keys in enumerate(members) if keys}
-        record = _pending_chunks(top, (shards[index] for index in sorted(shards)), sum(map(len, members)), [],
+        record = pending_chunks(top, (shards[index] for index in sorted(shards)), sum(map(len, members)), [],
                                  full=True)
         self._put(self.directory / PENDING_NAME, record, report)
         for index in sorted(touched):
@@ -415,7 +415,7 @@ class StateWriter:
         self._lines = {key: cached for key, cached in self._lines.items() if key in state.leads}
         if self._top is not None:  # format 2 already: shards are rewritten in place, so record them all first
             lines = [self._line(key, state.leads[key]) for key in sorted(state.leads)]
-            self._put(self.directory / PENDING_NAME, _pending_bytes(top, lines, [], full=True), report)
+            self._put(self.directory / PENDING_NAME, pending_bytes(top, lines, [], full=True), report)
         keep = set()
         for index in range(count):
             if members[index]:
@@ -444,7 +444,7 @@ class StateWriter:
                 pass
             return path.name
         leads, line = state.leads, self._line
-        self._put(path, _shard_bytes([line(key, leads[key]) for key in sorted(keys)]), report, sync_directory=False)
+        self._put(path, shard_bytes([line(key, leads[key]) for key in sorted(keys)]), report, sync_directory=False)
         return path.name
 
     def _line(self, key: str, lead: StateLead) -> str:
@@ -481,26 +481,6 @@ class StateWriter:
         marker = self.directory / ".gitignore"
         if not marker.exists():
             self._put(marker, _GITIGNORE.encode(), report)
-
-
-def _shard_bytes(lines: list[str]) -> bytes:
-    return ("\n".join(lines) + "\n").encode("utf-8")
-
-
-def _pending_bytes(top: Top, lines: list[str], removed: list[str], *, full: bool) -> bytes:
-    return b"".join(_pending_chunks(top, [_shard_bytes(lines)] if lines else [], len(lines), removed, full=full))
-
-
-def _pending_chunks(top: Top, chunks: Iterable[bytes], count: int, removed: list[str], *, full: bool
-                    ) -> Iterator[bytes]:
-    """The commit record: a first line `{"kind", "full", "top", "removed", "lines": count}`, then the
-    `count` lead lines, one a line as in a shard. `chunks`: those lines, encoded, each group ending with
-    a newline: a shard's bytes are a chunk, so a full record costs no encoding of its own, and its
-    lines are never held whole in memory twice."""
-    header = {"kind": "reconcile-state-commit", "full": full, "top": json.loads(top.to_bytes()),
-              "removed": removed, "lines": count}
-    yield (compact_json(header) + "\n").encode("utf-8")
-    yield from chunks
 
 
 def _latest_stamp(current: str | None, state: State, keys: Iterable[str]) -> str | None:

@@ -1,4 +1,4 @@
-"""Where and as whom to call Marketo's REST API, and which API a run uses.
+"""Where and as whom to call Marketo's REST API.
 
 Credentials come from the environment only. The client secret is never shown by repr() or str().
 Facts relied on (../shared/marketo-rest-facts.md, "Authentication"): the identity service lives at
@@ -12,19 +12,16 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from reconcile.errors import ConfigError, UsageError
+from reconcile.errors import ConfigError
 
 ENV_REST_ENDPOINT = "MARKETO_REST_ENDPOINT"
 ENV_IDENTITY_ENDPOINT = "MARKETO_IDENTITY_ENDPOINT"
 ENV_CLIENT_ID = "MARKETO_CLIENT_ID"
 ENV_CLIENT_SECRET = "MARKETO_CLIENT_SECRET"
-ENV_API = "RECONCILE_API"
 ENV_FOREIGN_ID_FIELD = "RECONCILE_FOREIGN_ID_FIELD"
 
 REST_VARIABLES = (ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REST_ENDPOINT)
-SOAP_VARIABLES = ("MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID", "MARKETO_ENCRYPTION_KEY")
-SOAP, REST = "soap", "rest"
-APIS = (SOAP, REST)
+REST = "rest"  # its registry name (reconcile/remote/registry.py)
 
 
 def _validate_endpoint(url: str, what: str) -> str:
@@ -88,31 +85,6 @@ class RestCredentials:
                 f"client_id={self.client_id!r}, client_secret='***')")
 
     __str__ = __repr__
-
-
-def _present(environ: Mapping[str, str], names: tuple[str, ...]) -> bool:
-    return all((environ.get(name) or "").strip() for name in names)
-
-
-def select_api(explicit: str | None, environ: Mapping[str, str], *, emulator: bool = False) -> str:
-    """`--api`, else RECONCILE_API, else the credentials present: REST's trio or SOAP's, never both.
-
-    The emulator keeps SOAP as its default. Without any credentials, SOAP (as before REST existed):
-    the missing variables are named when a call is about to be made.
-    """
-    choice = (explicit or (environ.get(ENV_API) or "")).strip().lower()
-    if choice:
-        if choice not in APIS:
-            source = "--api" if explicit else ENV_API
-            raise UsageError(f"{source} must be 'soap' or 'rest', not {choice!r}")
-        return choice
-    if emulator:
-        return SOAP
-    rest, soap = _present(environ, REST_VARIABLES), _present(environ, SOAP_VARIABLES)
-    if rest and soap:
-        raise UsageError(f"both REST ({', '.join(REST_VARIABLES)}) and SOAP ({', '.join(SOAP_VARIABLES)}) "
-                         f"credentials are set; choose one with --api rest|soap or {ENV_API}")
-    return REST if rest else SOAP
 
 
 def instance_host(url: str) -> str | None:

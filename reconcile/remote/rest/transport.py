@@ -15,6 +15,7 @@ from reconcile.core.records import LeadRecord, SyncStatus
 from reconcile.errors import UsageError
 from reconcile.remote.base import RetryInfo, TransportStats, mark_outcome
 from reconcile.remote.rest import answers, payload
+from reconcile.remote.rest.about import TRANSPORT
 from reconcile.remote.rest.client import RestClient
 from reconcile.remote.rest.payload import FieldNames, Group
 
@@ -37,8 +38,12 @@ def is_resend_safe(group: Group) -> bool:
 class RestTransport:
     """Sync Leads through `client`; lead-file attribute names mapped with `field_names` (Describe)."""
 
-    call_name = "Sync Leads"
-    max_call_bytes = payload.MAX_CALL_BYTES - payload.ENVELOPE_BYTES
+    name = TRANSPORT.name
+    call_name = TRANSPORT.call_name
+    max_records = TRANSPORT.max_records
+    max_call_bytes = TRANSPORT.max_call_bytes
+    can_delete = TRANSPORT.can_delete
+    can_lists = TRANSPORT.can_lists
 
     def __init__(self, client: RestClient, field_names: Mapping[str, str] | FieldNames,
                  foreign_id_field: str | None = None):

@@ -69,7 +69,8 @@ def _etree():
 
 
 def compiled_schema():
-    """The mktows XMLSchema, built once (about 0.1 s) and shared; validation is thread-safe."""
+    """The mktows XMLSchema, built once and shared (building it costs more than a validation);
+    validation is thread-safe."""
     global _schema_cache
     if _schema_cache is None:
         with _lock:
@@ -409,7 +410,7 @@ def success_element(body: bytes, http_status: int, tag: str):
 
 
 def _status(item) -> SyncStatus:
-    """One schema-valid syncStatus (one pass over its children: find() per field costs 3x more)."""
+    """One schema-valid syncStatus, in one pass over its children (not a find() per field)."""
     lead_id = status = error = None
     for child in item.iterchildren("leadId", "status", "error"):
         tag = child.tag

@@ -32,6 +32,7 @@ from reconcile.remote.base import (NotDelivered, OutcomeUnknown, QuotaExhausted,
 from reconcile.remote.codes import Handling
 from reconcile.remote.http import RateLimiter, RetryPolicy, quota_reset_after, validate_endpoint
 from reconcile.remote.soap import codes
+from reconcile.remote.soap.about import TRANSPORT
 from reconcile.remote.soap import envelope as soap
 from reconcile.remote.soap.fault import SoapFault
 
@@ -121,7 +122,12 @@ class SoapTransport:
     `log`, when given, receives one text per HTTP request and response, signatures redacted.
     """
 
-    call_name = "syncMultipleLeads"
+    name = TRANSPORT.name
+    call_name = TRANSPORT.call_name
+    max_records = TRANSPORT.max_records
+    max_call_bytes = TRANSPORT.max_call_bytes  # None: envelopes are sized by record count alone
+    can_delete = TRANSPORT.can_delete
+    can_lists = TRANSPORT.can_lists
 
     def __init__(self, credentials: Credentials, *, timeout: tuple[float, float] = (10.0, 120.0),
                  deadline: float = http.DEFAULT_DEADLINE,

@@ -1,7 +1,7 @@
 """Envelopes built in worker processes, so xmlschema's validation of every envelope runs on every core.
 
-xmlschema walks a 300-record envelope (about 6,000 elements) in pure Python: over 100 ms of CPU a
-call, held under one interpreter's lock. :class:`EnvelopeWorkers` runs :func:`envelope.build_request`
+xmlschema walks a 300-record envelope (thousands of elements) in pure Python, holding one
+interpreter's lock. :class:`EnvelopeWorkers` runs :func:`envelope.build_request`
 (build, validate with xmlschema, sign) in a pool of processes instead. Each worker compiles the
 schema once, when it starts; the bytes it returns are exactly those the same call makes in the
 applying process, since it runs the same function on the same arguments (the timestamp is chosen
@@ -64,7 +64,7 @@ def _build(records: Sequence[LeadRecord], timestamp: str, dedup_enabled: bool) -
     from reconcile.remote.soap import envelope
 
     # xmlschema's walk makes objects by the hundred thousand, nearly all freed by reference counting:
-    # collections triggered by them find no garbage and cost about a fifth of the validation.
+    # collections triggered by them find no garbage.
     gc.disable()
     try:
         return envelope.build_request(records, user_id=_worker_credentials["user_id"],

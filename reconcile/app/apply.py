@@ -1,0 +1,161 @@
+"""Apply: under the state's lock, recover an interrupted apply, refresh if asked, plan, show the plan,
+ask for confirmation (through the session), send, and report.
+
+The front end hands in an `Operation` and a `Session`; what the user should see comes back as events,
+and the outcome as an `ApplyResult`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from reconcile.app.inputs import _notice_if_migrated
+from reconcile.app.operation import Operation
+from reconcile.app.plan import _show_plan_for_apply
+from reconcile.app.refresh import (CANCELLED, _check_refresh_options, _nothing_to_apply, _record_refresh,
+                                   _refresh_for_apply, _write_refreshed)
+from reconcile.app.rendering import _calls, _render
+from reconcile.app.session import Sending, Sent, Session
+from reconcile.app.transports import (EMULATOR_FOREIGN_ID_FIELD, _credentials_from_env, _embedded_emulator,
+                                      _make_transport, _rest_transport)
+from reconcile.core.safetext import visible
+from reconcile.errors import ExitStatus, ReconcileError, UsageError
+
+APPLIED = "applied"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """How an apply ended: applied, nothing (to apply or record), recorded (refresh-only), or cancelled."""
+
+    outcome: str
+    report: Any = None  # the apply's report, when it sent something
+
+
+def run_apply(session: Session, op: Operation) -> ApplyResult:
+    """`reconcile apply`: everything after the command line is read."""
+    from reconcile import apply as applier
+    from reconcile.remote import registry
+    from reconcile.store import lock, planfile
+    from reconcile.store.instance import instance_of
+    from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
+
+    _check_refresh_options(op.refresh, op.refresh_only, op.plan_file)
+    saved = planfile.load(op.plan_file) if op.plan_file is not None else None
+    if saved is not None:
+        if op.targets:
+            raise UsageError("a saved plan is applied exactly as planned, with the targets it was planned with: "
+                             "--target cannot be combined with PLAN_FILE")
+        op = replace(op, leads=Path(saved.leads_dir), state=Path(saved.state_path),
+                     targets=tuple(saved.plan.get("targets") or ()))
+    if op.use_emulator and op.endpoint:
+        raise UsageError("--emulator and --endpoint are mutually exclusive")
+    check_state_path(op.state)
+    chosen, foreign_id_field = _api_for_apply(session, op.api, op.endpoint, op.use_emulator, op.foreign_id_field)
+    largest = registry.get(chosen).max_records
+    op = replace(op, api=chosen, foreign_id_field=foreign_id_field,
+                 apply=replace(op.apply, batch_size=op.batch_size or largest, max_batch_size=largest))
+    state = op.state
+    with contextlib.ExitStack() as stack:
+        credentials = (stack.enter_context(_embedded_emulator(session, state, chosen)) if op.use_emulator
+                       else _credentials_from_env(session, op.endpoint, chosen))
+        held = lock.acquire(state, "apply", on_warning=session.warn)
+        stack.callback(held.release)
+        stack.callback(_notice_if_migrated(state, session.note))
+        finish_interrupted_write(state)
+        current, _ = applier.recover_state(state, on_event=session.on_event)
+        current = check_instance(current, instance_of(credentials.endpoint), state)
+        return _plan_and_send(session, stack, op, saved, credentials, current)
+
+
+def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, current) -> ApplyResult:
+    """Apply under the lock: refresh if asked, plan, show, confirm, send, report."""
+    from reconcile.apply import PlannedCalls
+    from reconcile.core import render
+    from reconcile.core.declared_once import check_declared_once
+    from reconcile.core.drift import check_declared_ids_exist
+    from reconcile.core.planner import plan as make_plan
+    from reconcile.inputs.cache import cache_dir_for
+    from reconcile.inputs.validate import load_desired
+    from reconcile.remote import registry
+    from reconcile.remote.rest.config import REST
+    from reconcile.store import planfile
+
+    options = op.apply
+    drift, reader = (_refresh_for_apply(session, stack, op.api, credentials, current, op.state, options,
+                                        op.use_emulator)
+                     if op.refresh or op.refresh_only else (None, None))
+    if op.refresh_only:
+        return ApplyResult(_record_refresh(session, drift, current, op.state, op.auto_approve, credentials.endpoint,
+                                           op.color))
+    # The files' parses are shared with plan's: an apply after a plan of the same files parses none.
+    desired = load_desired(op.leads, cache_dir=cache_dir_for(op.state), max_file_bytes=op.max_file_bytes)
+    if saved is not None:
+        planfile.check_fresh(saved, desired=desired, state=current, state_path=op.state)
+    check_declared_once(desired.leads, current if drift is None else drift.refreshed)
+    if drift is not None:
+        check_declared_ids_exist(desired.leads, drift)
+    plan = make_plan(desired.leads, current if drift is None else drift.refreshed, batch_size=options.batch_size,
+                     targets=op.targets)
+    has_work = plan.has_changes or (options.forget_orphans and plan.summary["orphaned"])
+    if not has_work:
+        session.show(_render(plan, "text", op.color, _calls(plan, op.api, options.dedup_enabled,
+                                                            op.foreign_id_field), drift))
+        return ApplyResult(_nothing_to_apply(session, drift, current, op.state, op.auto_approve,
+                                             credentials.endpoint, op.color))
+    if op.api == REST:
+        transport = _rest_transport(session, credentials, desired, plan, op.state, options, op.foreign_id_field,
+                                    reader)
+    else:  # SOAP writes: one rate window with the refresh's reads, as in Marketo
+        transport = _make_transport(session, credentials, options.concurrency,
+                                    reader.http.rate_limiter if reader is not None else None)
+    stack.callback(transport.close)
+    calls = PlannedCalls.of(plan, transport, options)
+    calls.start_building(transport)  # envelopes are built while the plan is printed and confirmed
+    described = registry.get(op.api)
+    shown = render.Calls(described.call_name, len(calls.batches) if described.group_of is not None else None)
+    _show_plan_for_apply(session, op, plan, desired, shown, drift)
+    if saved is None and not op.auto_approve \
+            and not session.confirm(f"Apply these changes to {visible(credentials.endpoint)}?"):
+        return ApplyResult(CANCELLED)
+    if drift is not None and drift.has_drift:
+        current = _write_refreshed(drift, current, op.state)
+    report = _run_apply(session, plan, current, op.state, transport, options, calls)
+    session.show(report.summary("complete"))
+    return ApplyResult(APPLIED, report)
+
+
+def _api_for_apply(session: Session, api: str | None, endpoint: str | None, use_emulator: bool,
+                   foreign_id_field: str | None) -> tuple[str, str | None]:
+    """The API apply talks to, and the REST field that carries foreign IDs (if any)."""
+    from reconcile.remote.registry import select_api
+    from reconcile.remote.rest.config import ENV_FOREIGN_ID_FIELD, REST
+
+    chosen = select_api(api, session.environ, emulator=use_emulator)
+    if chosen == REST and endpoint:
+        raise UsageError("--endpoint is the SOAP endpoint; the REST API reads MARKETO_REST_ENDPOINT")
+    foreign_id_field = foreign_id_field or (session.environ.get(ENV_FOREIGN_ID_FIELD) or "").strip() or None
+    if use_emulator and chosen == REST and not foreign_id_field:
+        foreign_id_field = EMULATOR_FOREIGN_ID_FIELD  # so that the example leads apply out of the box
+    return chosen, foreign_id_field
+
+
+def _run_apply(session: Session, plan, current, state_path: Path, transport, options, calls=None):
+    """Run the applier; between `Sending` and `Sent` the session's `stop` asks it to stop gracefully."""
+    from reconcile import apply as applier
+
+    session.on_event(Sending(records=plan.records_to_send, calls=plan.calls))
+    try:
+        return applier.apply_plan(plan, current, state_path, transport, options=options, on_event=session.on_event,
+                                  stop=session.stop, calls=calls)
+    except ReconcileError as exc:
+        report = getattr(exc, "report", None)
+        if report is not None:
+            session.on_event(Sent())
+            session.show(report.summary("interrupted" if exc.exit_status == ExitStatus.INTERRUPTED else "failed"))
+        raise
+    finally:
+        session.on_event(Sent())

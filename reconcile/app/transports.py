@@ -1,0 +1,122 @@
+"""Credentials, clients and transports for the chosen Marketo API, and the built-in emulator.
+
+Transport construction checks the lead files against what the instance takes (its fields, REST's
+foreign IDs) with `reconcile.app.inputs`, below it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from reconcile.app.inputs import _check_fields, _refuse_foreign_id_clashes
+from reconcile.app.session import Session
+from reconcile.errors import UsageError
+
+
+def _credentials_from_env(session: Session, endpoint: str | None, api: str = "soap"):
+    from reconcile.remote.soap.transport import Credentials
+
+    if api == "rest":
+        from reconcile.remote.rest.config import RestCredentials
+
+        return RestCredentials.from_env(session.environ)
+    return Credentials.from_env(session.environ, endpoint_override=endpoint)
+
+
+def _rest_client(session: Session, credentials, concurrency: int = 10):
+    from reconcile.remote.rest.client import RestClient
+
+    return RestClient(credentials, max_concurrency=concurrency, log=session.debug_log)
+
+
+def _rest_catalog(session: Session, client, state_path: Path, refresh: bool = False):
+    """The instance's fields: the describe cache, fetched (one call) and saved when absent or asked."""
+    from reconcile.inputs.fields import FieldCatalog, load_catalog, save_catalog
+
+    instance = client.credentials.instance
+    catalog = None if refresh else load_catalog(state_path, instance)
+    if catalog is None:
+        saved = save_catalog(state_path, instance, client.describe())
+        catalog = load_catalog(state_path, instance)
+        session.note(f"Saved {len(catalog or FieldCatalog([]))} lead fields of {instance} to {saved}.")
+    return catalog
+
+
+def _rest_transport(session: Session, credentials, desired, plan, state_path: Path, options, foreign_id_field: str | None,
+                    client=None):
+    """The REST transport, once the lead files are known to fit the instance's fields. `client`: the
+    refresh's, so reads and writes share one rate limiter and one set of call slots."""
+    from reconcile.apply import record_for
+    from reconcile.remote.rest.payload import missing_foreign_id_field_message
+    from reconcile.remote.rest.transport import RestTransport
+
+    # only a lead that declares a foreign ID can send one: the others' records need not be built
+    keyed_actions = (a for a in plan.actions if a.kind != "unchanged" and a.sends_record and a.lead is not None
+                     and a.lead.foreign_sys_person_id is not None and record_for(a).foreign_sys_person_id is not None)
+    if not foreign_id_field:
+        keyed = sum(1 for _ in keyed_actions)
+        if keyed:
+            raise UsageError(missing_foreign_id_field_message(keyed))
+    else:
+        keyed = any(True for _ in keyed_actions)  # with a field named, one is enough to need it
+    _refuse_foreign_id_clashes(desired.leads)
+    client = client if client is not None else _rest_client(session, credentials, options.concurrency)
+    try:
+        catalog = _rest_catalog(session, client, state_path)
+        _check_fields(desired, state_path, session.environ, catalog)
+        field = catalog.resolve_rest_name(foreign_id_field, "--foreign-id-field") if keyed else None
+        transport = RestTransport(client, catalog.rest_names(), field)
+    except BaseException:
+        client.close()
+        raise
+    return transport
+
+
+# The built-in emulator's custom lead field for foreign system IDs through REST (--foreign-id-field).
+EMULATOR_FOREIGN_ID_FIELD = "ForeignSysId"
+
+
+@contextlib.contextmanager
+def _embedded_emulator(session: Session, state_path: Path, api: str = "soap"):
+    """The built-in emulator, in-process on a free loopback port, with a database that persists
+    beside the state so a second run sees what the first one created."""
+    import secrets
+
+    from reconcile.emulator import Emulator, EmulatorConfig, create_database
+    from reconcile.remote.soap.transport import Credentials
+
+    db_path = state_path.parent / ".reconcile" / "emulator-db.json"
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    _ignore_in_git(db_path.parent)
+    if create_database(db_path):
+        session.note(f"Created the emulator's demo database at {db_path}.")
+    key = secrets.token_hex(20)  # lives only in this process: nothing to leak
+    secret = secrets.token_hex(20)
+    config = EmulatorConfig(encryption_key=key, client_secret=secret, db_path=db_path,
+                            extra_fields=frozenset({EMULATOR_FOREIGN_ID_FIELD}))
+    with Emulator(config) as running:
+        if api == "rest":
+            from reconcile.remote.rest.config import RestCredentials
+
+            session.note(f"Using the built-in Marketo emulator's REST API at {running.rest_endpoint}.")
+            yield RestCredentials(base_url=running.rest_endpoint, identity_url=f"{running.rest_endpoint}/identity",
+                                  client_id=running.config.client_id, client_secret=secret)
+            return
+        session.note(f"Applying to the built-in Marketo emulator at {running.endpoint}.")
+        yield Credentials(endpoint=running.endpoint, user_id=running.config.user_id, encryption_key=key)
+
+
+def _ignore_in_git(directory: Path) -> None:
+    marker = directory / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# reconcile's local cache and emulator database: never commit\n*\n")
+
+
+def _make_transport(session: Session, credentials, concurrency: int, rate_limiter=None):
+    from reconcile.remote.soap.transport import SoapTransport
+
+    log = session.debug_log  # the transport logs from its worker threads
+    workers = os.cpu_count() or 1  # envelopes are built (and xmlschema-validated) on every core
+    return SoapTransport(credentials, max_concurrency=concurrency, prepare_workers=workers, log=log,
+                         rate_limiter=rate_limiter)
