@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from reconcile.remote.http import RetryPolicy
+from reconcile.remote.rest.client import RestClient
+from reconcile.remote.rest.config import RestCredentials
+
 CLIENT_ID = "fake-client-id"
 CLIENT_SECRET = "fake-client-secret-6b1f0c"
 
@@ -212,3 +216,14 @@ def _answer(success: bool, result: list | None = None, errors: list | None = Non
     if errors is not None:
         document["errors"] = errors
     return FakeResponse(200, json.dumps(document).encode())
+
+
+NAMES = {soap: rest for soap, rest, *_ in FIELDS}  # SOAP name -> REST name, as a Describe maps them
+
+
+def make_client(fake: FakeMarketo, secret: str = CLIENT_SECRET, log=None, **kwargs) -> RestClient:
+    credentials = RestCredentials(base_url="https://123-ABC-456.mktorest.com/rest",
+                                  identity_url="https://123-ABC-456.mktorest.com/identity",
+                                  client_id=CLIENT_ID, client_secret=secret)
+    kwargs.setdefault("retry", RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0))
+    return RestClient(credentials, session=fake, monotonic=fake.clock, sleep=lambda s: None, log=log, **kwargs)

@@ -20,7 +20,7 @@ from reconcile.inputs.fields import FieldCatalog
 from reconcile.inputs.leadfiles import parse_lead_file, parse_lead_file_reference, yaml_parsers
 from reconcile.store.state import load_state
 from rest_fake import FakeMarketo, describe_entries
-from test_rest_client import make_client
+from rest_fake import make_client
 
 LEAD_FILES = {
     "an attribute value": ('leads:\n  - email: a@example.com\n    attributes:\n      FirstName: "\\ud800"\n', 4),

@@ -17,7 +17,7 @@ from reconcile.core.planner import plan as make_plan
 from reconcile.errors import Location
 from reconcile.remote.rest import payload
 from reconcile.remote.rest.transport import RestTransport
-from test_rest_client import NAMES, make_client
+from rest_fake import NAMES, make_client
 from rest_fake import FakeMarketo
 
 LIMIT = 1_000_000  # bytes of a Sync Leads body Marketo accepts

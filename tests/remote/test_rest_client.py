@@ -10,26 +10,14 @@ from reconcile.core.records import CREATED, FAILED, UPDATED, LeadRecord
 from reconcile.errors import ConfigError, ExitStatus, InputError, RemoteError, UsageError
 from reconcile.remote.base import QuotaExhausted, outcome_unknown
 from reconcile.remote.http import RetryPolicy
-from reconcile.remote.rest.client import RestClient
 from reconcile.remote.rest import payload
 from reconcile.remote.rest.config import RestCredentials
 from reconcile.remote.rest.transport import RestTransport
-from rest_fake import CLIENT_ID, CLIENT_SECRET, FIELDS, FakeMarketo
-
-NAMES = {soap: rest for soap, rest, *_ in FIELDS}
-
+from rest_fake import CLIENT_SECRET, NAMES, FakeMarketo, make_client
 
 @pytest.fixture
 def fake() -> FakeMarketo:
     return FakeMarketo()
-
-
-def make_client(fake: FakeMarketo, secret: str = CLIENT_SECRET, log=None, **kwargs) -> RestClient:
-    credentials = RestCredentials(base_url="https://123-ABC-456.mktorest.com/rest",
-                                  identity_url="https://123-ABC-456.mktorest.com/identity",
-                                  client_id=CLIENT_ID, client_secret=secret)
-    kwargs.setdefault("retry", RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0))
-    return RestClient(credentials, session=fake, monotonic=fake.clock, sleep=lambda s: None, log=log, **kwargs)
 
 
 def make_transport(fake: FakeMarketo, foreign_id_field: str | None = "externalId", **kwargs) -> RestTransport:
