@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import contextvars
 import json
@@ -17,7 +16,7 @@ from typing import Annotated, Any, Mapping, Optional, TextIO
 import typer
 
 from reconcile import __version__
-from reconcile.core.safetext import encoded_text_unchanged, json_text, not_a_command, safe_block, visible
+from reconcile.core.safetext import json_text, not_a_command, safe_block, visible
 from reconcile.errors import ExitStatus, Interrupted, ReconcileError, UsageError
 
 try:  # typer >= 0.29 vendors click
@@ -57,26 +56,6 @@ class Environment:
         text = safe_block(text, keep_ansi=self.color)
         self.stdout.write(text if text.endswith("\n") or not text else text + "\n")
         self.stdout.flush()
-
-    def out_encoded(self, data: bytes) -> None:
-        """`out` for text reconcile assembled and stored UTF-8 encoded (a cached plan): written as it is
-        when nothing in it needs escaping and stdout would write the same bytes (UTF-8 or ASCII, "\n"
-        line ends), so that 40 MB are neither decoded nor encoded again."""
-        if not self._writes_bytes_as_they_are() or not encoded_text_unchanged(data, keep_ansi=self.color):
-            self.out(data.decode("utf-8", "backslashreplace"))
-            return
-        buffer = self.stdout.buffer  # type: ignore[attr-defined]
-        self.stdout.flush()
-        buffer.write(data if data.endswith(b"\n") or not data else data + b"\n")
-        buffer.flush()
-
-    def _writes_bytes_as_they_are(self) -> bool:
-        if getattr(self.stdout, "buffer", None) is None or os.linesep != "\n":
-            return False
-        try:
-            return codecs.lookup(getattr(self.stdout, "encoding", None) or "").name in ("utf-8", "ascii")
-        except LookupError:
-            return False
 
     def err(self, text: str) -> None:
         """One line on stderr, whatever the text holds."""
@@ -195,12 +174,19 @@ def validate(leads: LeadsOption = Path("leads"), max_file_size: MaxFileSizeOptio
     return ExitStatus.SUCCESS
 
 
+def _cache_dir(state_path: Path) -> Path:
+    """This workspace's folder in the user's cache directory (never under the repository)."""
+    from reconcile.inputs.cache import workspace_dir
+
+    return workspace_dir(state_path, env().environ)
+
+
 def _load_inputs(leads: Path, state_path: Path, max_file_size: str):
-    from reconcile.inputs.cache import cache_dir_for, load_state
+    from reconcile.inputs.cache import load_state
     from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired
 
-    cache_dir = cache_dir_for(state_path)
+    cache_dir = _cache_dir(state_path)
     # The state is read first: the memory its parse leaves free is taken by the leads (a million
     # leads peak half a gigabyte lower). Its errors still come after the lead files'.
     try:
@@ -215,13 +201,13 @@ def _load_inputs(leads: Path, state_path: Path, max_file_size: str):
 
 
 def _check_fields(desired, state_path: Path, catalog=None) -> None:
-    """With the instance's fields cached (`reconcile fields`), refuse attributes it cannot take."""
-    from reconcile.inputs.fields import check_desired, load_catalog
+    """With the instance's fields kept (`reconcile fields`), refuse attributes it cannot take."""
+    from reconcile.inputs.fields import check_leads, load_catalog
 
     if catalog is None:
-        catalog = load_catalog(state_path, _rest_instance())
+        catalog = load_catalog(_cache_dir(state_path), _rest_instance())
     if catalog is not None:
-        check_desired(desired.leads, desired.files_hash, catalog, state_path)
+        check_leads(desired.leads, catalog)
 
 
 def _rest_instance() -> str | None:
@@ -296,53 +282,29 @@ def plan_command(
                                 compact)
 
 
-def _describe_cache_stamp(state_path: Path) -> str:
-    """What identifies the describe caches beside the state (a refreshed one changes what plan refuses);
-    not the markers of lead files checked against them (`.checked-*`), which a check leaves behind."""
-    from reconcile.inputs.fields import cache_dir
-
-    try:
-        entries = sorted(os.scandir(cache_dir(state_path)), key=lambda entry: entry.name)
-    except OSError:
-        return "none"
-    return ";".join(f"{e.name}:{e.stat().st_size}:{e.stat().st_mtime_ns}" for e in entries
-                    if e.is_file() and not e.name.startswith("."))
-
-
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
                      detailed_exitcode: bool, max_file_size: str, api: str = "soap", refresh: bool = False,
                      compact: bool = False) -> int:
     from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
+    from reconcile.store.git import refuse_untrusted_runtime_files
     from reconcile.store.journal import journal_path
 
+    refuse_untrusted_runtime_files(state)
     if out is not None:
         if refresh:
             raise UsageError("--refresh and --out cannot be combined: a saved plan is applied against the state "
                              "it was made from; run `reconcile apply --refresh` instead")
         planfile.check_destination(out)
     # A plan to print (not to save), made without reading Marketo and with no journal to replay, is a
-    # function of its inputs' bytes alone: the lead files, the state, the describe cache and the options.
-    reusable = out is None and not refresh and not journal_path(state).exists()
-    if reusable:
-        from reconcile.inputs.cache import cache_dir_for
-        from reconcile.inputs.files import parse_size
-        from reconcile.inputs.plancache import PlanOutputCache
-
-        outputs = PlanOutputCache(cache_dir_for(state))
-        context = _plan_context(api, state)
-        key = outputs.key(leads, state, parse_size(max_file_size), _plan_output_options(format, compact, context))
-        cached = outputs.get(key)
-        if cached is None and outputs.wants(key):
-            cached = _plan_from_pieces(leads, state, max_file_size, context, outputs, key, format, api, compact)
-        if cached is not None:
-            has_changes, rendered = cached
-            if isinstance(rendered, bytes):  # from the cache, as stored
-                env().out_encoded(rendered)
-            else:
-                env().out(rendered)
-            return ExitStatus.CHANGES_PRESENT if detailed_exitcode and has_changes else ExitStatus.SUCCESS
+    # function of its inputs alone: the lead files, the state, the schema, the options and the API context.
+    cached = _plan_cache(leads, state, max_file_size, format, compact, api) \
+        if out is None and not refresh and not journal_path(state).exists() else None
+    hit = cached.get() if cached is not None else None
+    if hit is not None:
+        env().out(hit[1])
+        return ExitStatus.CHANGES_PRESENT if detailed_exitcode and hit[0] else ExitStatus.SUCCESS
     desired, current = _load_inputs(leads, state, max_file_size)
     current, recovery, state_hash = _preview_recovery(state, current)
     check_declared_once(desired.leads, current)
@@ -358,13 +320,9 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
                       state_hash=state_hash)
     rendered = _with_recovery(_render(plan, format, _calls(plan, api), drift, against_state=not refresh,
                                       compact=compact), recovery, format)
-    if reusable and not recovery:
-        outputs.put(key, desired.files_hash, state, plan.has_changes, rendered)
+    if cached is not None and not recovery:
+        cached.put(desired.files_hash, plan.has_changes, rendered)
     env().out(rendered)
-    if reusable and not recovery and outputs.wants(key) and outputs.still(key, desired.files_hash, state):
-        from reconcile.inputs.planpieces import store_pieces
-
-        store_pieces(cache_dir_for(state), key.state_found, context, desired, current, plan)
     if out is not None and format is OutputFormat.text:
         env().out(f"Saved the plan to {visible(out)}; apply it exactly with: reconcile apply {visible(out)}")
     if detailed_exitcode and (plan.has_changes or (drift is not None and drift.has_drift)):
@@ -372,63 +330,19 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
     return ExitStatus.SUCCESS
 
 
-def _plan_context(api: str, state: Path) -> str:
-    """What a plan reads besides the lead files and the state."""
-    return f"api={api} fields={_rest_instance()}:{_describe_cache_stamp(state)}"
-
-
-def _plan_output_options(format: OutputFormat, compact: bool, context: str) -> str:
-    return f"{format.value} color={env().color} compact={compact} {context}"
-
-
-def _planned_text(r: "_ApplyRequest", desired) -> bytes | None:
-    """The text `reconcile plan` printed for exactly these lead files (as apply read them) and this
-    state, UTF-8 encoded, if it is in the plan cache: apply shows the same actions, so it need not
-    render them again."""
-    from reconcile.inputs.cache import cache_dir_for
-    from reconcile.inputs.plancache import PlanOutputCache
-    from reconcile.store.journal import journal_path
-
-    if journal_path(r.state).exists():  # plan does not cache what it shows over an unfinished apply
-        return None
-    outputs = PlanOutputCache(cache_dir_for(r.state))
-    key = outputs.key(r.leads, r.state, r.max_file_bytes,
-                      _plan_output_options(OutputFormat.text, False, _plan_context(r.api, r.state)))
-    if key is None or key.files_hash != desired.files_hash:
-        return None
-    cached = outputs.get(key)
-    return cached[1] if cached is not None else None
-
-
-def _show_plan_for_apply(r: "_ApplyRequest", plan, desired, calls, drift) -> None:
-    """The plan as apply shows it: from plan's cached text of the same inputs when there is one."""
-    from reconcile.core.render import text_for_apply
-
-    if drift is None and r.saved is None:
-        planned = _planned_text(r, desired)
-        text = text_for_apply(planned, plan, env().color, calls) if planned is not None else None
-        if text is not None:
-            env().out_encoded(text)
-            return
-    env().out(_render(plan, OutputFormat.text, calls, drift))
-
-
-def _plan_from_pieces(leads: Path, state: Path, max_file_size: str, context: str, outputs, key,
-                      format: OutputFormat, api: str, compact: bool) -> tuple[bool, str] | None:
-    """A plan assembled from the cached pieces of unchanged lead files and the changed files planned
-    alone, rendered and cached; None when it must be planned from scratch."""
-    from reconcile.inputs.cache import cache_dir_for
+def _plan_cache(leads: Path, state: Path, max_file_size: str, format: OutputFormat, compact: bool, api: str):
+    """The cache of rendered plans for these inputs, or None (not worth it, or not readable cheaply)."""
+    from reconcile.inputs.cache import PlanCache
+    from reconcile.inputs.fields import load_catalog
     from reconcile.inputs.files import parse_size
-    from reconcile.inputs.planpieces import plan_from_pieces
+    from reconcile.inputs.validate import schema_bytes
 
-    planned = plan_from_pieces(leads, state, cache_dir_for(state), parse_size(max_file_size), context,
-                               _rest_instance(), outputs.digests, key.state_found)
-    if planned is None:
-        return None
-    plan, files_hash = planned
-    rendered = _render(plan, format, _calls(plan, api), None, against_state=True, compact=compact)
-    outputs.put(key, files_hash, state, plan.has_changes, rendered)
-    return plan.has_changes, rendered
+    instance = _rest_instance()
+    catalog = load_catalog(_cache_dir(state), instance)
+    options = {"format": format.value, "compact": compact, "color": env().color, "max_file_size": max_file_size}
+    context = f"api={api} instance={instance} describe={catalog.fingerprint if catalog else None}"
+    return PlanCache.open(_cache_dir(state), leads, state, parse_size(max_file_size), schema_bytes(), options,
+                          context)
 
 
 def _read_credentials(api: str, credentials=None):
@@ -578,7 +492,7 @@ def ci_check_tracked(state: StateOption = Path("reconcile.state.json")) -> int:
     from reconcile.ci.commit import refuse_tracked_runtime_files
 
     refuse_tracked_runtime_files(str(state), env().environ)
-    env().out("No apply journal or state lock is committed.")
+    env().out("No apply journal, state lock or .reconcile directory is committed, and none is a symbolic link.")
     return ExitStatus.SUCCESS
 
 
@@ -752,7 +666,7 @@ def apply(
     state: StateOption = Path("reconcile.state.json"),
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking.")] = False,
     use_emulator: Annotated[bool, typer.Option(
-        "--emulator", help="Apply to the built-in Marketo emulator (database under .reconcile/).")] = False,
+        "--emulator", help="Apply to the built-in Marketo emulator (database in the user's cache directory).")] = False,
     endpoint: Annotated[Optional[str], typer.Option(
         "--endpoint", help="SOAP endpoint URL (overrides MARKETO_SOAP_ENDPOINT).", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Records per call (1..300).")] = 300,
@@ -781,6 +695,7 @@ def apply(
     from reconcile import apply as applier
     from reconcile.inputs.files import parse_size
     from reconcile.store import lock, planfile
+    from reconcile.store.git import refuse_untrusted_runtime_files
     from reconcile.store.instance import instance_of
     from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
 
@@ -794,6 +709,7 @@ def apply(
     if use_emulator and endpoint:
         raise UsageError("--emulator and --endpoint are mutually exclusive")
     check_state_path(state)
+    refuse_untrusted_runtime_files(state)
     chosen, foreign_id_field = _api_for_apply(api, endpoint, use_emulator, foreign_id_field)
     with contextlib.ExitStack() as stack:
         credentials = (stack.enter_context(_embedded_emulator(state, chosen)) if use_emulator
@@ -833,7 +749,6 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     from reconcile.core import render
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
-    from reconcile.inputs.cache import cache_dir_for
     from reconcile.inputs.validate import load_desired
     from reconcile.remote.rest.config import REST
     from reconcile.store import planfile
@@ -843,7 +758,7 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     if r.refresh_only:
         return _record_refresh(drift, current, r.state, r.auto_approve, credentials.endpoint)
     # The files' parses are shared with plan's: an apply after a plan of the same files parses none.
-    desired = load_desired(r.leads, cache_dir=cache_dir_for(r.state), max_file_bytes=r.max_file_bytes)
+    desired = load_desired(r.leads, cache_dir=_cache_dir(r.state), max_file_bytes=r.max_file_bytes)
     if r.saved is not None:
         planfile.check_fresh(r.saved, desired=desired, state=current, state_path=r.state)
     check_declared_once(desired.leads, current if drift is None else drift.refreshed)
@@ -862,7 +777,7 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     calls = PlannedCalls.of(plan, transport, r.options)
     calls.start_building(transport)  # envelopes are built while the plan is printed and confirmed
     shown = render.Calls("Sync Leads", len(calls.batches)) if r.api == REST else render.Calls()
-    _show_plan_for_apply(r, plan, desired, shown, drift)
+    env().out(_render(plan, OutputFormat.text, shown, drift))
     if r.saved is None and not r.auto_approve:
         _confirm(credentials.endpoint)
     if drift is not None and drift.has_drift:
@@ -965,14 +880,16 @@ def _rest_client(credentials, concurrency: int = 10):
 
 
 def _rest_catalog(client, state_path: Path, refresh: bool = False):
-    """The instance's fields: the describe cache, fetched (one call) and saved when absent or asked."""
+    """The instance's fields: the Describe kept in the user's cache directory, or fetched (one call) and
+    kept when there is none, when asked, and always in CI (where nothing kept is trusted)."""
     from reconcile.inputs.fields import FieldCatalog, load_catalog, save_catalog
 
     instance = client.credentials.instance
-    catalog = None if refresh else load_catalog(state_path, instance)
+    fresh = refresh or env().environ.get("CI", "").strip().lower() == "true"
+    catalog = None if fresh else load_catalog(_cache_dir(state_path), instance)
     if catalog is None:
-        saved = save_catalog(state_path, instance, client.describe())
-        catalog = load_catalog(state_path, instance)
+        saved = save_catalog(_cache_dir(state_path), instance, client.describe())
+        catalog = load_catalog(_cache_dir(state_path), instance)
         env().err(f"Saved {len(catalog or FieldCatalog([]))} lead fields of {instance} to {saved}.")
     return catalog
 
@@ -1033,16 +950,15 @@ EMULATOR_FOREIGN_ID_FIELD = "ForeignSysId"
 
 @contextlib.contextmanager
 def _embedded_emulator(state_path: Path, api: str = "soap"):
-    """The built-in emulator, in-process on a free loopback port, with a database that persists
-    beside the state so a second run sees what the first one created."""
+    """The built-in emulator, in-process on a free loopback port, with a database that persists in
+    the workspace's folder of the user's cache directory, so a second run sees what the first created."""
     import secrets
 
     from reconcile.emulator import Emulator, EmulatorConfig, create_database
     from reconcile.remote.soap.transport import Credentials
 
-    db_path = state_path.parent / ".reconcile" / "emulator-db.json"
+    db_path = _cache_dir(state_path) / "emulator-db.json"
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    _ignore_in_git(db_path.parent)
     if create_database(db_path):
         env().err(f"Created the emulator's demo database at {db_path}.")
     key = secrets.token_hex(20)  # lives only in this process: nothing to leak
@@ -1059,12 +975,6 @@ def _embedded_emulator(state_path: Path, api: str = "soap"):
             return
         env().err(f"Applying to the built-in Marketo emulator at {running.endpoint}.")
         yield Credentials(endpoint=running.endpoint, user_id=running.config.user_id, encryption_key=key)
-
-
-def _ignore_in_git(directory: Path) -> None:
-    marker = directory / ".gitignore"
-    if not marker.exists():
-        marker.write_text("# reconcile's local cache and emulator database: never commit\n*\n")
 
 
 def _confirm(endpoint: str, question: str | None = None) -> None:
@@ -1190,14 +1100,14 @@ def fields_command(
     api: ApiOption = None,
     debug: DebugOption = False,
 ) -> int:
-    """Show the instance's lead fields (REST Describe), cached under .reconcile/ beside the state."""
+    """Show the instance's lead fields (REST Describe), kept in the user's cache directory."""
     from reconcile.inputs.fields import load_catalog
     from reconcile.remote.rest.config import REST, select_api
 
     if select_api(api or REST, env().environ) != REST:
         raise UsageError("`reconcile fields` reads Marketo's REST Describe: it needs --api rest and the REST "
                          "credentials (SOAP has no describe call)")
-    catalog = None if refresh or use_emulator else load_catalog(state, _rest_instance())
+    catalog = None if refresh or use_emulator else load_catalog(_cache_dir(state), _rest_instance())
     if catalog is None:
         with contextlib.ExitStack() as stack:
             credentials = (stack.enter_context(_embedded_emulator(state, REST)) if use_emulator
@@ -1238,7 +1148,7 @@ def import_command(
     leads: LeadsOption = Path("leads"),
     state: StateOption = Path("reconcile.state.json"),
     use_emulator: Annotated[bool, typer.Option(
-        "--emulator", help="Import from the built-in emulator (database under .reconcile/).")] = False,
+        "--emulator", help="Import from the built-in emulator (database in the user's cache directory).")] = False,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=10, help="Calls in flight at once.")] = 4,
     max_file_size: MaxFileSizeOption = "256M",
     api: ApiOption = None,

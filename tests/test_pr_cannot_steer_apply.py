@@ -90,8 +90,14 @@ def forge_entries(found_in: list[Path], into: Path, plan_text: bytes | None = No
     return forged
 
 
+def cache_roots(work: Path, user_cache: Path) -> list[Path]:
+    """Where a plan in `work` left cache entries: `.reconcile/cache/` (as reconcile once did) or the
+    workspace's folder of the user cache directory."""
+    return [work / ".reconcile" / "cache", *sorted(user_cache.glob("workspaces/*"))]
+
+
 def _forged_payload(payload, plan_text: bytes | None):
-    if type(payload) is not tuple or not payload:
+    if type(payload) not in (tuple, list) or not payload:
         return None
     if plan_text is not None and len(payload) == 2 and type(payload[1]) in (bytes, str):
         return (False, plan_text if type(payload[1]) is bytes else plan_text.decode())
@@ -125,7 +131,7 @@ def test_forged_parse_cache_entry_cannot_change_what_apply_sends(tmp_path, emula
     attacker_cache = tmp_path / "attacker-cache"
     planned = run(attacker, monkeypatch, "plan", environ=soap_env(emulator, attacker_cache))
     assert planned.exit_code == 0, planned.stderr
-    assert forge_entries([attacker / ".reconcile", attacker_cache], attacker / ".reconcile" / "cache") > 0
+    assert forge_entries(cache_roots(attacker, attacker_cache), attacker / ".reconcile" / "cache") > 0
     commit_forgery(attacker)
 
     victim = fresh_clone(attacker, tmp_path / "victim")
@@ -200,7 +206,7 @@ def test_forged_plan_text_cannot_reach_the_comment_or_apply_log(tmp_path, emulat
     for fmt in ("text", "markdown"):
         assert run(attacker, monkeypatch, "plan", "--format", fmt,
                    environ=soap_env(emulator, attacker_cache)).exit_code == 0
-    assert forge_entries([attacker / ".reconcile", attacker_cache], attacker / ".reconcile" / "cache",
+    assert forge_entries(cache_roots(attacker, attacker_cache), attacker / ".reconcile" / "cache",
                          plan_text=ATTACK_MARKDOWN.encode()) > 0
     commit_forgery(attacker)
 
@@ -220,7 +226,7 @@ def test_forged_plan_text_cannot_reach_the_comment_or_apply_log(tmp_path, emulat
     assert (shown.exit_code, shown.stdout) == (expected.exit_code, expected.stdout)
     applied = run(victim, monkeypatch, "apply", "--auto-approve", environ=environ)
     assert applied.exit_code == 0, applied.stderr
-    assert "attacker" not in applied.stdout and "+ create" in applied.stdout
+    assert "attacker" not in applied.stdout and "will be created" in applied.stdout, [l for l in applied.stdout.splitlines() if "attacker" in l]
 
 
 # -- 4. the lock as a symlink -----------------------------------------------------------------------
