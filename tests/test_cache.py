@@ -203,13 +203,12 @@ def test_another_runtime_is_a_miss(workspace: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_the_key_covers_every_input(tmp_path: Path) -> None:
-    base = cache.Inputs("lead file", b"\x01" * 32, b"schema", {"format": "text"}, "api=rest")
-    others = [cache.Inputs("state", b"\x01" * 32, b"schema", {"format": "text"}, "api=rest"),
-              cache.Inputs("lead file", b"\x02" * 32, b"schema", {"format": "text"}, "api=rest"),
-              cache.Inputs("lead file", b"\x01" * 32, b"schema2", {"format": "text"}, "api=rest"),
-              cache.Inputs("lead file", b"\x01" * 32, b"schema", {"format": "json"}, "api=rest"),
-              cache.Inputs("lead file", b"\x01" * 32, b"schema", {"format": "text", "target": "x"}, "api=rest"),
-              cache.Inputs("lead file", b"\x01" * 32, b"schema", {"format": "text"}, "api=soap")]
+    base = cache.Inputs(b"\x01" * 32, b"schema", {"format": "text"}, "api=rest")
+    others = [cache.Inputs(b"\x02" * 32, b"schema", {"format": "text"}, "api=rest"),
+              cache.Inputs(b"\x01" * 32, b"schema2", {"format": "text"}, "api=rest"),
+              cache.Inputs(b"\x01" * 32, b"schema", {"format": "json"}, "api=rest"),
+              cache.Inputs(b"\x01" * 32, b"schema", {"format": "text", "target": "x"}, "api=rest"),
+              cache.Inputs(b"\x01" * 32, b"schema", {"format": "text"}, "api=soap")]
     keys = {cache.key(inputs) for inputs in [base, *others]}
     assert len(keys) == 1 + len(others)
 
@@ -326,7 +325,7 @@ def test_small_inputs_are_not_cached(workspace: Path, monkeypatch: pytest.Monkey
 
 
 def test_old_entries_are_pruned(tmp_path: Path) -> None:
-    store = cache.Cache(tmp_path / "c", "lead file", max_entries=3)
+    store = cache.Cache(tmp_path / "c", max_entries=3)
     for n in range(6):
         store.put(bytes([n]) * 32, ((n,),))
         os.utime(store._path(bytes([n]) * 32)[1], (1000 + n, 1000 + n))

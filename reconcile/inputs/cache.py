@@ -5,8 +5,8 @@ Where: the user's cache directory (platformdirs' user_cache_dir("reconcile"), or
 one folder per workspace, named by a hash of the resolved directory that holds the state. Nothing a
 repository holds, and so nothing a pull request can commit, is ever read as a cache.
 
-What decides an entry: one key function, `key`, over one `Inputs` (what is cached, the bytes it was
-made from, the schema, the options, the API context) and a fingerprint of every file of the installed
+What decides an entry: one key function, `key`, over one `Inputs` (the bytes it was made from, the
+schema, the options, the API context) and a fingerprint of every file of the installed
 `reconcile` package and of the Python and library versions. Any change to any of them is a miss. A
 cache can only save work: whatever it returns is what the same run would compute without it
 (tests/test_cache_differential.py).
@@ -85,7 +85,6 @@ def runtime_versions() -> str:
 class Inputs:
     """Everything a cached result is a function of, besides the code and the runtime."""
 
-    kind: str  # what the result is: "lead file", "state", "plan"
     content: bytes  # a digest of the bytes it was made from (lead file, state files, or both)
     schema: bytes = b""  # the lead-file schema's bytes (or their digest)
     options: Mapping[str, str] = field(default_factory=dict)  # the command's options that shape it
@@ -97,7 +96,6 @@ def key(inputs: Inputs) -> bytes:
     digest = hashlib.sha256(b"reconcile cache key\0")
     digest.update(package_fingerprint())
     digest.update(hashlib.sha256(runtime_versions().encode()).digest())
-    digest.update(hashlib.sha256(inputs.kind.encode()).digest())
     digest.update(hashlib.sha256(inputs.content).digest())
     digest.update(hashlib.sha256(inputs.schema).digest())
     options = sorted((str(name), str(value)) for name, value in inputs.options.items())
@@ -107,12 +105,13 @@ def key(inputs: Inputs) -> bytes:
 
 
 class Cache:
-    """Entries of one kind in `directory` (None: no caching), by the digest of what they were made from."""
+    """Entries of one kind (a directory each; None: no caching), by the digest of what they were made
+    from, under the schema, options and API context given."""
 
-    def __init__(self, directory: Path | None, kind: str, schema: bytes = b"",
-                 options: Mapping[str, str] | None = None, api: str = "", max_entries: int = MAX_ENTRIES):
+    def __init__(self, directory: Path | None, schema: bytes = b"", options: Mapping[str, str] | None = None,
+                 api: str = "", max_entries: int = MAX_ENTRIES):
         self.directory = Path(directory) if directory is not None else None
-        self._inputs = Inputs(kind, b"", schema, dict(options or {}), api)
+        self._inputs = Inputs(b"", schema, dict(options or {}), api)
         self.max_entries = max_entries
         self.writes = 0
 
@@ -121,8 +120,7 @@ class Cache:
         return size >= MIN_INPUT_BYTES
 
     def _path(self, content: bytes) -> tuple[bytes, Path]:
-        entry_key = key(Inputs(self._inputs.kind, content, self._inputs.schema, self._inputs.options,
-                               self._inputs.api))
+        entry_key = key(Inputs(content, self._inputs.schema, self._inputs.options, self._inputs.api))
         assert self.directory is not None
         return entry_key, self.directory / (entry_key.hex() + _SUFFIX)
 
@@ -211,7 +209,7 @@ def load_state(path: Path, directory: Path | None):
         found = None
     if found is None or not Cache.wants(found[1]):
         return state_module.load_state(path)
-    cache = Cache(directory / "states", "state", max_entries=2)
+    cache = Cache(directory / "states", max_entries=2)
     with gc_paused():
         entry = cache.get(found[0])
         if entry is not None:
@@ -261,7 +259,7 @@ class PlanCache:
 
     def __init__(self, directory: Path, content: bytes, files_hash: str, state_path: Path,
                  state_found: tuple[bytes, int] | None, schema: bytes, options: Mapping[str, str], api: str):
-        self._cache = Cache(directory / "plans", "plan", schema, options, api, max_entries=self.MAX_PLANS)
+        self._cache = Cache(directory / "plans", schema, options, api, max_entries=self.MAX_PLANS)
         self._content, self._files_hash = content, files_hash
         self._state_path, self._state_found = state_path, state_found
 

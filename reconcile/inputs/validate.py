@@ -365,7 +365,7 @@ def files_hash(files: Sequence[tuple[str, bytes]]) -> str:
 
 def lead_cache(cache_dir: Path | None) -> Cache | None:
     """The cache of parsed-and-validated lead files in `cache_dir` (None: no caching)."""
-    return Cache(cache_dir / "leads", "lead file", schema_bytes()) if cache_dir is not None else None
+    return Cache(cache_dir / "leads", schema_bytes()) if cache_dir is not None else None
 
 
 def load_desired(leads_dir: Path, cache_dir: Path | None = None,

@@ -53,8 +53,9 @@ def untrusted_runtime_files(state_path: Path | str) -> list[tuple[Path, str]]:
         tracked = []
     for path in paths:
         if any(name == path.name or name.startswith(path.name + "/") for name in tracked):
-            found.append((path, "is committed to git; a run makes it and nobody reviews it, so it is never "
-                                f"trusted: remove it with git rm -r --cached -- {path.name}"))
+            found.append((path, "is tracked by git; a run makes it and nobody reviews it, so it is never "
+                                f"trusted: remove it with git rm {'-r ' if path.name == LOCAL_DIRECTORY else ''}"
+                                f"--cached -- {path.name}"))
     return found
 
 
