@@ -62,22 +62,16 @@ def package_fingerprint() -> bytes:
 
 @lru_cache(maxsize=1)
 def runtime_versions() -> str:
-    """Python's version and marshal's format, and the version of every library reconcile requires."""
-    from importlib import metadata
-
-    parts = [sys.version, f"marshal {marshal.version}"]
-    try:
-        required = metadata.requires("reconcile") or []
-    except metadata.PackageNotFoundError:
-        required = []
-    for requirement in required:
-        name = requirement.split(";")[0].split("[")[0]
-        for stop in "<>=!~ ":
-            name = name.split(stop)[0]
+    """Python's version and marshal's format, and every installed library's name and version (the
+    names of the `.dist-info` folders on the import path, one directory listing each)."""
+    parts = [sys.version, f"marshal {marshal.version}", sys.executable]
+    for entry in sys.path:
         try:
-            parts.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{name} absent")
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        installed = sorted(name for name in names if name.endswith((".dist-info", ".egg-info")))
+        parts.append(entry + ":" + ",".join(installed))
     return "\n".join(parts)
 
 
