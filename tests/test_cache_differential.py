@@ -194,7 +194,7 @@ def apply_edit(work: Path, kind: str, name: str, value: str) -> None:
         path.write_text(text + "  - email: not-an-email\n")
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=_EDITS)
 def test_random_edits_print_what_cache_free_runs_print(edits, monkeypatch) -> None:
     monkeypatch.setattr(cache, "MIN_INPUT_BYTES", 0)

@@ -244,6 +244,11 @@ def _state_from(entry: tuple):
     return State(**head, leads={row[0]: StateLead(*row[1:]) for row in rows})
 
 
+def _noted(sizes: list[int]):
+    """A `hash_only_if` for read_lead_file that hashes as a stream and notes the file's size."""
+    return lambda size: sizes.append(size) is None
+
+
 class PlanCache:
     """Rendered plans, by the lead files' names and bytes, every file of the state, the schema, the
     options and the API context. Only a plan that succeeded is stored, and only when neither the lead
@@ -267,13 +272,11 @@ class PlanCache:
         from reconcile.store import state as state_module
 
         try:
-            files = discover(leads_dir)
-            names, digests, size = [], [], 0
-            for file in files:
-                raw, file_digest = read_lead_file(file, file.as_posix(), max_file_bytes)
+            names, digests, sizes = [], [], []
+            for file in discover(leads_dir):
                 names.append(file.as_posix())
-                digests.append(file_digest)
-                size += len(raw or b"")
+                digests.append(read_lead_file(file, names[-1], max_file_bytes, hash_only_if=_noted(sizes))[1])
+            size = sum(sizes)
             state_found = state_module.fingerprint(state_path)
         except (ReconcileError, OSError):
             return None
