@@ -138,6 +138,7 @@ def test_forged_parse_cache_entry_cannot_change_what_apply_sends(tmp_path, emula
     environ = soap_env(emulator, tmp_path / "victim-cache")
     assert_refused_naming(run(victim, monkeypatch, "plan", environ=environ), ".reconcile")
     assert_refused_naming(run(victim, monkeypatch, "apply", "--auto-approve", environ=environ), ".reconcile")
+    assert_refused_naming(run(victim, monkeypatch, "ci", "check-tracked", environ=environ), ".reconcile")
     assert emulator.leads() == []
 
     untrack_leave_on_disk(victim, ".reconcile")
