@@ -189,3 +189,10 @@ def assert_state_matches_emulator(state, emulator):
 @pytest.fixture
 def state_matches_emulator():
     return assert_state_matches_emulator
+
+
+@pytest.fixture(autouse=True)
+def _own_user_cache(tmp_path_factory, monkeypatch):
+    """Each test its own user cache directory (where reconcile keeps caches outside the repository)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+    monkeypatch.delenv("RECONCILE_CACHE_DIR", raising=False)

@@ -12,9 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reconcile.app.inputs import _notice_if_migrated
+from reconcile.app.inputs import _cache_dir, _notice_if_migrated
 from reconcile.app.operation import Operation
-from reconcile.app.plan import _show_plan_for_apply
 from reconcile.app.refresh import (CANCELLED, _check_refresh_options, _nothing_to_apply, _record_refresh,
                                    _refresh_for_apply, _write_refreshed)
 from reconcile.app.rendering import _calls, _render
@@ -41,6 +40,7 @@ def run_apply(session: Session, op: Operation) -> ApplyResult:
     from reconcile.remote import registry
     from reconcile.store import lock, planfile
     from reconcile.store.instance import instance_of
+    from reconcile.store.git import refuse_untrusted_runtime_files
     from reconcile.store.state import check_instance, check_state_path, finish_interrupted_write
 
     _check_refresh_options(op.refresh, op.refresh_only, op.plan_file)
@@ -54,6 +54,7 @@ def run_apply(session: Session, op: Operation) -> ApplyResult:
     if op.use_emulator and op.endpoint:
         raise UsageError("--emulator and --endpoint are mutually exclusive")
     check_state_path(op.state)
+    refuse_untrusted_runtime_files(op.state)
     chosen, foreign_id_field = _api_for_apply(session, op.api, op.endpoint, op.use_emulator, op.foreign_id_field)
     largest = registry.get(chosen).max_records
     op = replace(op, api=chosen, foreign_id_field=foreign_id_field,
@@ -78,7 +79,6 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.drift import check_declared_ids_exist
     from reconcile.core.planner import plan as make_plan
-    from reconcile.inputs.cache import cache_dir_for
     from reconcile.inputs.validate import load_desired
     from reconcile.remote import registry
     from reconcile.remote.rest.config import REST
@@ -92,7 +92,8 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
         return ApplyResult(_record_refresh(session, drift, current, op.state, op.auto_approve, credentials.endpoint,
                                            op.color))
     # The files' parses are shared with plan's: an apply after a plan of the same files parses none.
-    desired = load_desired(op.leads, cache_dir=cache_dir_for(op.state), max_file_bytes=op.max_file_bytes)
+    desired = load_desired(op.leads, cache_dir=_cache_dir(op.state, session.environ),
+                           max_file_bytes=op.max_file_bytes)
     if saved is not None:
         planfile.check_fresh(saved, desired=desired, state=current, state_path=op.state)
     check_declared_once(desired.leads, current if drift is None else drift.refreshed)
@@ -117,7 +118,7 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
     calls.start_building(transport)  # envelopes are built while the plan is printed and confirmed
     described = registry.get(op.api)
     shown = render.Calls(described.call_name, len(calls.batches) if described.group_of is not None else None)
-    _show_plan_for_apply(session, op, plan, desired, shown, drift)
+    session.show(_render(plan, "text", op.color, shown, drift))
     if saved is None and not op.auto_approve \
             and not session.confirm(f"Apply these changes to {visible(credentials.endpoint)}?"):
         return ApplyResult(CANCELLED)

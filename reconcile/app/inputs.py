@@ -1,4 +1,4 @@
-"""Reading what plan and apply work from: the lead files, the state, and the cached field catalog;
+"""Reading what plan and apply work from: the lead files, the state, and the kept field catalog;
 and the checks of lead files that do not need Marketo (the cached fields, REST's foreign IDs)."""
 
 from __future__ import annotations
@@ -9,11 +9,18 @@ from typing import Callable, Mapping
 from reconcile.errors import ReconcileError
 
 
+def _cache_dir(state_path: Path, environ: Mapping[str, str]) -> Path:
+    """This workspace's folder in the user's cache directory (never under the repository)."""
+    from reconcile.inputs.cache import workspace_dir
+
+    return workspace_dir(state_path, environ)
+
+
 def _load_inputs(leads: Path, state_path: Path, max_file_bytes: int, environ: Mapping[str, str]):
-    from reconcile.inputs.cache import cache_dir_for, load_state
+    from reconcile.inputs.cache import load_state
     from reconcile.inputs.validate import load_desired
 
-    cache_dir = cache_dir_for(state_path)
+    cache_dir = _cache_dir(state_path, environ)
     # The state is read first: the memory its parse leaves free is taken by the leads (a million
     # leads peak half a gigabyte lower). Its errors still come after the lead files'.
     try:
@@ -28,13 +35,13 @@ def _load_inputs(leads: Path, state_path: Path, max_file_bytes: int, environ: Ma
 
 
 def _check_fields(desired, state_path: Path, environ: Mapping[str, str], catalog=None) -> None:
-    """With the instance's fields cached (`reconcile fields`), refuse attributes it cannot take."""
-    from reconcile.inputs.fields import check_desired, load_catalog
+    """With the instance's fields kept (`reconcile fields`), refuse attributes it cannot take."""
+    from reconcile.inputs.fields import check_leads, load_catalog
 
     if catalog is None:
-        catalog = load_catalog(state_path, _rest_instance(environ))
+        catalog = load_catalog(_cache_dir(state_path, environ), _rest_instance(environ))
     if catalog is not None:
-        check_desired(desired.leads, desired.files_hash, catalog, state_path)
+        check_leads(desired.leads, catalog)
 
 
 def _rest_instance(environ: Mapping[str, str]) -> str | None:

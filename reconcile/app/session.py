@@ -20,13 +20,6 @@ class Output:
 
 
 @dataclass(frozen=True)
-class EncodedOutput:
-    """`Output` stored UTF-8 encoded (a cached plan's text)."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
 class Note:
     """A line for stderr: what is being done, how far it got."""
 

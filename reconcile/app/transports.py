@@ -9,7 +9,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from reconcile.app.inputs import _check_fields, _refuse_foreign_id_clashes
+from reconcile.app.inputs import _cache_dir, _check_fields, _refuse_foreign_id_clashes
 from reconcile.app.session import Session
 from reconcile.errors import UsageError
 
@@ -31,14 +31,17 @@ def _rest_client(session: Session, credentials, concurrency: int = 10):
 
 
 def _rest_catalog(session: Session, client, state_path: Path, refresh: bool = False):
-    """The instance's fields: the describe cache, fetched (one call) and saved when absent or asked."""
+    """The instance's fields: the Describe kept in the user's cache directory, or fetched (one call) and
+    kept when there is none, when asked, and always in CI (where nothing kept is trusted)."""
     from reconcile.inputs.fields import FieldCatalog, load_catalog, save_catalog
 
     instance = client.credentials.instance
-    catalog = None if refresh else load_catalog(state_path, instance)
+    workspace = _cache_dir(state_path, session.environ)
+    fresh = refresh or session.environ.get("CI", "").strip().lower() == "true"
+    catalog = None if fresh else load_catalog(workspace, instance)
     if catalog is None:
-        saved = save_catalog(state_path, instance, client.describe())
-        catalog = load_catalog(state_path, instance)
+        saved = save_catalog(workspace, instance, client.describe())
+        catalog = load_catalog(workspace, instance)
         session.note(f"Saved {len(catalog or FieldCatalog([]))} lead fields of {instance} to {saved}.")
     return catalog
 
@@ -79,16 +82,15 @@ EMULATOR_FOREIGN_ID_FIELD = "ForeignSysId"
 
 @contextlib.contextmanager
 def _embedded_emulator(session: Session, state_path: Path, api: str = "soap"):
-    """The built-in emulator, in-process on a free loopback port, with a database that persists
-    beside the state so a second run sees what the first one created."""
+    """The built-in emulator, in-process on a free loopback port, with a database that persists in
+    the workspace's folder of the user's cache directory, so a second run sees what the first created."""
     import secrets
 
     from reconcile.emulator import Emulator, EmulatorConfig, create_database
     from reconcile.remote.soap.transport import Credentials
 
-    db_path = state_path.parent / ".reconcile" / "emulator-db.json"
+    db_path = _cache_dir(state_path, session.environ) / "emulator-db.json"
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    _ignore_in_git(db_path.parent)
     if create_database(db_path):
         session.note(f"Created the emulator's demo database at {db_path}.")
     key = secrets.token_hex(20)  # lives only in this process: nothing to leak
@@ -105,12 +107,6 @@ def _embedded_emulator(session: Session, state_path: Path, api: str = "soap"):
             return
         session.note(f"Applying to the built-in Marketo emulator at {running.endpoint}.")
         yield Credentials(endpoint=running.endpoint, user_id=running.config.user_id, encryption_key=key)
-
-
-def _ignore_in_git(directory: Path) -> None:
-    marker = directory / ".gitignore"
-    if not marker.exists():
-        marker.write_text("# reconcile's local cache and emulator database: never commit\n*\n")
 
 
 def _make_transport(session: Session, credentials, concurrency: int, rate_limiter=None):

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from reconcile.errors import InputError, InputErrors, Location, ReconcileError, RemoteError, UsageError
-from reconcile.store.journal import journal_path
-from reconcile.store.lock import lock_path
+from reconcile.store.git import LOCAL_DIRECTORY, runtime_paths
 from reconcile.store.state import load_state
 from reconcile.store.statecodec import serialize_v1
 from reconcile.store.statefiles import shard_dir_for
@@ -103,25 +102,42 @@ def commit_state(state: str, *, branch: str, message: str, remote: str = "origin
 
 
 class TrackedRuntimeFile(InputError):
-    """A journal or lock file is in git: apply would act on what nobody reviewed in the plan."""
+    """A journal, lock or `.reconcile/` is in git, or a symbolic link: apply would act on what nobody
+    reviewed in the plan."""
 
 
 def tracked_runtime_files(state: str, environ: Mapping[str, str], cwd: str | None = None) -> list[str]:
-    """The journal and lock files git tracks: the state's own, and any other `*.json.journal`/`.lock`."""
-    names = [str(journal_path(state)), str(lock_path(state))]
-    pathspecs = names + [f":(glob)**/{pattern}" for pattern in RUNTIME_PATTERNS]
+    """The runtime files git tracks: the state's journal and lock, any other `*.json.journal`/`.lock`,
+    and anything under a `.reconcile/` directory."""
+    names = [str(path) for path in runtime_paths(state)]
+    pathspecs = names + [f":(glob)**/{pattern}" for pattern in RUNTIME_PATTERNS] + [f":(glob)**/{LOCAL_DIRECTORY}"]
     listed = _git(["ls-files", "-z", "--", *pathspecs], git_env(environ), cwd, check=False)
     if listed.returncode != 0:
         raise UsageError("cannot list the files git tracks here: " + (listed.stderr.strip().splitlines() or ["?"])[-1])
-    return sorted({name for name in listed.stdout.split("\0") if name})
+    found = {name for name in listed.stdout.split("\0") if name}
+    return sorted({_runtime_root(name) for name in found})
+
+
+def _runtime_root(name: str) -> str:
+    """A file under `.reconcile/` as that directory (one line for all its files)."""
+    parts = name.split("/")
+    return "/".join(parts[:parts.index(LOCAL_DIRECTORY) + 1]) if LOCAL_DIRECTORY in parts[:-1] else name
+
+
+def _what(name: str) -> str:
+    return ("an apply journal" if name.endswith(".journal") else "a state lock" if name.endswith(".lock")
+            else "reconcile's local directory")
 
 
 def refuse_tracked_runtime_files(state: str, environ: Mapping[str, str], cwd: str | None = None) -> None:
     tracked = tracked_runtime_files(state, environ, cwd)
     errors = [TrackedRuntimeFile(
-        f"{'an apply journal' if name.endswith('.journal') else 'a state lock'} is committed to git; apply "
-        f"would replay or honour it although the plan did not show it. Remove it: git rm --cached -- "
-        f"{name}", Location(name)) for name in tracked]
+        f"{_what(name)} is committed to git; apply would honour it although the plan did not show it. "
+        f"Remove it: git rm {'-r ' if _what(name).endswith('directory') else ''}--cached -- {name}", Location(name))
+        for name in tracked]
+    errors += [TrackedRuntimeFile(f"{path} is a symbolic link; reconcile never follows one for its own files",
+                                  Location(str(path)))
+               for path in runtime_paths(Path(cwd or ".") / state) if path.is_symlink()]
     if len(errors) == 1:
         raise errors[0]
     if errors:

@@ -20,7 +20,7 @@ def apply(
     state: StateOption = Path("reconcile.state.json"),
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking.")] = False,
     use_emulator: Annotated[bool, typer.Option(
-        "--emulator", help="Apply to the built-in Marketo emulator (database under .reconcile/).")] = False,
+        "--emulator", help="Apply to the built-in Marketo emulator (database in the user's cache directory).")] = False,
     endpoint: Annotated[Optional[str], typer.Option(
         "--endpoint", help="SOAP endpoint URL (overrides MARKETO_SOAP_ENDPOINT).", show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(

@@ -48,7 +48,7 @@ def ci_check_tracked(state: StateOption = Path("reconcile.state.json")) -> int:
     from reconcile.ci.commit import refuse_tracked_runtime_files
 
     refuse_tracked_runtime_files(str(state), env().environ)
-    env().out("No apply journal or state lock is committed.")
+    env().out("No apply journal, state lock or .reconcile directory is committed, and none is a symbolic link.")
     return ExitStatus.SUCCESS
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import contextvars
 import json
 import os
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Mapping, TextIO
 
-from reconcile.core.safetext import encoded_text_unchanged, not_a_command, safe_block, visible
+from reconcile.core.safetext import not_a_command, safe_block, visible
 from reconcile.errors import ReconcileError
 
 @dataclass
@@ -45,26 +44,6 @@ class Environment:
         text = safe_block(text, keep_ansi=self.color)
         self.stdout.write(text if text.endswith("\n") or not text else text + "\n")
         self.stdout.flush()
-
-    def out_encoded(self, data: bytes) -> None:
-        """`out` for text reconcile assembled and stored UTF-8 encoded (a cached plan): written as it is
-        when nothing in it needs escaping and stdout would write the same bytes (UTF-8 or ASCII, "\n"
-        line ends), so that a large plan is neither decoded nor encoded again."""
-        if not self._writes_bytes_as_they_are() or not encoded_text_unchanged(data, keep_ansi=self.color):
-            self.out(data.decode("utf-8", "backslashreplace"))
-            return
-        buffer = self.stdout.buffer  # type: ignore[attr-defined]
-        self.stdout.flush()
-        buffer.write(data if data.endswith(b"\n") or not data else data + b"\n")
-        buffer.flush()
-
-    def _writes_bytes_as_they_are(self) -> bool:
-        if getattr(self.stdout, "buffer", None) is None or os.linesep != "\n":
-            return False
-        try:
-            return codecs.lookup(getattr(self.stdout, "encoding", None) or "").name in ("utf-8", "ascii")
-        except LookupError:
-            return False
 
     def err(self, text: str) -> None:
         """One line on stderr, whatever the text holds."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from reconcile.app.session import EncodedOutput, Note, Output, Sending, Sent, Session, Warned
+from reconcile.app.session import Note, Output, Sending, Sent, Session, Warned
 from reconcile.cli.environment import Environment
 from reconcile.cli.progress import ApplyDisplay, _confirm, _print_event
 
@@ -19,8 +19,6 @@ def session_for(environment: Environment, display: ApplyDisplay | None = None,
             also(event)
         if isinstance(event, Output):
             environment.out(event.text)
-        elif isinstance(event, EncodedOutput):
-            environment.out_encoded(event.data)
         elif isinstance(event, Note):
             environment.err(event.text)
         elif isinstance(event, Warned):

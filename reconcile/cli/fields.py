@@ -22,8 +22,8 @@ def fields_command(
     api: ApiOption = None,
     debug: DebugOption = False,
 ) -> int:
-    """Show the instance's lead fields (REST Describe), cached under .reconcile/ beside the state."""
-    from reconcile.app.inputs import _rest_instance
+    """Show the instance's lead fields (REST Describe), kept in the user's cache directory."""
+    from reconcile.app.inputs import _cache_dir, _rest_instance
     from reconcile.app.transports import _credentials_from_env, _embedded_emulator, _rest_catalog, _rest_client
     from reconcile.cli.events import session_for
     from reconcile.inputs.fields import load_catalog
@@ -33,7 +33,7 @@ def fields_command(
     if select_api(api or REST, env().environ) != REST:
         raise UsageError("`reconcile fields` reads Marketo's REST Describe: it needs --api rest and the REST "
                          "credentials (SOAP has no describe call)")
-    catalog = None if refresh or use_emulator else load_catalog(state, _rest_instance(env().environ))
+    catalog = None if refresh or use_emulator else load_catalog(_cache_dir(state, env().environ), _rest_instance(env().environ))
     if catalog is None:
         session = session_for(env())
         with contextlib.ExitStack() as stack:
@@ -75,7 +75,7 @@ def import_command(
     leads: LeadsOption = Path("leads"),
     state: StateOption = Path("reconcile.state.json"),
     use_emulator: Annotated[bool, typer.Option(
-        "--emulator", help="Import from the built-in emulator (database under .reconcile/).")] = False,
+        "--emulator", help="Import from the built-in emulator (database in the user's cache directory).")] = False,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=10, help="Calls in flight at once.")] = 4,
     max_file_size: MaxFileSizeOption = "256M",
     api: ApiOption = None,

@@ -293,23 +293,6 @@ def render_text(plan: Plan, color: bool = False, calls: Calls = Calls(), drift: 
     return "\n".join(out) + "\n"
 
 
-def text_for_apply(planned: bytes, plan: Plan, color: bool = False, calls: Calls = Calls()) -> bytes | None:
-    """What `render_text(plan, color, calls)` gives, UTF-8 encoded, from `planned`, the encoded text
-    `render_text(plan, color, ..., against_state=True)` gave for the same plan (say, `reconcile plan`'s,
-    cached): the same actions, without the note and with this summary. None when `planned` is not of
-    that shape. Bytes, not text: a large plan is printed as it was stored."""
-    def paint(code: str, text: str) -> str:
-        return f"{code}{text}{_RESET}" if color else text
-
-    note = ("\n" + paint(_DIM, NOT_REFRESHED_NOTE) + "\n").encode("utf-8")
-    at = planned.rfind(note)
-    if at < 0 or not planned.endswith(b"\n") or b"\n" in planned[at + len(note):-1] \
-            or not planned.endswith(b"\n", 0, at) or planned.startswith(NO_CHANGES_AGAINST_STATE.encode("utf-8")):
-        return None
-    summary = (paint(_BOLD, summary_line(plan, calls)) + "\n").encode("utf-8")
-    return b"".join((memoryview(planned)[:at + 1], summary))  # one copy of the 40 MB, not two
-
-
 def render_compact(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None,
                    against_state: bool = False) -> str:
     """One line per action, for people and logs: `+` create, `~` update, `-` orphaned, then the summary

@@ -16,7 +16,6 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u
 _NAMED = {"\n": "\\n", "\r": "\\r"}
 # The runner's older command syntax, recognised anywhere in a line.
 OLD_COMMAND = _OLD_COMMAND = "##["
-_OLD_COMMAND_BYTES = _OLD_COMMAND.encode("ascii")
 _OLD_COMMAND_ESCAPED = "##\\x5b"
 _COMMAND_START = re.compile(r"^(\s*):")
 
@@ -68,14 +67,6 @@ def _nothing_to_change(text: str, keep_ansi: bool) -> bool:
     if text.isascii():
         return not text.encode("ascii").translate(None, _COLOURED_LAYOUT if keep_ansi else _LAYOUT)
     return not (_UNSAFE_BUT_COLOURED_LAYOUT if keep_ansi else _UNSAFE_BUT_LAYOUT).search(text)
-
-
-def encoded_text_unchanged(data: bytes, *, keep_ansi: bool = False) -> bool:
-    """Whether `safe_block` leaves the UTF-8 text `data` as it is, told without decoding it: printable
-    ASCII and layout only, and nothing that could start a command (checked as `_nothing_to_change`
-    does), for a cached plan's text too large to decode just to check it."""
-    return b"::" not in data and _OLD_COMMAND_BYTES not in data \
-        and not data.translate(None, _COLOURED_LAYOUT if keep_ansi else _LAYOUT)
 
 
 def safe_block(text: str, *, keep_ansi: bool = False) -> str:

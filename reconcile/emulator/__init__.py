@@ -5,7 +5,7 @@ account, through either API. In-process use::
 
     from reconcile.emulator import Emulator, EmulatorConfig
 
-    with Emulator(EmulatorConfig(db_path=Path(".reconcile/emulator.json"))) as emu:
+    with Emulator(EmulatorConfig(db_path=Path("emulator-db.json"))) as emu:
         emu.endpoint          # SOAP: http://127.0.0.1:PORT/soap/mktows/2_1
         emu.rest_endpoint     # REST: http://127.0.0.1:PORT (/identity/oauth/token, /rest/v1/...)
         emu.faults.latency = 0.2

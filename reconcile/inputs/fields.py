@@ -1,9 +1,10 @@
 """The instance's lead fields (from Marketo's Describe), cached locally, and the checks they allow.
 
 Describe lists every lead field with its SOAP name (the name lead files use, `FirstName`), its REST
-name (`firstName`), whether it is read-only, its data type and its length. The answer is cached as
-Marketo gave it, one file per instance (its host), under `.reconcile/describe/` beside the state;
-`reconcile fields --refresh` renews it. With a cache present, `validate` and `plan` refuse unknown
+name (`firstName`), whether it is read-only, its data type and its length. The answer is kept as
+Marketo gave it, one file per instance (its host), in the workspace's folder of the user's cache
+directory (reconcile.inputs.cache.workspace_dir), never in the repository; `reconcile fields
+--refresh` renews it. With one kept, `validate` and `plan` refuse unknown
 and read-only attribute names and values that cannot be of the field's type, before anything is sent.
 
 Facts relied on (../shared/marketo-rest-facts.md, "Describe"): entries are `{"id", "displayName",
@@ -74,7 +75,7 @@ class FieldCatalog:
         self.instance = instance
         self.source = source
         self.fetched_at = fetched_at
-        self.fingerprint = fingerprint  # of the cache file: what a remembered check was made against
+        self.fingerprint = fingerprint  # sha256 of the Describe answer: part of a cached plan's key
         self.fields: dict[str, FieldSpec] = {}
         for entry in entries:
             spec = _spec(entry) if isinstance(entry, Mapping) else None
@@ -242,82 +243,50 @@ def _attribute_finder(path: str) -> Callable[[int | None, str], tuple[int | None
     return find
 
 
-# -- the cache ----------------------------------------------------------------------------------------
+# -- the instance's Describe, kept in the workspace's folder of the user's cache directory ---------
 
 
-def cache_dir(state_path: Path) -> Path:
-    return Path(state_path).parent / ".reconcile" / "describe"
-
-
-def cache_file(state_path: Path, instance: str) -> Path:
+def cache_file(workspace: Path, instance: str) -> Path:
     safe = _INSTANCE_NAME.sub("_", instance.lower()) or "instance"
-    return cache_dir(state_path) / f"{safe}.json"
+    return Path(workspace) / "describe" / f"{safe}.json"
 
 
-def save_catalog(state_path: Path, instance: str, entries: list[dict[str, Any]],
+def save_catalog(workspace: Path, instance: str, entries: list[dict[str, Any]],
                  now: Callable[[], Any] = utc_now) -> Path:
     from reconcile.store.fs import write_atomic
 
-    path = cache_file(state_path, instance)
-    path.parent.parent.mkdir(parents=True, exist_ok=True)
-    ignore = path.parent.parent / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# reconcile's local cache and emulator database: never commit\n*\n")
+    path = cache_file(workspace, instance)
     document = {"format": CACHE_FORMAT, "instance": instance, "fetched_at": iso_utc(now()), "fields": entries}
     write_atomic(path, (json.dumps(document, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode())
     return path
 
 
-def load_catalog(state_path: Path, instance: str | None = None) -> FieldCatalog | None:
-    """The cached fields of `instance`; without one, of the only instance cached. None: no cache."""
+def catalog_file(workspace: Path, instance: str | None = None) -> Path | None:
+    """The Describe answer kept for `instance`; without one, the only one kept. None: none kept."""
     if instance:
-        path = cache_file(state_path, instance)
-    else:
-        found = sorted(cache_dir(state_path).glob("*.json")) if cache_dir(state_path).is_dir() else []
-        if len(found) != 1:
-            return None
-        path = found[0]
+        return cache_file(workspace, instance)
+    directory = Path(workspace) / "describe"
+    found = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+def load_catalog(workspace: Path, instance: str | None = None) -> FieldCatalog | None:
+    """The kept fields of `instance` (see `catalog_file`). None: none kept."""
+    path = catalog_file(workspace, instance)
+    if path is None:
+        return None
     try:
         raw = path.read_bytes()
         document = json.loads(raw)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read the describe cache: {exc}; run `reconcile fields --refresh`",
+        raise InputError(f"cannot read the kept Describe answer: {exc}; run `reconcile fields --refresh`",
                          Location(str(path))) from None
     if not isinstance(document, dict) or document.get("format") != CACHE_FORMAT \
             or not isinstance(document.get("fields"), list):
-        raise InputError("not a describe cache this version of reconcile writes; run "
+        raise InputError("not a Describe answer this version of reconcile writes; run "
                          "`reconcile fields --refresh`", Location(str(path)))
     return FieldCatalog(document["fields"], instance=str(document.get("instance") or ""), source=str(path),
                         fetched_at=str(document.get("fetched_at") or ""),
                         fingerprint=hashlib.sha256(raw).hexdigest())
-
-
-def check_desired(leads: Sequence[Lead], files_hash: str, catalog: FieldCatalog, state_path: Path) -> None:
-    """`check_leads`, skipped when these very lead files passed against this very cache before."""
-    try:
-        if catalog.fingerprint and _marker(catalog, state_path).read_text() == _marked(catalog, files_hash):
-            return
-    except OSError:
-        pass
-    check_leads(leads, catalog)
-    record_checked(files_hash, catalog, state_path)
-
-
-def record_checked(files_hash: str, catalog: FieldCatalog, state_path: Path) -> None:
-    """Remember that the lead files of `files_hash` pass `check_leads` against `catalog`, so that
-    `check_desired` need not check them again."""
-    if catalog.fingerprint:
-        try:
-            _marker(catalog, state_path).write_text(_marked(catalog, files_hash))
-        except OSError:  # only a lost shortcut
-            pass
-
-
-def _marker(catalog: FieldCatalog, state_path: Path) -> Path:
-    return cache_dir(state_path) / f".checked-{_INSTANCE_NAME.sub('_', catalog.instance or 'instance')}"
-
-
-def _marked(catalog: FieldCatalog, files_hash: str) -> str:
-    return f"{catalog.fingerprint} {files_hash}"

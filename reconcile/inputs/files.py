@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from reconcile.errors import InputError, Location, UsageError
 
@@ -121,3 +121,10 @@ def decode(raw: bytes, path: str) -> str:
         line = raw[:exc.start].count(b"\n") + 1
         raise InputError(f"file is not UTF-8 text (invalid byte 0x{raw[exc.start]:02x})",
                          Location(path, line)) from exc
+
+
+def files_hash_of(names: Sequence[str], digests: Sequence[bytes]) -> str:
+    digest = hashlib.sha256()
+    for name, file_digest in zip(names, digests):
+        digest.update(name.encode("utf-8") + b"\0" + file_digest)
+    return "sha256:" + digest.hexdigest()

@@ -12,21 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from reconcile import errors as errors_module
-from reconcile.core import model as model_module
 from reconcile.core.model import Lead
 from reconcile.errors import InputError, InputErrors, Location
-from reconcile.inputs import files as files_module
-from reconcile.inputs import leadfiles as leadfiles_module
-from reconcile.inputs.cache import InputCache, code_fingerprint
-from reconcile.inputs.files import DEFAULT_MAX_FILE_BYTES, decode, discover, read_lead_file
+from reconcile.inputs.cache import Cache
+from reconcile.inputs.files import DEFAULT_MAX_FILE_BYTES, decode, discover, files_hash_of, read_lead_file
 from reconcile.inputs.leadfiles import LeadFile, parse_lead_file
 from reconcile.inputs.sourcelines import SourceLines
 
@@ -365,26 +360,12 @@ def read_lead_files(leads_dir: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTE
 
 def files_hash(files: Sequence[tuple[str, bytes]]) -> str:
     """Hash of the lead files' names and bytes, for stale-plan checks."""
-    return _files_hash([name for name, _ in files], [hashlib.sha256(raw).digest() for _, raw in files])
+    return files_hash_of([name for name, _ in files], [hashlib.sha256(raw).digest() for _, raw in files])
 
 
-def _files_hash(names: Sequence[str], digests: Sequence[bytes]) -> str:
-    digest = hashlib.sha256()
-    for name, file_digest in zip(names, digests):
-        digest.update(name.encode("utf-8") + b"\0" + file_digest)
-    return "sha256:" + digest.hexdigest()
-
-
-def lead_cache_fingerprint() -> bytes:
-    """What a cached lead file's records depend on besides its bytes and the schema: this module and
-    every module it reads and checks lead files with."""
-    return code_fingerprint((leadfiles_module, files_module, sys.modules[__name__], model_module, errors_module))
-
-
-def lead_cache(cache_dir: Path | None) -> InputCache | None:
+def lead_cache(cache_dir: Path | None) -> Cache | None:
     """The cache of parsed-and-validated lead files in `cache_dir` (None: no caching)."""
-    return InputCache(cache_dir, schema_bytes(), fingerprint=lead_cache_fingerprint()) \
-        if cache_dir is not None else None
+    return Cache(cache_dir / "leads", schema_bytes()) if cache_dir is not None else None
 
 
 def load_desired(leads_dir: Path, cache_dir: Path | None = None,
@@ -414,16 +395,14 @@ def load_desired(leads_dir: Path, cache_dir: Path | None = None,
         contents[index] = None
         leads.extend(leads_from_records(name, records))
         errors.extend(file_errors)
-    if cache is not None and cache.writes:
-        cache.prune()
     errors.extend(duplicate_errors(leads))
     if errors:
         raise InputErrors(errors)
-    return Desired(leads=tuple(leads), files=tuple(names), files_hash=_files_hash(names, digests),
+    return Desired(leads=tuple(leads), files=tuple(names), files_hash=files_hash_of(names, digests),
                    file_digests=tuple(digest.hex() for digest in digests))
 
 
-def file_records(file: Path, name: str, max_file_bytes: int, cache: InputCache | None, schema_check: SchemaCheck,
+def file_records(file: Path, name: str, max_file_bytes: int, cache: Cache | None, schema_check: SchemaCheck,
                  raw: bytes | None = None, file_digest: bytes | None = None, shared: dict[str, str] | None = None
                  ) -> tuple[Sequence[LeadRecord], list[InputError], bytes]:
     """One lead file's valid leads as LeadRecords, its errors, and the sha256 of the bytes they came

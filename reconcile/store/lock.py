@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from reconcile.errors import LockedError, StateError, UsageError
+from reconcile.errors import InputError, Location, LockedError, StateError, UsageError
 
 __all__ = ["LockInfo", "StateLock", "acquire", "force_unlock", "lock_path", "read_lock"]
 
@@ -236,7 +236,7 @@ def acquire(state_path: Path | str, operation: str = "apply", *,
     path = lock_path(state_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(_ATTEMPTS):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = _open_lock_file(path)
         try:
             taken = _lock_opened_file(fd, state_path, operation)
         except BaseException:
@@ -257,6 +257,17 @@ def acquire(state_path: Path | str, operation: str = "apply", *,
                 on_warning(held.takeover_warning)
         return held
     raise LockedError(f"could not lock state {state_path}: the lock file {path} keeps changing")
+
+
+def _open_lock_file(path: Path) -> int:
+    """Open (or create) the lock file itself: a symbolic link in its place is refused, never followed."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise InputError(f"{path} is a symbolic link; reconcile never follows one for its own files",
+                             Location(str(path))) from None
+        raise exc
 
 
 def force_unlock(state_path: Path | str, lock_id: str) -> LockInfo:

@@ -12,6 +12,7 @@ import pytest
 from clirunner import invoke
 from conftest import EMULATOR_TEST_ENCRYPTION_KEY, EMULATOR_TEST_USER_ID
 
+from reconcile.inputs.cache import workspace_dir
 from reconcile.store.state import lead_to_json, load_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,12 +169,14 @@ def test_apply_emulator_twice_has_nothing_to_do(tmp_path: Path, monkeypatch: pyt
     first = invoke("apply", "--emulator", "--auto-approve")
     assert first.exit_code == 0, first.stderr
     assert "Apply complete: 5 created, 0 updated, 1 adopted, 0 failed" in first.stdout
-    database = json.loads((tmp_path / ".reconcile" / "emulator-db.json").read_text())
+    db_path = workspace_dir(tmp_path / "reconcile.state.json", {}) / "emulator-db.json"
+    database = json.loads(db_path.read_text())
     assert len(database["leads"]) == 6
+    assert not (tmp_path / ".reconcile").exists(), "the emulator's database is not kept in the repository"
     assert state_leads(tmp_path)["id:1090238"]["leadId"] == 1090238
     second = invoke("apply", "--emulator", "--auto-approve")
     assert second.exit_code == 0 and "Nothing to apply." in second.stdout
-    assert json.loads((tmp_path / ".reconcile" / "emulator-db.json").read_text()) == database
+    assert json.loads(db_path.read_text()) == database
     assert invoke("plan", "--detailed-exitcode").exit_code == 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clirunner import invoke
+from reconcile.inputs.cache import workspace_dir
 from conftest import assert_state_matches_emulator
 from reconcile.store.state import load_state
 
@@ -194,7 +195,8 @@ def test_fields_shows_and_caches_the_instance_fields(tmp_path: Path, emulator) -
     first = invoke("fields", "--state", str(state), environ=rest_env(emulator))
     assert first.exit_code == 0, first.stderr
     assert re.search(r"^FirstName\s+firstName\s+string\s+255", first.stdout, re.M)
-    cached = list((tmp_path / ".reconcile" / "describe").glob("*.json"))
+    cached = list((workspace_dir(state, {}) / "describe").glob("*.json"))
+    assert not (tmp_path / ".reconcile").exists()
     assert len(cached) == 1
     describes = sum(1 for call in emulator.calls if call.operation == "read")
     again = invoke("fields", "--state", str(state), environ=rest_env(emulator))

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from clirunner import invoke
+from reconcile.inputs.cache import workspace_dir
+from reconcile.inputs import fields as fields_module
 from reconcile.inputs.fields import save_catalog
 from rest_fake import describe_entries
 
@@ -91,7 +93,7 @@ def test_apply_help_lists_both_apis_credentials() -> None:
 
 
 def write_cache(workspace: Path) -> None:
-    save_catalog(workspace / "reconcile.state.json", "123-abc-456.mktorest.com", describe_entries())
+    save_catalog(workspace_dir(workspace / "reconcile.state.json", {}), "123-abc-456.mktorest.com", describe_entries())
 
 
 def test_unknown_field_name_is_caught_at_plan_time_with_a_suggestion(workspace: Path) -> None:
@@ -133,14 +135,14 @@ def test_read_only_fields_and_mistyped_values_are_refused(workspace: Path) -> No
         "error: leads/people.yaml:8:")
 
 
-def test_a_check_is_remembered_only_for_the_same_files_and_fields(workspace: Path) -> None:
+def test_a_changed_describe_or_lead_file_is_checked_again(workspace: Path) -> None:
     write_cache(workspace)
     assert invoke("plan", environ=REST_ENV).exit_code == 0
     entries = describe_entries()
     for entry in entries:
         if entry["soap"]["name"] == "Title":
             entry["soap"]["readOnly"] = entry["rest"]["readOnly"] = True
-    save_catalog(workspace / "reconcile.state.json", "123-abc-456.mktorest.com", entries)
+    save_catalog(workspace_dir(workspace / "reconcile.state.json", {}), "123-abc-456.mktorest.com", entries)
     result = invoke("plan", environ=REST_ENV)
     assert result.exit_code == 3 and "'Title' is read-only" in result.stderr
     write_cache(workspace)
@@ -149,6 +151,19 @@ def test_a_check_is_remembered_only_for_the_same_files_and_fields(workspace: Pat
         handle.write("  - email: x@example.com\n    attributes: {Tilte: typo}\n")
     result = invoke("plan", environ=REST_ENV)
     assert result.exit_code == 3 and "did you mean 'Title'?" in result.stderr
+
+
+def test_a_value_check_added_by_a_code_change_applies_to_files_that_passed_before(workspace: Path,
+                                                                                   monkeypatch) -> None:
+    write_cache(workspace)
+    for command in ("validate", "plan"):
+        assert invoke(command, environ=REST_ENV).exit_code == 0
+    # the next version of reconcile checks string values too, and refuses this title
+    monkeypatch.setitem(fields_module._VALUE_CHECKS, "string", lambda value: value != "CTO")
+    for command in ("validate", "plan"):
+        result = invoke(command, environ=REST_ENV)
+        assert result.exit_code == 3 and "'CTO' is not a valid string for Title" in result.stderr, \
+            (command, result.stderr)
 
 
 def test_one_foreign_id_under_two_types_is_refused_for_rest(workspace: Path) -> None:

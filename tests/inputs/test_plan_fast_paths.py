@@ -1,10 +1,10 @@
 """The plan's fast paths give exactly the plan of the slow path.
 
-A plan with nothing changed is printed from a cached rendering (reconcile.inputs.plancache), without
+A plan with nothing changed is printed from a cached rendering (reconcile.inputs.cache), without
 parsing a lead file, reading the state or planning. These tests check that every input it depends
 on (a lead file, the state, the schema, the output options) makes it plan again, that the printed
 plan is byte for byte the one planned without any cache, and that errors, journals and files edited
-while planning never leave a wrong plan behind. Small data: MIN_FILE_BYTES is lowered to 0.
+while planning never leave a wrong plan behind. Small data: MIN_INPUT_BYTES is lowered to 0.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def state_file(path: Path, title: str = "CEO") -> None:
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(cache, "MIN_FILE_BYTES", 0)
+    monkeypatch.setattr(cache, "MIN_INPUT_BYTES", 0)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "leads").mkdir()
     (tmp_path / "leads" / "a.yaml").write_text(lead_file(0, 3))
@@ -58,8 +58,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def plans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many times a plan was made and rendered (not printed from the cache of rendered plans),
-    from scratch or from the pieces of its lead files."""
+    """How many times a plan was made and rendered (not printed from the cache of rendered plans)."""
     from reconcile.app import plan as plan_command
 
     calls: list[int] = []
@@ -105,7 +104,7 @@ def test_a_warm_plan_is_the_cold_plan_and_plans_nothing(workspace: Path, plans: 
 
 def test_every_golden_case_prints_the_same_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           plans: list[int]) -> None:
-    monkeypatch.setattr(cache, "MIN_FILE_BYTES", 0)
+    monkeypatch.setattr(cache, "MIN_INPUT_BYTES", 0)
     for case in sorted(p for p in CASES.iterdir() if (p / "leads").is_dir()):
         work = tmp_path / case.name
         shutil.copytree(case, work)
@@ -235,50 +234,8 @@ def test_compact_is_a_text_format(workspace: Path) -> None:
     assert "--compact is a text format" in result.stderr and result.stdout == ""
 
 
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The lead files whose bytes were read to hash them for the cached plan's key."""
-    from reconcile.inputs import plancache
-
-    names: list[str] = []
-    real = plancache.read_lead_file
-
-    def spy(file, name, *args, **kwargs):
-        names.append(name)
-        return real(file, name, *args, **kwargs)
-
-    monkeypatch.setattr(plancache, "read_lead_file", spy)
-    return names
-
-
-def test_files_unchanged_since_long_ago_are_not_read_again(workspace: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           reads: list[str], plans: list[int]) -> None:
-    from reconcile.inputs.plancache import FileDigests
-
-    monkeypatch.setattr(FileDigests, "RACY_NS", 0)
-    expected = printed("plan")
-    reads.clear()
-    plans.clear()
-    assert printed("plan") == expected
-    assert reads == [] and plans == []
-
-
-def test_a_file_just_written_is_hashed_again_on_the_next_run(workspace: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             reads: list[str]) -> None:
-    from reconcile.inputs.plancache import FileDigests
-
-    monkeypatch.setattr(FileDigests, "RACY_NS", 1000 * 10**9)  # "just" however slow this machine is
-    printed("plan")
-    reads.clear()
-    printed("plan")
-    assert reads == ["leads/a.yaml", "leads/b.yaml"], "modified within the racy window: its stat may not change"
-
-
 def test_an_edit_that_keeps_size_and_mtime_is_seen(workspace: Path, monkeypatch: pytest.MonkeyPatch,
                                                    plans: list[int]) -> None:
-    from reconcile.inputs.plancache import FileDigests
-
-    monkeypatch.setattr(FileDigests, "RACY_NS", 0)
     edited = workspace / "leads" / "b.yaml"
     before = edited.stat()
     printed("plan")
@@ -293,10 +250,8 @@ def test_an_edit_that_keeps_size_and_mtime_is_seen(workspace: Path, monkeypatch:
 
 def test_a_sharded_state_edited_after_being_remembered_plans_again(workspace: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    plans: list[int]) -> None:
-    from reconcile.inputs.plancache import FileDigests
     from reconcile.store.state import write_state
 
-    monkeypatch.setattr(FileDigests, "RACY_NS", 0)
     state = workspace / "reconcile.state.json"
     write_state(state, load_state(state))  # format 2: a top file and shards
     assert list((workspace / "reconcile.state.d").glob("*.jsonl"))
@@ -314,10 +269,10 @@ def test_a_sharded_state_edited_after_being_remembered_plans_again(workspace: Pa
 
 
 def test_only_the_latest_rendered_plans_are_kept(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconcile.inputs.plancache import PlanOutputCache
+    from reconcile.inputs.cache import PlanCache, workspace_dir
 
-    monkeypatch.setattr(PlanOutputCache, "MAX_PLANS", 2)
-    plans_dir = workspace / ".reconcile" / "cache" / "plans"
+    monkeypatch.setattr(PlanCache, "MAX_PLANS", 2)
+    plans_dir = workspace_dir(workspace / "reconcile.state.json", {}) / "plans"
     for title in ("A", "B", "C", "D"):
         (workspace / "leads" / "b.yaml").write_text(lead_file(3, 3, title=title))
         printed("plan")

@@ -27,7 +27,7 @@ def test_leads_of_different_files_share_their_names_and_values(tmp_path: Path) -
 
 
 def test_a_parsed_state_shares_its_names_and_values(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(cache, "MIN_FILE_BYTES", 0)
+    monkeypatch.setattr(cache, "MIN_INPUT_BYTES", 0)
     leads = {f"email:lead{i}@example.com": {"leadId": 100 + i, "email": f"lead{i}@example.com", "foreignSysPersonId": None,
                                             "foreignSysType": None, "syncedAt": None,
                                             "attributes": {"Title": "Chief Executive"}} for i in range(3)}

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from reconcile.apply import apply_plan, recover_state
-from reconcile.core.model import Lead, State
+from reconcile.core.model import Lead
 from reconcile.core.planner import plan as make_plan
 from reconcile.errors import Location
 from reconcile.remote.soap.envelope import SyncStatus

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconcile.store import lock
-from reconcile.errors import ExitStatus, LockedError, StateError, UsageError
+from reconcile.errors import ExitStatus, InputError, LockedError, StateError, UsageError
 from reconcile.store.journal import (Journal, JournalEntry, ResultEntry, UnknownOutcome, commit_recovery, journal_path,
                                recover)
 from reconcile.core.model import State, StateLead
@@ -360,3 +360,28 @@ def test_a_lock_file_cannot_put_a_line_break_into_the_message(tmp_path):
     finally:
         child.kill()
         child.wait(timeout=60)
+
+
+def test_a_lock_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path):
+    target = tmp_path / "outside.txt"
+    target.write_text("precious\n")
+    state = tmp_path / "reconcile.state.json"
+    lock.lock_path(state).symlink_to(target)
+    with pytest.raises(InputError) as raised:
+        lock.acquire(state, "apply")
+    assert raised.value.exit_status == ExitStatus.INVALID_INPUT
+    assert "reconcile.state.json.lock is a symbolic link" in str(raised.value)
+    assert target.read_text() == "precious\n"
+    assert lock.lock_path(state).is_symlink(), "the link is left for the user to look at"
+
+
+def test_a_journal_that_is_a_symlink_is_never_replayed(tmp_path):
+    from reconcile.apply import ledger
+
+    elsewhere = tmp_path / "elsewhere.journal"
+    elsewhere.write_text(json.dumps({"type": "begin", "version": 1, "lineage": "l", "serial": 0,
+                                     "started": "2026-01-01T00:00:00+00:00", "dedup": True}) + "\n")
+    state = tmp_path / "reconcile.state.json"
+    journal_path(state).symlink_to(elsewhere)
+    with pytest.raises(StateError, match="is a symbolic link"):
+        ledger.recover(state, commit=False)
