@@ -48,7 +48,7 @@ def test_plan_with_file_targets_shows_their_leads(workspace: Path) -> None:
 
 
 def test_a_targeted_plan_never_prints_the_cached_full_plan(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache, "MIN_FILE_BYTES", 0)  # small files: cached as large ones are
+    monkeypatch.setattr(cache, "MIN_INPUT_BYTES", 0)  # small files: cached as large ones are
     full = invoke("plan", "--compact")
     assert full.exit_code == 0 and "Plan: 3 to create" in full.stdout
     for _ in range(2):  # the second time, the full plan's text is in the cache
@@ -59,7 +59,7 @@ def test_a_targeted_plan_never_prints_the_cached_full_plan(workspace: Path, monk
 
 
 def test_apply_with_a_target_applies_only_that_lead(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache, "MIN_FILE_BYTES", 0)  # the full plan's text is cached: apply must not show it
+    monkeypatch.setattr(cache, "MIN_INPUT_BYTES", 0)  # the full plan's text is cached: apply must not show it
     assert "Plan: 3 to create" in invoke("plan").stdout
     result = invoke("apply", "--emulator", "--auto-approve", "--target", "email:alan@example.com")
     assert result.exit_code == 0, result.stderr

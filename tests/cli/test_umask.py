@@ -37,17 +37,19 @@ def widened(root: Path, skip: set[Path] = frozenset()) -> list[str]:
 
 def test_an_apply_against_the_emulator_creates_nothing_others_can_read(tmp_path: Path, monkeypatch,
                                                                        private_umask) -> None:
-    monkeypatch.chdir(tmp_path)
-    leads = tmp_path / "leads"
+    work, user_cache = tmp_path / "work", tmp_path / "user-cache"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    leads = work / "leads"
     leads.mkdir()
     (leads / "a.yaml").write_text("leads:\n  - email: ada@example.com\n    attributes: {FirstName: Ada}\n")
     for args in (("plan",), ("apply", "--emulator", "--auto-approve"),
                  ("apply", "--emulator", "--auto-approve", "--api", "rest")):
-        result = invoke(*args)
+        result = invoke(*args, environ={"RECONCILE_CACHE_DIR": str(user_cache)})
         assert result.exit_code == 0, result.stderr
-    made = {path.relative_to(tmp_path).parts[0] for path in tmp_path.iterdir()}
-    assert {".reconcile", "reconcile.state.json", "reconcile.state.d"} <= made
-    assert (tmp_path / ".reconcile" / "emulator-db.json").exists()
+    made = {path.relative_to(work).parts[0] for path in work.iterdir()}
+    assert {"reconcile.state.json", "reconcile.state.d"} <= made
+    assert list(user_cache.glob("workspaces/*/emulator-db.json")), "the emulator's database is in the user cache"
     assert widened(tmp_path, skip={leads}) == []
 
 
