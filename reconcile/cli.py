@@ -358,6 +358,7 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
                       state_hash=state_hash)
     rendered = _with_recovery(_render(plan, format, _calls(plan, api), drift, against_state=not refresh,
                                       compact=compact), recovery, format)
+    rendered = _with_foreign_id_note(rendered, plan, api, state, format)
     if reusable and not recovery:
         outputs.put(key, desired.files_hash, state, plan.has_changes, rendered)
     env().out(rendered)
@@ -374,7 +375,33 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
 
 def _plan_context(api: str, state: Path) -> str:
     """What a plan reads besides the lead files and the state."""
-    return f"api={api} fields={_rest_instance()}:{_describe_cache_stamp(state)}"
+    from reconcile.remote.rest.config import foreign_id_field
+
+    return (f"api={api} fields={_rest_instance()}:{_describe_cache_stamp(state)} "
+            f"foreign-id-field={foreign_id_field(None, env().environ)!r}")
+
+
+def _with_foreign_id_note(rendered: str, plan, api: str, state: Path, format: OutputFormat) -> str:
+    """A REST plan with foreign-ID leads says, under the plan, when apply would refuse them and how to
+    name the field that carries their IDs."""
+    from reconcile.apply.foreignid import foreign_id_leads, missing_field_note
+    from reconcile.inputs.fields import load_catalog
+    from reconcile.remote.rest.config import REST, foreign_id_field
+
+    if api != REST or format is OutputFormat.json:
+        return rendered
+    field, problem = foreign_id_field(None, env().environ), None
+    catalog = load_catalog(state, _rest_instance()) if field is not None else None
+    if catalog is not None:
+        try:
+            catalog.resolve_rest_name(field, "the foreign-ID field")
+        except UsageError as exc:
+            problem = str(exc)
+    note = missing_field_note(foreign_id_leads(plan), field, problem)
+    if note is None:
+        return rendered
+    body, _, summary = rendered.rstrip("\n").rpartition("\n")  # the summary line stays the last one
+    return f"{body}\n{note}\n{summary}\n"
 
 
 def _plan_output_options(format: OutputFormat, compact: bool, context: str) -> str:
@@ -426,7 +453,8 @@ def _plan_from_pieces(leads: Path, state: Path, max_file_size: str, context: str
     if planned is None:
         return None
     plan, files_hash = planned
-    rendered = _render(plan, format, _calls(plan, api), None, against_state=True, compact=compact)
+    rendered = _with_foreign_id_note(_render(plan, format, _calls(plan, api), None, against_state=True,
+                                             compact=compact), plan, api, state, format)
     outputs.put(key, files_hash, state, plan.has_changes, rendered)
     return plan.has_changes, rendered
 
@@ -875,15 +903,13 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
 def _api_for_apply(api: str | None, endpoint: str | None, use_emulator: bool,
                    foreign_id_field: str | None) -> tuple[str, str | None]:
     """The API apply talks to, and the REST field that carries foreign IDs (if any)."""
-    from reconcile.remote.rest.config import ENV_FOREIGN_ID_FIELD, REST, select_api
+    from reconcile.remote.rest.config import REST, select_api
+    from reconcile.remote.rest.config import foreign_id_field as choose_foreign_id_field
 
     chosen = select_api(api, env().environ, emulator=use_emulator)
     if chosen == REST and endpoint:
         raise UsageError("--endpoint is the SOAP endpoint; the REST API reads MARKETO_REST_ENDPOINT")
-    foreign_id_field = foreign_id_field or (env().environ.get(ENV_FOREIGN_ID_FIELD) or "").strip() or None
-    if use_emulator and chosen == REST and not foreign_id_field:
-        foreign_id_field = EMULATOR_FOREIGN_ID_FIELD  # so that the example leads apply out of the box
-    return chosen, foreign_id_field
+    return chosen, choose_foreign_id_field(foreign_id_field, env().environ, emulator=use_emulator)
 
 
 def _refresh_for_apply(stack, api: str, credentials, current, state_path: Path, options, use_emulator: bool):
@@ -1027,10 +1053,6 @@ def _refuse_foreign_id_clashes(leads) -> None:
         raise InputErrors(errors)
 
 
-# The built-in emulator's custom lead field for foreign system IDs through REST (--foreign-id-field).
-EMULATOR_FOREIGN_ID_FIELD = "ForeignSysId"
-
-
 @contextlib.contextmanager
 def _embedded_emulator(state_path: Path, api: str = "soap"):
     """The built-in emulator, in-process on a free loopback port, with a database that persists
@@ -1038,6 +1060,7 @@ def _embedded_emulator(state_path: Path, api: str = "soap"):
     import secrets
 
     from reconcile.emulator import Emulator, EmulatorConfig, create_database
+    from reconcile.remote.rest.config import EMULATOR_FOREIGN_ID_FIELD
     from reconcile.remote.soap.transport import Credentials
 
     db_path = state_path.parent / ".reconcile" / "emulator-db.json"
@@ -1446,9 +1469,10 @@ def emulator(
         "faces serve either way.", show_default=False)] = None,
     debug: DebugOption = False,
 ) -> int:
-    """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C."""
+    """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C: the demo
+    instance, with lead 1090238 (leads/adopted.yaml) and the custom field crmId for foreign IDs."""
     from reconcile import emulator as emu
-    from reconcile.remote.rest.config import ENV_API, select_api
+    from reconcile.remote.rest.config import EMULATOR_FOREIGN_ID_FIELD, ENV_API, select_api
 
     environ = env().environ
     key = encryption_key or environ.get("MARKETO_ENCRYPTION_KEY")
@@ -1461,7 +1485,8 @@ def emulator(
             user_id=user_id or emu.DEFAULT_USER_ID, encryption_key=key or emu.DEFAULT_ENCRYPTION_KEY,
             client_id=client_id or environ.get("MARKETO_CLIENT_ID") or emu.DEFAULT_CLIENT_ID,
             client_secret=secret or emu.DEFAULT_CLIENT_SECRET, token_ttl=token_ttl, db_path=db,
-            extra_fields=frozenset(field or ()), max_batch=max_batch, rate_calls=rate_calls,
+            extra_fields=frozenset({EMULATOR_FOREIGN_ID_FIELD, *(field or ())}), initial_leads=emu.DEMO_LEADS,
+            max_batch=max_batch, rate_calls=rate_calls,
             rate_window=rate_window, max_concurrency=max_concurrency, daily_quota=daily_quota)
         faults = emu.Faults(latency=latency, fail_rate=fail_rate, fail_every=fail_every, fail_reason=fail_reason,
                             fail_code=fail_code, fail_http_status=fail_http_status, drop_rate=drop_rate,

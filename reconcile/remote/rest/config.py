@@ -21,6 +21,11 @@ ENV_CLIENT_SECRET = "MARKETO_CLIENT_SECRET"
 ENV_API = "RECONCILE_API"
 ENV_FOREIGN_ID_FIELD = "RECONCILE_FOREIGN_ID_FIELD"
 
+# The custom lead field that carries foreign IDs on the built-in emulator (`apply --emulator` and
+# `reconcile emulator` both have it): the default of --foreign-id-field when the REST endpoint is the
+# emulator's, the one instance where the field's meaning is known. A live instance's field is named.
+EMULATOR_FOREIGN_ID_FIELD = "crmId"
+
 REST_VARIABLES = (ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REST_ENDPOINT)
 SOAP_VARIABLES = ("MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID", "MARKETO_ENCRYPTION_KEY")
 SOAP, REST = "soap", "rest"
@@ -122,3 +127,18 @@ def instance_host(url: str) -> str | None:
         return (urlsplit(url).hostname or "").lower() or None
     except ValueError:
         return None
+
+
+def foreign_id_field(named: str | None, environ: Mapping[str, str], *, emulator: bool = False) -> str | None:
+    """The custom lead field that carries foreignSysPersonId through REST: `--foreign-id-field`, else
+    RECONCILE_FOREIGN_ID_FIELD, else, on the built-in emulator (in-process, or a loopback
+    MARKETO_REST_ENDPOINT), its `crmId` field. None: none is known, and foreign-ID leads cannot go."""
+    from reconcile.remote.http import is_loopback
+
+    chosen = (named or "").strip() or (environ.get(ENV_FOREIGN_ID_FIELD) or "").strip()
+    if chosen:
+        return chosen
+    host = instance_host(base_url(environ.get(ENV_REST_ENDPOINT) or "")) or ""
+    if emulator or (host and is_loopback(host)):
+        return EMULATOR_FOREIGN_ID_FIELD
+    return None

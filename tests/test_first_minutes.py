@@ -1,0 +1,54 @@
+"""What a new user meets in the first minutes: messages that say what was compared, what is missing
+and how to fix it, each as the user would read it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clirunner import invoke
+from reconcile.inputs.fields import save_catalog
+from rest_fake import describe_entries
+
+REST_ENV = {"MARKETO_REST_ENDPOINT": "https://123-ABC-456.mktorest.com/rest", "MARKETO_CLIENT_ID": "id",
+            "MARKETO_CLIENT_SECRET": "never-used-secret"}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "leads").mkdir()
+    (tmp_path / "leads" / "people.yaml").write_text(
+        "leads:\n"
+        "  - email: ada@example.com\n"
+        "    attributes: {FirstName: Ada}\n"
+        "  - foreignSysPersonId: \"0042\"\n"
+        "    email: grace@example.com\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_rest_plan_says_apply_needs_a_foreign_id_field_and_where(workspace: Path) -> None:
+    result = invoke("plan", environ=REST_ENV)
+    assert result.exit_code == 0, result.stderr
+    assert ("Apply through REST would refuse 1 lead keyed by foreignSysPersonId (leads/people.yaml:4): "
+            "Marketo's REST API has no foreignSysPersonId. Name the custom lead field that carries it with "
+            "--foreign-id-field NAME or RECONCILE_FOREIGN_ID_FIELD") in result.stdout
+    assert result.stdout.rstrip().endswith("2 Sync Leads calls.")  # the summary stays last
+
+
+def test_rest_plan_says_when_the_named_field_is_not_the_instances(workspace: Path) -> None:
+    save_catalog(workspace / "reconcile.state.json", "123-abc-456.mktorest.com", describe_entries())
+    result = invoke("plan", environ={**REST_ENV, "RECONCILE_FOREIGN_ID_FIELD": "crmIdd"})
+    assert result.exit_code == 0, result.stderr
+    assert "Apply through REST would refuse 1 lead keyed by foreignSysPersonId (leads/people.yaml:4): " \
+           "the foreign-ID field 'crmIdd' is not a lead field of" in result.stdout
+
+
+def test_rest_plan_against_the_emulator_needs_no_foreign_id_field(workspace: Path) -> None:
+    result = invoke("plan", environ={**REST_ENV, "MARKETO_REST_ENDPOINT": "http://127.0.0.1:8080"})
+    assert result.exit_code == 0 and "would refuse" not in result.stdout
+
+
+def test_soap_plan_says_nothing_of_foreign_id_fields(workspace: Path) -> None:
+    assert "would refuse" not in invoke("plan", "--api", "soap", environ=REST_ENV).stdout
