@@ -880,7 +880,7 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
     has_work = plan.has_changes or (r.options.forget_orphans and plan.summary["orphaned"])
     if not has_work:
         env().out(_render(plan, OutputFormat.text, _calls(plan, r.api, r.options.dedup_enabled,
-                                                          r.foreign_id_field), drift))
+                                                          r.foreign_id_field), drift, against_state=drift is None))
         return _nothing_to_apply(drift, current, r.state, r.auto_approve, credentials.endpoint)
     if r.api == REST:
         transport = _rest_transport(credentials, desired, plan, r.state, r.options, r.foreign_id_field, reader)

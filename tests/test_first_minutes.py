@@ -52,3 +52,14 @@ def test_rest_plan_against_the_emulator_needs_no_foreign_id_field(workspace: Pat
 
 def test_soap_plan_says_nothing_of_foreign_id_fields(workspace: Path) -> None:
     assert "would refuse" not in invoke("plan", "--api", "soap", environ=REST_ENV).stdout
+
+
+def test_apply_without_refresh_never_says_marketo_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "leads").mkdir()
+    (tmp_path / "leads" / "a.yaml").write_text("leads:\n  - email: ada@example.com\n    attributes: {FirstName: Ada}\n")
+    monkeypatch.chdir(tmp_path)
+    assert invoke("apply", "--emulator", "--auto-approve").exit_code == 0
+    again = invoke("apply", "--emulator", "--auto-approve")
+    assert again.exit_code == 0, again.stderr
+    assert "Marketo matches" not in again.stdout
+    assert "No changes. The lead files match the state; Marketo was not read: --refresh reads it." in again.stdout

@@ -34,7 +34,7 @@ SOAP_CALL = "syncMultipleLeads"
 CHANGED_IN_MARKETO = "(changed in Marketo)"
 NOT_REFRESHED_NOTE = "Compared against the state, not Marketo: `plan --refresh` reads Marketo first."
 NO_CHANGES = "No changes. Marketo matches the lead files."
-NO_CHANGES_AGAINST_STATE = "No changes. The lead files match the state."
+NO_CHANGES_AGAINST_STATE = "No changes. The lead files match the state; Marketo was not read: --refresh reads it."
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,7 @@ def render_text(plan: Plan, color: bool = False, calls: Calls = Calls(), drift: 
         for action in changes[leading:]:
             out.append("\n  " + "\n  ".join(_action_lines(action, paint, email_hint, drifted, memo)))
     out.append("")
-    if against_state:
+    if against_state and changes:  # with none, the line above already says so
         out.append(paint(_DIM, NOT_REFRESHED_NOTE))
     out.append(paint(_BOLD, summary_line(plan, calls)))
     return "\n".join(out) + "\n"
@@ -320,7 +320,7 @@ def render_compact(plan: Plan, calls: Calls = Calls(), drift: Drift | None = Non
     out = [_drift_heading(drift), *drift_lines(drift)] if drift is not None else []
     changes = [_compact_line(action) for action in plan.actions if action.kind != UNCHANGED]
     out += changes or [NO_CHANGES_AGAINST_STATE if against_state else NO_CHANGES]
-    if against_state:
+    if against_state and changes:
         out.append(NOT_REFRESHED_NOTE)
     out.append(summary_line(plan, calls))
     return "\n".join(out) + "\n"
