@@ -63,3 +63,38 @@ def test_apply_without_refresh_never_says_marketo_matches(tmp_path: Path, monkey
     assert again.exit_code == 0, again.stderr
     assert "Marketo matches" not in again.stdout
     assert "No changes. The lead files match the state; Marketo was not read: --refresh reads it." in again.stdout
+
+
+def test_a_misspelt_rest_variable_gets_rest_advice(workspace: Path) -> None:
+    result = invoke("apply", "--auto-approve", environ={"MARKETO_REST_URL": "http://127.0.0.1:9",
+                                                        "MARKETO_CLIENT_ID": "id", "MARKETO_CLIENT_SECRET": "s"})
+    assert result.exit_code == 64, result.stderr
+    assert "MARKETO_REST_ENDPOINT is not set; the REST API needs" in result.stderr
+    assert "MARKETO_REST_URL is set: did you mean MARKETO_REST_ENDPOINT?" in result.stderr
+    assert "MARKETO_SOAP_ENDPOINT" not in result.stderr and "MARKETO_USER_ID" not in result.stderr
+
+
+def refused_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_refused_loopback_connection_is_tried_once_and_names_the_variable_used(workspace: Path) -> None:
+    port = refused_port()
+    result = invoke("apply", "--auto-approve", environ={"MARKETO_REST_ENDPOINT": f"http://127.0.0.1:{port}",
+                                                        "MARKETO_CLIENT_ID": "id", "MARKETO_CLIENT_SECRET": "s"})
+    assert result.exit_code == 4, result.stderr
+    assert (f"could not connect to 127.0.0.1:{port} (connection refused); check MARKETO_REST_ENDPOINT "
+            "(gave up after 1 attempt)") in result.stderr
+    assert "MARKETO_IDENTITY_ENDPOINT" not in result.stderr and "retrying" not in result.stderr
+
+
+def test_a_refused_identity_endpoint_that_was_set_is_named(workspace: Path) -> None:
+    port = refused_port()
+    result = invoke("apply", "--auto-approve", environ={
+        "MARKETO_REST_ENDPOINT": f"http://127.0.0.1:{port}", "MARKETO_IDENTITY_ENDPOINT": f"http://127.0.0.1:{port}/id",
+        "MARKETO_CLIENT_ID": "id", "MARKETO_CLIENT_SECRET": "s"})
+    assert result.exit_code == 4 and "check MARKETO_IDENTITY_ENDPOINT" in result.stderr

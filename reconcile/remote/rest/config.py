@@ -72,7 +72,8 @@ class RestCredentials:
         if missing:
             raise ConfigError(f"environment variable{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                               f"{'are' if len(missing) > 1 else 'is'} not set; the REST API needs "
-                              f"{', '.join(REST_VARIABLES)} (credentials come only from the environment)")
+                              f"{', '.join(REST_VARIABLES)} (credentials come only from the environment)"
+                              + misspelt_hint(environ, missing))
         base = base_url(values[ENV_REST_ENDPOINT])
         identity = (environ.get(ENV_IDENTITY_ENDPOINT) or "").strip() or f"{base}/identity"
         return cls(base_url=base, identity_url=identity, client_id=values[ENV_CLIENT_ID],
@@ -99,6 +100,27 @@ def _present(environ: Mapping[str, str], names: tuple[str, ...]) -> bool:
     return all((environ.get(name) or "").strip() for name in names)
 
 
+def misspelt_hint(environ: Mapping[str, str], missing: list[str]) -> str:
+    """`; MARKETO_REST_URL is set: did you mean MARKETO_REST_ENDPOINT?` for a set variable that looks
+    like a missing one; empty when none does."""
+    import difflib
+
+    known = set(REST_VARIABLES) | set(SOAP_VARIABLES) | {ENV_IDENTITY_ENDPOINT}
+    hints = []
+    for name in missing:
+        others = [other for other in environ if other.startswith("MARKETO_") and other not in known]
+        close = difflib.get_close_matches(name, others, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{close[0]} is set: did you mean {name}?")
+    return "; " + "; ".join(hints) if hints else ""
+
+
+def _looks_like_rest(environ: Mapping[str, str]) -> bool:
+    """Some REST variable is set, or one that looks like it (MARKETO_REST_URL, MARKETO_CLIENT_KEY)."""
+    return any((environ.get(name) or "").strip() for name in environ
+               if name in REST_VARIABLES or name.startswith(("MARKETO_REST", "MARKETO_CLIENT")))
+
+
 def select_api(explicit: str | None, environ: Mapping[str, str], *, emulator: bool = False) -> str:
     """`--api`, else RECONCILE_API, else the credentials present: REST's trio or SOAP's, never both.
 
@@ -117,7 +139,10 @@ def select_api(explicit: str | None, environ: Mapping[str, str], *, emulator: bo
     if rest and soap:
         raise UsageError(f"both REST ({', '.join(REST_VARIABLES)}) and SOAP ({', '.join(SOAP_VARIABLES)}) "
                          f"credentials are set; choose one with --api rest|soap or {ENV_API}")
-    return REST if rest else SOAP
+    if rest or soap:
+        return REST if rest else SOAP
+    # neither set is complete: advise on the API the user was setting up
+    return REST if _looks_like_rest(environ) else SOAP
 
 
 def instance_host(url: str) -> str | None:
