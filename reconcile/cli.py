@@ -252,11 +252,15 @@ def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | N
     if api != "rest":
         return render.Calls()
     from reconcile.apply import plan_batches
-    from reconcile.remote.rest.payload import group_of
+    from reconcile.remote.rest.payload import group_of, names_as_written, size_bound_as_written, size_of
+    from reconcile.remote.rest.transport import RestTransport
 
     field = foreign_id_field or "foreign-id-field"  # any name: only which records share a call matters
+    names = names_as_written(field)  # calls are cut by size as apply cuts them
     batches = plan_batches(plan, plan.batch_size, dedup_enabled,
-                           group_of=lambda record, dedup: group_of(record, dedup, field))
+                           group_of=lambda record, dedup: group_of(record, dedup, field),
+                           size_of=lambda record: size_of(record, names), max_call_bytes=RestTransport.max_call_bytes,
+                           size_bound_of=lambda record: size_bound_as_written(record, names))
     return render.Calls("Sync Leads", len(batches))
 
 

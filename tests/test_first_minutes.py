@@ -98,3 +98,34 @@ def test_a_refused_identity_endpoint_that_was_set_is_named(workspace: Path) -> N
         "MARKETO_REST_ENDPOINT": f"http://127.0.0.1:{port}", "MARKETO_IDENTITY_ENDPOINT": f"http://127.0.0.1:{port}/id",
         "MARKETO_CLIENT_ID": "id", "MARKETO_CLIENT_SECRET": "s"})
     assert result.exit_code == 4 and "check MARKETO_IDENTITY_ENDPOINT" in result.stderr
+
+
+def write_leads(tmp_path: Path, text: str, name: str = "a.yaml") -> None:
+    (tmp_path / "leads").mkdir(exist_ok=True)
+    (tmp_path / "leads" / name).write_text(text)
+
+
+@pytest.mark.parametrize("command", [["validate"], ["plan"], ["plan", "--api", "rest"]])
+def test_a_lead_no_call_can_carry_is_invalid_input_at_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               command: list[str]) -> None:
+    write_leads(tmp_path, "leads:\n  - email: a@example.com\n"
+                          "  - email: notes@example.com\n    attributes:\n      FirstName: N\n"
+                          f"      PersonNotes: {'x' * 2_000_000}\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*command)
+    assert result.exit_code == 3, result.stderr
+    assert result.stderr.startswith("error: leads/a.yaml:3: leads[1].attributes.PersonNotes: this lead's record "
+                                    "is about 2,000,")
+    assert "more than one Sync Leads call may carry" in result.stderr
+
+
+def test_plan_counts_the_calls_apply_makes_when_records_are_large(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    write_leads(tmp_path, "leads:\n" + "".join(f"  - email: u{i}@example.com\n    attributes:\n"
+                                               f"      PersonNotes: {'x' * 300_000}\n" for i in range(5)))
+    monkeypatch.chdir(tmp_path)
+    plan = invoke("plan", "--api", "rest")
+    assert plan.stdout.rstrip().endswith("; 2 Sync Leads calls."), plan.stdout[-300:]
+    applied = invoke("apply", "--emulator", "--api", "rest", "--auto-approve")
+    assert applied.exit_code == 0, applied.stderr
+    assert "; 2 Sync Leads call(s)" in applied.stdout

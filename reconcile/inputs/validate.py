@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 from reconcile import errors as errors_module
 from reconcile.core import model as model_module
+from reconcile.core.callsize import MAX_RECORD_BYTES, record_bytes, too_big_message
 from reconcile.core.gcpause import gc_paused
 from reconcile.core.model import Lead, trusted_lead
 from reconcile.errors import InputError, InputErrors, Location, location_at
@@ -320,6 +321,11 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
         if foreign_type is not None and foreign_id is None:
             errors.append(InputError(f"leads[{index}].foreignSysType: foreignSysType needs a "
                                      "foreignSysPersonId", locate(("leads", index, "foreignSysType"))))
+            continue
+        size = record_bytes(lead_id, email, foreign_id, attributes)
+        if size > MAX_RECORD_BYTES:
+            path, message = too_big_message(index, size, attributes)
+            errors.append(InputError(f"{json_path(path)}: {message}", Location(lead_file.path, line)))
             continue
         records.append((line, lead_id, email, foreign_id, foreign_type, attributes))
     return records, errors
