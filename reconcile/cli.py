@@ -187,6 +187,7 @@ def validate(leads: LeadsOption = Path("leads"), max_file_size: MaxFileSizeOptio
 
     if format is TextOrJson.json:
         env().json_errors = True
+    _warn_skipped(leads)
     desired = load_desired(leads, max_file_bytes=parse_size(max_file_size))
     _check_fields(desired, Path("reconcile.state.json"))
     if format is TextOrJson.json:
@@ -194,6 +195,15 @@ def validate(leads: LeadsOption = Path("leads"), max_file_size: MaxFileSizeOptio
     else:
         env().out(summary_line(desired))
     return ExitStatus.SUCCESS
+
+
+def _warn_skipped(leads: Path) -> None:
+    """Name the files in the lead directory that look like lead files but are not read."""
+    from reconcile.inputs.files import skipped_files
+
+    skipped = skipped_files(leads)
+    if skipped:
+        env().warn(f"not read: {', '.join(skipped)} (lead files end in .yaml or .yml, in lower case)")
 
 
 def _load_inputs(leads: Path, state_path: Path, max_file_size: str):
@@ -293,6 +303,7 @@ def plan_command(
     chosen = select_api(api, env().environ)
     if compact and format is not OutputFormat.text:
         raise UsageError(f"--compact is a text format; it does not combine with --format {format.value}")
+    _warn_skipped(leads)
 
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
@@ -875,6 +886,7 @@ def _plan_and_send(stack, r: _ApplyRequest, credentials, current) -> int:
                      if r.refresh or r.refresh_only else (None, None))
     if r.refresh_only:
         return _record_refresh(drift, current, r.state, r.auto_approve, credentials.endpoint)
+    _warn_skipped(r.leads)
     # The files' parses are shared with plan's: an apply after a plan of the same files parses none.
     desired = load_desired(r.leads, cache_dir=cache_dir_for(r.state), max_file_bytes=r.max_file_bytes)
     if r.saved is not None:

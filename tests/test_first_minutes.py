@@ -129,3 +129,16 @@ def test_plan_counts_the_calls_apply_makes_when_records_are_large(tmp_path: Path
     applied = invoke("apply", "--emulator", "--api", "rest", "--auto-approve")
     assert applied.exit_code == 0, applied.stderr
     assert "; 2 Sync Leads call(s)" in applied.stdout
+
+
+@pytest.mark.parametrize("command", [["validate"], ["plan"], ["apply", "--emulator", "--auto-approve"]])
+def test_files_in_the_lead_directory_that_are_not_read_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 command: list[str]) -> None:
+    write_leads(tmp_path, "leads:\n  - email: a@example.com\n")
+    for name in ("c.YAML", "d.yaml.txt", "e.json", "notes.md"):
+        (tmp_path / "leads" / name).write_text("leads: []\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*command)
+    assert result.exit_code == 0, result.stderr
+    assert ("warning: not read: leads/c.YAML, leads/d.yaml.txt, leads/e.json (lead files end in .yaml or .yml, "
+            "in lower case)") in result.stderr.splitlines()
