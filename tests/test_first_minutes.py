@@ -142,3 +142,36 @@ def test_files_in_the_lead_directory_that_are_not_read_are_named(tmp_path: Path,
     assert result.exit_code == 0, result.stderr
     assert ("warning: not read: leads/c.YAML, leads/d.yaml.txt, leads/e.json (lead files end in .yaml or .yml, "
             "in lower case)") in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_an_unclosed_quote_is_reported_where_it_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      quote: str) -> None:
+    write_leads(tmp_path, f"leads:\n  - email: a@example.com\n    attributes:\n      Title: {quote}CEO\n"
+                          "      Company: Acme\n  - email: c@example.com\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("validate")
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: leads/a.yaml:4: invalid YAML: a quoted value starts here with {quote} and is never closed: "
+        f"add the closing {quote}"]
+
+
+def test_a_bad_indent_is_explained_at_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_leads(tmp_path, "leads:\n  - email: a@example.com\n    attributes:\n      Title: CEO\n"
+                          "     Company: Acme\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("validate")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("error: leads/a.yaml:5: invalid YAML: this line's indentation does not fit the "
+                                    "lines above it")
+    assert "<block" not in result.stderr
+
+
+def test_a_value_continued_by_a_deeper_line_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_leads(tmp_path, "leads:\n  - email: a@example.com\n    attributes:\n      Title: CEO\n"
+                          "        Company: Acme\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("validate")
+    assert result.exit_code == 3
+    assert "leads/a.yaml:5: invalid YAML: unexpected ':' (a line indented deeper than the key above" in result.stderr
