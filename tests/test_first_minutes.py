@@ -175,3 +175,13 @@ def test_a_value_continued_by_a_deeper_line_is_explained(tmp_path: Path, monkeyp
     result = invoke("validate")
     assert result.exit_code == 3
     assert "leads/a.yaml:5: invalid YAML: unexpected ':' (a line indented deeper than the key above" in result.stderr
+
+
+@pytest.mark.parametrize("api,reason", [("rest", "1004 Lead not found"), ("soap", "20103 - Lead Not Found")])
+def test_records_marketo_refuses_carry_the_leads_file_and_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               api: str, reason: str) -> None:
+    write_leads(tmp_path, "leads:\n  - email: a@example.com\n  - leadId: 4242\n    attributes: {Title: CTO}\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("apply", "--emulator", "--api", api, "--auto-approve")
+    assert result.exit_code == 5, result.stderr
+    assert f"error:   id:4242 (leads/a.yaml:3): {reason}" in result.stderr.splitlines()
