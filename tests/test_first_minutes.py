@@ -185,3 +185,16 @@ def test_records_marketo_refuses_carry_the_leads_file_and_line(tmp_path: Path, m
     result = invoke("apply", "--emulator", "--api", api, "--auto-approve")
     assert result.exit_code == 5, result.stderr
     assert f"error:   id:4242 (leads/a.yaml:3): {reason}" in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("argument,what,directory", [("leads/customers.yaml", "a lead file", "leads"),
+                                                     ("leads", "a directory", "leads")])
+def test_apply_given_lead_files_says_so_and_suggests_leads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           argument: str, what: str, directory: str) -> None:
+    write_leads(tmp_path, "leads:\n  - email: a@example.com\n", "customers.yaml")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("apply", argument)
+    assert result.exit_code == 64, result.stderr
+    assert result.stderr.startswith(f"error: {argument} is {what}, not a saved plan: apply reads the lead files "
+                                    f"itself; run `reconcile apply --leads {directory}`")
+    assert not (tmp_path / "reconcile.state.json").exists()
