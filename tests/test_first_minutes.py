@@ -198,3 +198,15 @@ def test_apply_given_lead_files_says_so_and_suggests_leads(tmp_path: Path, monke
     assert result.stderr.startswith(f"error: {argument} is {what}, not a saved plan: apply reads the lead files "
                                     f"itself; run `reconcile apply --leads {directory}`")
     assert not (tmp_path / "reconcile.state.json").exists()
+
+
+@pytest.mark.parametrize("suffix", ["/rest/v1", "/rest/v1/", "/rest", ""])
+def test_a_rest_endpoint_copied_with_rest_v1_is_accepted(emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         suffix: str) -> None:
+    write_leads(tmp_path, "leads:\n  - email: a@example.com\n    attributes: {FirstName: Ada}\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("apply", "--auto-approve", environ={
+        "MARKETO_REST_ENDPOINT": emulator.rest_endpoint + suffix, "MARKETO_CLIENT_ID": emulator.config.client_id,
+        "MARKETO_CLIENT_SECRET": emulator.config.client_secret})
+    assert result.exit_code == 0, result.stderr
+    assert "Apply complete: 1 created" in result.stdout

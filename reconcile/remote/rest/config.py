@@ -40,10 +40,13 @@ def _validate_endpoint(url: str, what: str) -> str:
 
 
 def base_url(endpoint: str) -> str:
-    """The instance's base URL: `MARKETO_REST_ENDPOINT` without a trailing `/` or `/rest`."""
+    """The instance's base URL: `MARKETO_REST_ENDPOINT` without a trailing `/`, `/rest` or `/rest/v1`
+    (the last as copied from an API call's URL)."""
     url = endpoint.strip().rstrip("/")
-    if url.lower().endswith("/rest"):
-        url = url[: -len("/rest")]
+    for suffix in ("/rest/v1", "/rest"):
+        if url.lower().endswith(suffix):
+            url = url[: -len(suffix)]
+            break
     return url.rstrip("/")
 
 
