@@ -210,3 +210,16 @@ def test_a_rest_endpoint_copied_with_rest_v1_is_accepted(emulator, tmp_path: Pat
         "MARKETO_CLIENT_SECRET": emulator.config.client_secret})
     assert result.exit_code == 0, result.stderr
     assert "Apply complete: 1 created" in result.stdout
+
+
+@pytest.mark.parametrize("text,shape", [("- email: a@example.com\n  attributes: {Title: CTO}\n", "a bare list"),
+                                        ("leadId: 1090238\nattributes: {Title: CTO}\n", "a lead by itself")])
+def test_a_lead_file_without_leads_key_says_to_put_them_under_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  text: str, shape: str) -> None:
+    write_leads(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("validate")
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: leads/a.yaml:1: (document): a lead file holds its leads under `leads:`, not {shape}: put `leads:` "
+        "on the first line and the leads under it as a list, each starting with '- ' (see leads/ for examples)"]

@@ -236,6 +236,11 @@ def _schema_message(error) -> tuple[tuple, str]:
         if not unexpected:
             return path, error.message
         return path + (unexpected[0],), f"unknown field {_shown(unexpected[0])} (allowed: {allowed})"
+    if not path and (isinstance(value, list) or (keyword == "required" and isinstance(value, dict)
+                                                 and not {"leadId", *_KEY_FIELDS}.isdisjoint(value))):
+        shape = "a bare list" if isinstance(value, list) else "a lead by itself"
+        return path, (f"a lead file holds its leads under `leads:`, not {shape}: put `leads:` on the first "
+                      "line and the leads under it as a list, each starting with '- ' (see leads/ for examples)")
     if keyword == "required":
         return path, f"missing required field {error.message.split(' ')[0]}"
     if keyword == "type":
