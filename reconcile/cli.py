@@ -206,6 +206,16 @@ def _warn_skipped(leads: Path) -> None:
         env().warn(f"not read: {', '.join(skipped)} (lead files end in .yaml or .yml, in lower case)")
 
 
+def _warn_other_instance(state: Path, api: str) -> None:
+    """`plan` makes no call, but says when the endpoint set is not the instance the state belongs to."""
+    from reconcile.store.state import other_instance_warning
+
+    variable = "MARKETO_REST_ENDPOINT" if api == "rest" else "MARKETO_SOAP_ENDPOINT"
+    warning = other_instance_warning(state, env().environ.get(variable) or "", variable)
+    if warning:
+        env().warn(warning)
+
+
 def _load_inputs(leads: Path, state_path: Path, max_file_size: str):
     from reconcile.inputs.cache import cache_dir_for, load_state
     from reconcile.inputs.files import parse_size
@@ -304,6 +314,7 @@ def plan_command(
     if compact and format is not OutputFormat.text:
         raise UsageError(f"--compact is a text format; it does not combine with --format {format.value}")
     _warn_skipped(leads)
+    _warn_other_instance(state, chosen)
 
     # Planning builds a few objects per lead and no reference cycles: the cyclic collector would
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.

@@ -223,3 +223,21 @@ def test_a_lead_file_without_leads_key_says_to_put_them_under_it(tmp_path: Path,
     assert result.stderr.splitlines() == [
         f"error: leads/a.yaml:1: (document): a lead file holds its leads under `leads:`, not {shape}: put `leads:` "
         "on the first line and the leads under it as a list, each starting with '- ' (see leads/ for examples)"]
+
+
+@pytest.mark.parametrize("api,environ", [
+    ("rest", REST_ENV),
+    ("soap", {"MARKETO_SOAP_ENDPOINT": "https://123-ABC-456.mktoapi.com/soap/mktows/2_1", "MARKETO_USER_ID": "u",
+              "MARKETO_ENCRYPTION_KEY": "k"})])
+def test_plan_warns_when_the_state_belongs_to_another_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               api: str, environ: dict) -> None:
+    write_leads(tmp_path, "leads:\n  - email: a@example.com\n")
+    monkeypatch.chdir(tmp_path)
+    assert invoke("apply", "--emulator", "--auto-approve").exit_code == 0  # the state is bound to the emulator
+    variable = "MARKETO_REST_ENDPOINT" if api == "rest" else "MARKETO_SOAP_ENDPOINT"
+    for _ in range(2):  # the second plan comes from the plan cache: it warns all the same
+        result = invoke("plan", environ=environ)
+        assert result.exit_code == 0, result.stderr
+        assert (f"warning: this state belongs to Marketo instance 'emulator', but {variable} is instance "
+                "'123-ABC-456': apply there would refuse it (exit 3)") in result.stderr
+    assert "warning" not in invoke("plan").stderr  # no endpoint set: nothing to compare
