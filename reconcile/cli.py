@@ -252,7 +252,7 @@ def _rest_instance() -> str | None:
 
 
 def _render(plan, fmt: OutputFormat, calls=None, drift=None, against_state: bool = False,
-            compact: bool = False) -> str:
+            compact: bool = False, full: bool = False) -> str:
     from reconcile.core import render
 
     calls = calls or render.Calls()
@@ -262,7 +262,8 @@ def _render(plan, fmt: OutputFormat, calls=None, drift=None, against_state: bool
         return render.render_json(plan, calls, drift)
     if fmt is OutputFormat.markdown:
         return render.render_markdown(plan, calls, drift, against_state)
-    return render.render_text(plan, color=env().color, calls=calls, drift=drift, against_state=against_state)
+    return render.render_text(plan, color=env().color, calls=calls, drift=drift, against_state=against_state,
+                              full=full)
 
 
 def _calls(plan, api: str, dedup_enabled: bool = True, foreign_id_field: str | None = None):
@@ -302,6 +303,8 @@ def plan_command(
     api: ApiOption = None,
     refresh: RefreshOption = False,
     compact: Annotated[bool, typer.Option("--compact", help="One line per action, for people and logs.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Show every action of a large plan (above 1,000 actions the "
+                                       "text plan shows the counts per file and a sample).")] = False,
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo (with --refresh, against what Marketo holds now)."""
@@ -320,7 +323,7 @@ def plan_command(
     # only walk them again and again. It resumes once they are gone, with _plan_and_render's frame.
     with gc_paused():
         return _plan_and_render(leads, state, out, format, detailed_exitcode, max_file_size, chosen, refresh,
-                                compact)
+                                compact, full)
 
 
 def _describe_cache_stamp(state_path: Path) -> str:
@@ -338,7 +341,7 @@ def _describe_cache_stamp(state_path: Path) -> str:
 
 def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: OutputFormat,
                      detailed_exitcode: bool, max_file_size: str, api: str = "soap", refresh: bool = False,
-                     compact: bool = False) -> int:
+                     compact: bool = False, full: bool = False) -> int:
     from reconcile.store import planfile
     from reconcile.core.declared_once import check_declared_once
     from reconcile.core.planner import plan as make_plan
@@ -359,10 +362,12 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
 
         outputs = PlanOutputCache(cache_dir_for(state))
         context = _plan_context(api, state)
-        key = outputs.key(leads, state, parse_size(max_file_size), _plan_output_options(format, compact, context))
+        key = outputs.key(leads, state, parse_size(max_file_size),
+                          _plan_output_options(format, compact, context, full))
         cached = outputs.get(key)
         if cached is None and outputs.wants(key):
-            cached = _plan_from_pieces(leads, state, max_file_size, context, outputs, key, format, api, compact)
+            cached = _plan_from_pieces(leads, state, max_file_size, context, outputs, key, format, api, compact,
+                                       full)
         if cached is not None:
             has_changes, rendered = cached
             if isinstance(rendered, bytes):  # from the cache, as stored
@@ -384,7 +389,7 @@ def _plan_and_render(leads: Path, state: Path, out: Optional[Path], format: Outp
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)
     rendered = _with_recovery(_render(plan, format, _calls(plan, api), drift, against_state=not refresh,
-                                      compact=compact), recovery, format)
+                                      compact=compact, full=full), recovery, format)
     rendered = _with_foreign_id_note(rendered, plan, api, state, format)
     if reusable and not recovery:
         outputs.put(key, desired.files_hash, state, plan.has_changes, rendered)
@@ -431,8 +436,8 @@ def _with_foreign_id_note(rendered: str, plan, api: str, state: Path, format: Ou
     return f"{body}\n{note}\n{summary}\n"
 
 
-def _plan_output_options(format: OutputFormat, compact: bool, context: str) -> str:
-    return f"{format.value} color={env().color} compact={compact} {context}"
+def _plan_output_options(format: OutputFormat, compact: bool, context: str, full: bool = False) -> str:
+    return f"{format.value} color={env().color} compact={compact} full={full} {context}"
 
 
 def _planned_text(r: "_ApplyRequest", desired) -> bytes | None:
@@ -468,7 +473,7 @@ def _show_plan_for_apply(r: "_ApplyRequest", plan, desired, calls, drift) -> Non
 
 
 def _plan_from_pieces(leads: Path, state: Path, max_file_size: str, context: str, outputs, key,
-                      format: OutputFormat, api: str, compact: bool) -> tuple[bool, str] | None:
+                      format: OutputFormat, api: str, compact: bool, full: bool = False) -> tuple[bool, str] | None:
     """A plan assembled from the cached pieces of unchanged lead files and the changed files planned
     alone, rendered and cached; None when it must be planned from scratch."""
     from reconcile.inputs.cache import cache_dir_for
@@ -481,7 +486,7 @@ def _plan_from_pieces(leads: Path, state: Path, max_file_size: str, context: str
         return None
     plan, files_hash = planned
     rendered = _with_foreign_id_note(_render(plan, format, _calls(plan, api), None, against_state=True,
-                                             compact=compact), plan, api, state, format)
+                                             compact=compact, full=full), plan, api, state, format)
     outputs.put(key, files_hash, state, plan.has_changes, rendered)
     return plan.has_changes, rendered
 
