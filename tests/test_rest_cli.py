@@ -74,6 +74,7 @@ def test_foreign_id_leads_without_a_field_exit_64_before_any_call(workspace: Pat
     result = invoke("apply", "--auto-approve", "--api", "rest", environ=REST_ENV)
     assert result.exit_code == 64, result.stderr
     assert "--foreign-id-field" in result.stderr and "REST API does not have" in result.stderr
+    assert "1 lead(s) are keyed by foreignSysPersonId (leads/people.yaml:" in result.stderr  # where it is
 
 
 def test_rest_apply_names_missing_rest_variables(workspace: Path) -> None:

@@ -116,8 +116,10 @@ def group_of(record: LeadRecord, dedup_enabled: bool, foreign_id_field: str | No
     return _BY_EMAIL
 
 
-def missing_foreign_id_field_message(count: int) -> str:
-    return (f"{count} lead(s) are keyed by foreignSysPersonId, which Marketo's REST API does not have: "
+def missing_foreign_id_field_message(count: int, where: str = "") -> str:
+    """`where`: the leads' files and lines, when known."""
+    return (f"{count} lead(s) are keyed by foreignSysPersonId{f' ({where})' if where else ''}, which Marketo's "
+            "REST API does not have: "
             "name the custom lead field that carries it with --foreign-id-field NAME (or "
             "RECONCILE_FOREIGN_ID_FIELD), or apply them with --api soap")
 
