@@ -121,8 +121,9 @@ def test_a_lead_no_call_can_carry_is_invalid_input_at_its_line(tmp_path: Path, m
 
 def test_plan_counts_the_calls_apply_makes_when_records_are_large(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # 60 leads of 25,000 characters (a text area holds up to 30,000 bytes): 1.5 MB, two calls by size
     write_leads(tmp_path, "leads:\n" + "".join(f"  - email: u{i}@example.com\n    attributes:\n"
-                                               f"      PersonNotes: {'x' * 300_000}\n" for i in range(5)))
+                                               f"      PersonNotes: {'x' * 25_000}\n" for i in range(60)))
     monkeypatch.chdir(tmp_path)
     plan = invoke("plan", "--api", "rest")
     assert plan.stdout.rstrip().endswith("; 2 Sync Leads calls."), plan.stdout[-300:]
