@@ -61,7 +61,7 @@ result = plan(leads, State(lineage="bench", serial=1, leads={}))
 best = float("inf")
 for _ in range(int(sys.argv[3])):
     start = time.process_time()
-    text = render_text(result)
+    text = render_text(result, full=True)  # every action, as `plan --full` prints it
     best = min(best, time.process_time() - start)
 print(best, len(text))
 """

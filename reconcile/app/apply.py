@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reconcile.app.inputs import _cache_dir, _notice_if_migrated
+from reconcile.app.inputs import _cache_dir, _notice_if_migrated, skipped_files_warning
 from reconcile.app.operation import Operation
 from reconcile.app.refresh import (CANCELLED, _check_refresh_options, _nothing_to_apply, _record_refresh,
                                    _refresh_for_apply, _write_refreshed)
 from reconcile.app.rendering import _calls, _render
 from reconcile.app.session import Sending, Sent, Session
-from reconcile.app.transports import (EMULATOR_FOREIGN_ID_FIELD, _credentials_from_env, _embedded_emulator,
+from reconcile.app.transports import (_credentials_from_env, _embedded_emulator,
                                       _make_transport, _rest_transport)
 from reconcile.core.safetext import visible
 from reconcile.errors import ExitStatus, ReconcileError, UsageError
@@ -91,6 +91,9 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
     if op.refresh_only:
         return ApplyResult(_record_refresh(session, drift, current, op.state, op.auto_approve, credentials.endpoint,
                                            op.color))
+    skipped = skipped_files_warning(op.leads)
+    if skipped:
+        session.warn(skipped)
     # The files' parses are shared with plan's: an apply after a plan of the same files parses none.
     desired = load_desired(op.leads, cache_dir=_cache_dir(op.state, session.environ),
                            max_file_bytes=op.max_file_bytes)
@@ -104,7 +107,8 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
     has_work = plan.has_changes or (options.forget_orphans and plan.summary["orphaned"])
     if not has_work:
         session.show(_render(plan, "text", op.color, _calls(plan, op.api, options.dedup_enabled,
-                                                            op.foreign_id_field), drift))
+                                                            op.foreign_id_field), drift,
+                             against_state=drift is None))
         return ApplyResult(_nothing_to_apply(session, drift, current, op.state, op.auto_approve,
                                              credentials.endpoint, op.color))
     if op.api == REST:
@@ -133,15 +137,13 @@ def _api_for_apply(session: Session, api: str | None, endpoint: str | None, use_
                    foreign_id_field: str | None) -> tuple[str, str | None]:
     """The API apply talks to, and the REST field that carries foreign IDs (if any)."""
     from reconcile.remote.registry import select_api
-    from reconcile.remote.rest.config import ENV_FOREIGN_ID_FIELD, REST
+    from reconcile.remote.rest.config import REST
+    from reconcile.remote.rest.config import foreign_id_field as choose_foreign_id_field
 
     chosen = select_api(api, session.environ, emulator=use_emulator)
     if chosen == REST and endpoint:
         raise UsageError("--endpoint is the SOAP endpoint; the REST API reads MARKETO_REST_ENDPOINT")
-    foreign_id_field = foreign_id_field or (session.environ.get(ENV_FOREIGN_ID_FIELD) or "").strip() or None
-    if use_emulator and chosen == REST and not foreign_id_field:
-        foreign_id_field = EMULATOR_FOREIGN_ID_FIELD  # so that the example leads apply out of the box
-    return chosen, foreign_id_field
+    return chosen, choose_foreign_id_field(foreign_id_field, session.environ, emulator=use_emulator)
 
 
 def _run_apply(session: Session, plan, current, state_path: Path, transport, options, calls=None):

@@ -44,6 +44,24 @@ def _check_fields(desired, state_path: Path, environ: Mapping[str, str], catalog
         check_leads(desired.leads, catalog)
 
 
+def skipped_files_warning(leads: Path) -> str | None:
+    """The files in the lead directory that look like lead files but are not read, as a warning."""
+    from reconcile.inputs.files import skipped_files
+
+    skipped = skipped_files(leads)
+    if not skipped:
+        return None
+    return f"not read: {', '.join(skipped)} (lead files end in .yaml or .yml, in lower case)"
+
+
+def other_instance_warning(state: Path, api: str, environ: Mapping[str, str]) -> str | None:
+    """`plan` makes no call, but says when the endpoint set is not the instance the state belongs to."""
+    from reconcile.store.state import other_instance_warning as warning_for
+
+    variable = "MARKETO_REST_ENDPOINT" if api == "rest" else "MARKETO_SOAP_ENDPOINT"
+    return warning_for(state, environ.get(variable) or "", variable)
+
+
 def _rest_instance(environ: Mapping[str, str]) -> str | None:
     from reconcile.remote.rest.config import ENV_REST_ENDPOINT, instance_host
 

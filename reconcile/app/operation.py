@@ -26,6 +26,7 @@ class Operation:
     targets: tuple[str, ...] = ()  # state keys or lead files: plan and apply only these leads
     format: str = "text"  # text, json or markdown
     compact: bool = False  # one line per action
+    full: bool = False  # text: every action of a large plan, not a sample
     color: bool = False
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     out: Path | None = None  # plan: save the plan here

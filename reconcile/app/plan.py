@@ -73,7 +73,9 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)
     rendered = _with_recovery(session, _render(plan, format, op.color, _calls(plan, api), drift,
-                                               against_state=not refresh, compact=op.compact), recovery, format)
+                                               against_state=not refresh, compact=op.compact, full=op.full),
+                              recovery, format)
+    rendered = _with_foreign_id_note(session, op, rendered, plan)
     if cached is not None and not recovery:
         cached.put(desired.files_hash, plan.has_changes, rendered)
     session.show(rendered)
@@ -88,13 +90,40 @@ def _plan_cache(session: Session, op: Operation):
     from reconcile.inputs.cache import PlanCache
     from reconcile.inputs.fields import load_catalog
     from reconcile.inputs.validate import schema_bytes
+    from reconcile.remote.rest.config import foreign_id_field
 
     instance = _rest_instance(session.environ)
     catalog = load_catalog(_cache_dir(op.state, session.environ), instance)
-    options = {"format": op.format, "compact": op.compact, "color": op.color, "max_file_size": op.max_file_bytes}
-    context = f"api={op.api} instance={instance} describe={catalog.fingerprint if catalog else None}"
+    options = {"format": op.format, "compact": op.compact, "full": op.full, "color": op.color,
+               "max_file_size": op.max_file_bytes}
+    context = (f"api={op.api} instance={instance} describe={catalog.fingerprint if catalog else None} "
+               f"foreign-id-field={foreign_id_field(None, session.environ)!r}")
     return PlanCache.open(_cache_dir(op.state, session.environ), op.leads, op.state, op.max_file_bytes,
                           schema_bytes(), options, context)
+
+
+def _with_foreign_id_note(session: Session, op: Operation, rendered: str, plan) -> str:
+    """A REST plan with foreign-ID leads says, under the plan, when apply would refuse them and how to
+    name the field that carries their IDs."""
+    from reconcile.apply.foreignid import foreign_id_leads, missing_field_note
+    from reconcile.inputs.fields import load_catalog
+    from reconcile.remote.rest.config import REST, foreign_id_field
+
+    if op.api != REST or op.format == "json":
+        return rendered
+    field, problem = foreign_id_field(None, session.environ), None
+    catalog = (load_catalog(_cache_dir(op.state, session.environ), _rest_instance(session.environ))
+               if field is not None else None)
+    if catalog is not None:
+        try:
+            catalog.resolve_rest_name(field, "the foreign-ID field")
+        except UsageError as exc:
+            problem = str(exc)
+    note = missing_field_note(foreign_id_leads(plan), field, problem)
+    if note is None:
+        return rendered
+    body, _, summary = rendered.rstrip("\n").rpartition("\n")  # the summary line stays the last one
+    return f"{body}\n{note}\n{summary}\n"
 
 
 def _preview_recovery(state_path: Path, current):

@@ -51,18 +51,18 @@ def _rest_transport(session: Session, credentials, desired, plan, state_path: Pa
     """The REST transport, once the lead files are known to fit the instance's fields. `client`: the
     refresh's, so reads and writes share one rate limiter and one set of call slots."""
     from reconcile.apply import record_for
+    from reconcile.apply.foreignid import foreign_id_leads, where
     from reconcile.remote.rest.payload import missing_foreign_id_field_message
     from reconcile.remote.rest.transport import RestTransport
 
-    # only a lead that declares a foreign ID can send one: the others' records need not be built
-    keyed_actions = (a for a in plan.actions if a.kind != "unchanged" and a.sends_record and a.lead is not None
-                     and a.lead.foreign_sys_person_id is not None and record_for(a).foreign_sys_person_id is not None)
     if not foreign_id_field:
-        keyed = sum(1 for _ in keyed_actions)
-        if keyed:
-            raise UsageError(missing_foreign_id_field_message(keyed))
-    else:
-        keyed = any(True for _ in keyed_actions)  # with a field named, one is enough to need it
+        refused = foreign_id_leads(plan)
+        if refused:
+            raise UsageError(missing_foreign_id_field_message(len(refused), where(refused)))
+    # only a lead that declares a foreign ID can send one: the others' records need not be built
+    keyed = bool(foreign_id_field) and any(
+        True for a in plan.actions if a.kind != "unchanged" and a.sends_record and a.lead is not None
+        and a.lead.foreign_sys_person_id is not None and record_for(a).foreign_sys_person_id is not None)
     _refuse_foreign_id_clashes(desired.leads)
     client = client if client is not None else _rest_client(session, credentials, options.concurrency)
     try:
@@ -76,10 +76,6 @@ def _rest_transport(session: Session, credentials, desired, plan, state_path: Pa
     return transport
 
 
-# The built-in emulator's custom lead field for foreign system IDs through REST (--foreign-id-field).
-EMULATOR_FOREIGN_ID_FIELD = "ForeignSysId"
-
-
 @contextlib.contextmanager
 def _embedded_emulator(session: Session, state_path: Path, api: str = "soap"):
     """The built-in emulator, in-process on a free loopback port, with a database that persists in
@@ -87,6 +83,7 @@ def _embedded_emulator(session: Session, state_path: Path, api: str = "soap"):
     import secrets
 
     from reconcile.emulator import Emulator, EmulatorConfig, create_database
+    from reconcile.remote.rest.config import EMULATOR_FOREIGN_ID_FIELD
     from reconcile.remote.soap.transport import Credentials
 
     db_path = _cache_dir(state_path, session.environ) / "emulator-db.json"

@@ -65,7 +65,7 @@ class AnswerChecker:
             if status.status in (CREATED, UPDATED):
                 answered.append(Accepted(index, action, record, status.status, self._lead_id(action, record, status)))
             elif status.status == FAILED:
-                checked.failed.append((action.identity, status.error or "FAILED (Marketo gave no reason)"))
+                checked.failed.append((_named(action), status.error or "FAILED (Marketo gave no reason)"))
             else:
                 raise ResponseError(f"Marketo answered {action.identity} with an unknown status {status.status!r}")
         in_this_answer: dict[int, list[Action]] = {}

@@ -102,8 +102,8 @@ def _evidence_lines(outcome: ApplyOutcome) -> list[str]:
         out.append(f"Kept in {where}: " + ", ".join(f"`{name}`" for name in outcome.evidence) + ".")
     if outcome.journal_present:
         out.append("The apply journal (`*.journal`) lists calls that were sent and never answered: Marketo "
-                   "may hold leads the state does not record. See the README's *Recovering from a failed "
-                   "apply*.")
+                   "may hold leads the state does not record. See *Recovering from a failed apply in GitHub "
+                   "Actions* in docs/recovery.md.")
     return out + [""] if out else out
 
 

@@ -57,12 +57,12 @@ def emulator(
         "faces serve either way.", show_default=False)] = None,
     debug: DebugOption = False,
 ) -> int:
-    """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C.
-
-    Secrets only from the environment (argv is visible): MARKETO_ENCRYPTION_KEY, MARKETO_CLIENT_SECRET.
-    """
+    """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C: the demo
+    instance, with lead 1090238 (leads/adopted.yaml) and the custom field crmId for foreign IDs.
+    Secrets only from the environment (argv is visible): MARKETO_ENCRYPTION_KEY, MARKETO_CLIENT_SECRET."""
     from reconcile import emulator as emu
     from reconcile.remote.registry import ENV_API, select_api
+    from reconcile.remote.rest.config import EMULATOR_FOREIGN_ID_FIELD
 
     environ = env().environ
     key = environ.get("MARKETO_ENCRYPTION_KEY")
@@ -75,7 +75,8 @@ def emulator(
             user_id=user_id or emu.DEFAULT_USER_ID, encryption_key=key or emu.DEFAULT_ENCRYPTION_KEY,
             client_id=client_id or environ.get("MARKETO_CLIENT_ID") or emu.DEFAULT_CLIENT_ID,
             client_secret=secret or emu.DEFAULT_CLIENT_SECRET, token_ttl=token_ttl, db_path=db,
-            extra_fields=frozenset(field or ()), max_batch=max_batch, rate_calls=rate_calls,
+            extra_fields=frozenset({EMULATOR_FOREIGN_ID_FIELD, *(field or ())}), initial_leads=emu.DEMO_LEADS,
+            max_batch=max_batch, rate_calls=rate_calls,
             rate_window=rate_window, max_concurrency=max_concurrency, daily_quota=daily_quota,
             partitions=frozenset(partition or ()))
         faults = emu.Faults(latency=latency, fail_rate=fail_rate, fail_every=fail_every, fail_reason=fail_reason,

@@ -21,13 +21,14 @@ def validate(leads: LeadsOption = Path("leads"), max_file_size: MaxFileSizeOptio
                  "on its own line on stderr.")] = TextOrJson.text,
              debug: DebugOption = False) -> int:
     """Check the lead files against the schema and the key rules."""
-    from reconcile.app.inputs import _check_fields
+    from reconcile.app.inputs import _check_fields, skipped_files_warning
     from reconcile.core.gcpause import gc_paused
     from reconcile.inputs.files import parse_size
     from reconcile.inputs.validate import load_desired, summary_line
 
     if format is TextOrJson.json:
         env().json_errors = True
+    _warn(skipped_files_warning(leads))
     with gc_paused():  # once per command: see reconcile/core/gcpause.py
         desired = load_desired(leads, max_file_bytes=parse_size(max_file_size))
     _check_fields(desired, Path("reconcile.state.json"), env().environ)
@@ -50,10 +51,13 @@ def plan_command(
     api: ApiOption = None,
     refresh: RefreshOption = False,
     compact: Annotated[bool, typer.Option("--compact", help="One line per action, for people and logs.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Show every action of a large plan (above 1,000 actions the "
+                                       "text plan shows the counts per file and a sample).")] = False,
     target: TargetOption = None,
     debug: DebugOption = False,
 ) -> int:
     """Show what apply would change in Marketo (with --refresh, against what Marketo holds now)."""
+    from reconcile.app.inputs import other_instance_warning, skipped_files_warning
     from reconcile.app.operation import Operation
     from reconcile.app.plan import _plan_and_render
     from reconcile.cli.events import session_for
@@ -66,12 +70,19 @@ def plan_command(
     chosen = select_api(api, env().environ)
     if compact and format is not OutputFormat.text:
         raise UsageError(f"--compact is a text format; it does not combine with --format {format.value}")
+    _warn(skipped_files_warning(leads))
+    _warn(other_instance_warning(state, chosen, env().environ))
 
     operation = Operation(leads=leads, state=state, api=chosen, refresh=refresh, format=format.value,
-                          compact=compact, color=env().color, max_file_bytes=parse_size(max_file_size), out=out,
+                          compact=compact, full=full, color=env().color, max_file_bytes=parse_size(max_file_size), out=out,
                           targets=tuple(target or ()))
     with gc_paused():  # once per command: see reconcile/core/gcpause.py
         result = _plan_and_render(session_for(env()), operation)
     if detailed_exitcode and (result.has_changes or result.has_drift):
         return ExitStatus.CHANGES_PRESENT
     return ExitStatus.SUCCESS
+
+
+def _warn(warning: str | None) -> None:
+    if warning:
+        env().warn(warning)

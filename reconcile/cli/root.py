@@ -12,7 +12,8 @@ from reconcile.cli.environment import TextOrJson, env
 from reconcile.errors import ExitStatus
 
 app = typer.Typer(name="reconcile", add_completion=False, no_args_is_help=True,
-                  help="Terraform for Marketo leads: YAML lead files in git → plan → syncMultipleLeads.")
+                  help="Terraform for Marketo leads: YAML lead files in git → plan → apply through REST Sync Leads "
+                       "(or SOAP syncMultipleLeads).")
 state_app = typer.Typer(help="Inspect and edit the state file.", no_args_is_help=True)
 app.add_typer(state_app, name="state")
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconcile.core.drift import Drift, LeadDrift
+from reconcile.core import bigplan
 from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
 from reconcile.core.planner import ADOPT, is_adoption, summary_counts
 from reconcile.core.safetext import OLD_COMMAND as _OLD_COMMAND, json_text, visible
@@ -34,7 +35,7 @@ SOAP_CALL = "syncMultipleLeads"
 CHANGED_IN_MARKETO = "(changed in Marketo)"
 NOT_REFRESHED_NOTE = "Compared against the state, not Marketo: `plan --refresh` reads Marketo first."
 NO_CHANGES = "No changes. Marketo matches the lead files."
-NO_CHANGES_AGAINST_STATE = "No changes. The lead files match the state."
+NO_CHANGES_AGAINST_STATE = "No changes. The lead files match the state; Marketo was not read: --refresh reads it."
 
 
 @dataclass(frozen=True)
@@ -260,15 +261,20 @@ _new_of = attrgetter("new")
 
 
 def render_text(plan: Plan, color: bool = False, calls: Calls = Calls(), drift: Drift | None = None,
-                against_state: bool = False) -> str:
+                against_state: bool = False, full: bool = False) -> str:
     """`drift`: what a refresh found (the plan was made against Marketo's values); `against_state`: the
-    plan was made against the state alone, and says so."""
+    plan was made against the state alone, and says so. A large plan (see core/bigplan) starts with its
+    summary and shows a sample, unless `full`."""
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
     kinds = list(map(_kind_of, plan.actions))
     changes = list(compress(plan.actions, map(UNCHANGED.__ne__, kinds)))  # at C speed: 100k actions
     out: list[str] = []
+    total, large = len(changes), not full and bigplan.is_large(changes)
+    if large:
+        out += [paint(_BOLD, summary_line(plan, calls)), *bigplan.overview_lines(changes), ""]
+    changes = bigplan.sample(changes) if large else bigplan.display_order(changes)
     if drift is not None:
         out.append(_drift_heading(drift))
         out.extend("  " + paint(_YELLOW, line) for line in drift_lines(drift))
@@ -284,8 +290,10 @@ def render_text(plan: Plan, color: bool = False, calls: Calls = Calls(), drift: 
         out += _create_blocks(changes[:leading], paint, memo, "  ", "\n  ")
         for action in changes[leading:]:
             out.append("\n  " + "\n  ".join(_action_lines(action, paint, email_hint, drifted, memo)))
+        if large:
+            out += ["", bigplan.hidden_line(total, len(changes))]
     out.append("")
-    if against_state:
+    if against_state and changes:  # with none, the line above already says so
         out.append(paint(_DIM, NOT_REFRESHED_NOTE))
     if plan.targets:
         out.append(paint(_YELLOW, targets_note(plan)))
@@ -305,7 +313,7 @@ def render_compact(plan: Plan, calls: Calls = Calls(), drift: Drift | None = Non
     out = [_drift_heading(drift), *drift_lines(drift)] if drift is not None else []
     changes = [_compact_line(action) for action in plan.actions if action.kind != UNCHANGED]
     out += changes or [NO_CHANGES_AGAINST_STATE if against_state else NO_CHANGES]
-    if against_state:
+    if against_state and changes:
         out.append(NOT_REFRESHED_NOTE)
     if plan.targets:
         out.append(targets_note(plan))

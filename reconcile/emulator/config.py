@@ -80,6 +80,8 @@ class EmulatorConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     monotonic: Callable[[], float] = time.monotonic  # clock of the rate window and the call log
     first_lead_id: int = 1_000_001
+    # leads a new database starts with (the demo instance's, say); an existing database file is kept
+    initial_leads: tuple = ()
 
     def __post_init__(self) -> None:
         if self.db_path is not None and not isinstance(self.db_path, Path):

@@ -30,7 +30,7 @@ from reconcile.emulator.rest_api import RestFace
 from reconcile.emulator.rest_lists import RestLists
 from reconcile.emulator.soap_api import SoapFace
 from reconcile.emulator.soap_lists import SoapLists
-from reconcile.emulator.store import LeadStore
+from reconcile.emulator.store import LeadStore, create_database
 from reconcile.emulator.tokens import Tokens
 
 log = calllog.log
@@ -222,8 +222,14 @@ class Emulator:
         self._started_once = False
 
     def _open_store(self) -> LeadStore:
-        return LeadStore(fields=self.config.all_fields, first_lead_id=self.config.first_lead_id,
-                         path=self.config.db_path, now=self.config.now)
+        path, initial = self.config.db_path, self.config.initial_leads
+        if path is not None and initial:
+            create_database(path, initial, self.config.first_lead_id)
+        store = LeadStore(fields=self.config.all_fields, first_lead_id=self.config.first_lead_id,
+                          path=path, now=self.config.now)
+        if path is None and initial:
+            store.seed(initial)
+        return store
 
     def _open_lists(self) -> ListStore:
         db_path = self.config.db_path

@@ -194,6 +194,17 @@ class LeadStore:
                     found.update(self._attribute_index(key).get(str(value), ()))
             return [_copy(self._leads[i]) for i in sorted(found)]
 
+    def seed(self, leads: Iterable[dict[str, Any]]) -> bool:
+        """Fill an empty in-memory database with `leads` (the demo instance). False, and nothing
+        changed, when it already holds leads or is persisted to a file (see `create_database`)."""
+        with self._lock:
+            if self._leads or self._path is not None:
+                return False
+            self._leads = {lead["id"]: _validated(lead) for lead in leads}
+            self._next_id = max([self._next_id, *(i + 1 for i in self._leads)])
+            self._reindex()
+            return True
+
     # -- writing ------------------------------------------------------------------------------------
 
     @contextlib.contextmanager

@@ -62,6 +62,23 @@ def discover(leads_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.as_posix())
 
 
+_LOOKS_LIKE_LEADS = re.compile(r"\.ya?ml|\.json$", re.IGNORECASE)
+
+
+def skipped_files(leads_dir: Path) -> list[str]:
+    """Files under `leads_dir` that look meant as lead files but are not read: `c.YAML`,
+    `d.yaml.txt`, `e.json` (only names ending in lower-case .yaml or .yml are lead files)."""
+    if not leads_dir.is_dir():
+        return []
+    skipped = []
+    for directory, dirs, files in os.walk(leads_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        skipped += [(Path(directory) / name).as_posix() for name in files
+                    if not name.startswith(".") and not name.endswith(LEAD_FILE_SUFFIXES)
+                    and _LOOKS_LIKE_LEADS.search(name)]
+    return sorted(skipped)
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         return path.resolve().is_relative_to(root)

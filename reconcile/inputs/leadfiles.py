@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from reconcile.errors import InputError, Location
+from reconcile.inputs.yamlerrors import where_and_what
 
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": "true", "True": "true", "TRUE": "true", "false": "false", "False": "false", "FALSE": "false"}
@@ -189,9 +190,8 @@ def compose(text: str, path: str, parsers: YamlParsers | None = None):
     except _TooDeep as exc:
         raise _too_deep(path, exc.line) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise InputError(f"invalid YAML: {_yaml_problem(exc)}", Location(path, line)) from exc
+        line, problem = where_and_what(exc, text)
+        raise InputError(f"invalid YAML: {problem}", Location(path, line)) from exc
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", Location(path)) from exc
     finally:
@@ -222,19 +222,6 @@ def _compose_with_libyaml(text: str, path: str, parsers: YamlParsers):
         return _FAILED
     finally:
         loader.dispose()
-
-
-def _yaml_problem(exc) -> str:
-    problem = exc.problem or exc.context or "invalid YAML"
-    if "expected a single document" in str(exc.context or ""):
-        return "only one YAML document per file (remove the extra '---')"
-    if "'\\t'" in problem:
-        return problem + "; use spaces for indentation, not tabs"
-    if problem.endswith("but got '?'") and "',' or" in problem:
-        return problem + "; quote text that holds '?' inside { } or [ ]"
-    if "chomping or indentation indicators, but found '#'" in problem:
-        return problem + "; put a space before the comment"
-    return problem
 
 
 # --- the fast path: events -> plain values ---------------------------------------------------------

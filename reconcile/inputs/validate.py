@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from reconcile.core.callsize import MAX_RECORD_BYTES, record_bytes, too_big_message
 from reconcile.core.model import Lead
 from reconcile.errors import InputError, InputErrors, Location
 from reconcile.inputs.cache import Cache
@@ -230,6 +231,11 @@ def _schema_message(error) -> tuple[tuple, str]:
         if not unexpected:
             return path, error.message
         return path + (unexpected[0],), f"unknown field {_shown(unexpected[0])} (allowed: {allowed})"
+    if not path and (isinstance(value, list) or (keyword == "required" and isinstance(value, dict)
+                                                 and not {"leadId", *_KEY_FIELDS}.isdisjoint(value))):
+        shape = "a bare list" if isinstance(value, list) else "a lead by itself"
+        return path, (f"a lead file holds its leads under `leads:`, not {shape}: put `leads:` on the first "
+                      "line and the leads under it as a list, each starting with '- ' (see leads/ for examples)")
     if keyword == "required":
         return path, f"missing required field {error.message.split(' ')[0]}"
     if keyword == "type":
@@ -315,6 +321,11 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
         if foreign_type is not None and foreign_id is None:
             errors.append(InputError(f"leads[{index}].foreignSysType: foreignSysType needs a "
                                      "foreignSysPersonId", locate(("leads", index, "foreignSysType"))))
+            continue
+        size = record_bytes(lead_id, email, foreign_id, attributes)
+        if size > MAX_RECORD_BYTES:
+            path, message = too_big_message(index, size, attributes)
+            errors.append(InputError(f"{json_path(path)}: {message}", Location(lead_file.path, line)))
             continue
         records.append((line, lead_id, email, foreign_id, foreign_type, attributes))
     return records, errors

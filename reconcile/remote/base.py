@@ -87,9 +87,14 @@ class TransportInfo:
     can_lists: bool = False  # manages static list membership
     can_read: bool = False  # reads leads and fields (refresh, import, `reconcile fields`)
     credential_variables: tuple[str, ...] = ()  # all set: the environment holds this transport's credentials
+    # a variable starting with one of these is set: the user is setting this transport up (even misspelt)
+    variable_prefixes: tuple[str, ...] = ()
     # Which records may share a call, known before any transport exists (for plan's call count):
     # `group_of(record, dedup_enabled, foreign_id_field) -> Hashable`; None: any records may.
     group_of: Callable[[LeadRecord, bool, str], Any] | None = None
+    # How plan sizes records as apply will (with no Describe to hand), for a call's `max_call_bytes`:
+    # `plan_sizes(foreign_id_field) -> (size_of, size_bound_of)`; None: calls are cut by count alone.
+    plan_sizes: Callable[[str | None], tuple[Callable[[LeadRecord], int], Callable[[LeadRecord], int]]] | None = None
 
 
 @runtime_checkable

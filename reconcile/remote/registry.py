@@ -63,7 +63,16 @@ def select_api(explicit: str | None, environ: Mapping[str, str], *, emulator: bo
                             for info in reversed(present))
         raise UsageError(f"both {sets} credentials are set; choose one with --api "
                          f"{'|'.join(reversed(names()))} or {ENV_API}")
-    return present[0].name if present else default
+    if present:
+        return present[0].name
+    # no set is complete: advise on the transport the user was setting up (the newest, if several)
+    started = [info for info in _TRANSPORTS if _being_set_up(environ, info.variable_prefixes)]
+    return started[-1].name if started else default
+
+
+def _being_set_up(environ: Mapping[str, str], prefixes: tuple[str, ...]) -> bool:
+    return bool(prefixes) and any(name.startswith(prefixes) and (value or "").strip()
+                                  for name, value in environ.items())
 
 
 def _one_of(choices: tuple[str, ...]) -> str:

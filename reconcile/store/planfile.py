@@ -62,6 +62,7 @@ def save(path: Path, plan: Plan, *, desired, state: State, state_path: Path, lea
 
 def load(path: Path) -> SavedPlan:
     where = Location(str(path))
+    _refuse_lead_files(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("kind") != PLAN_FILE_KIND:
@@ -79,6 +80,17 @@ def load(path: Path) -> SavedPlan:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
             AttributeError) as exc:
         raise InputError(f"cannot read plan file: {exc}", where) from exc
+
+
+def _refuse_lead_files(path: Path) -> None:
+    """`reconcile apply leads/customers.yaml` (or `apply leads/`): lead files where a saved plan goes."""
+    what = ("a directory" if path.is_dir() else "a lead file" if path.suffix.lower() in (".yaml", ".yml")
+            else None)
+    if what is not None:
+        shown = path.as_posix() if path.is_dir() else path.parent.as_posix()
+        raise UsageError(f"{path.as_posix()} is {what}, not a saved plan: apply reads the lead files itself; "
+                         f"run `reconcile apply --leads {shown}` (PLAN_FILE is a plan saved by "
+                         "`reconcile plan --out FILE`)")
 
 
 def _dict_or_none(value) -> dict | None:

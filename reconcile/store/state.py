@@ -156,6 +156,23 @@ def check_instance(state: State, instance: str, path: Path | str) -> State:
     return state
 
 
+def other_instance_warning(path: Path | str, endpoint: str, variable: str) -> str | None:
+    """What `plan` says when the state at `path` is bound to another instance than `endpoint` (read from
+    `variable`): apply would refuse it. None when they agree, or either is unknown."""
+    from reconcile.store.instance import instance_of
+
+    try:
+        data = strict_json(Path(path).read_bytes(), Location(str(path)))
+    except (OSError, StateError):
+        return None
+    bound = data.get("instance") if isinstance(data, dict) else None
+    there = instance_of(endpoint)
+    if not isinstance(bound, str) or not endpoint.strip() or bound == there:
+        return None
+    return (f"this state belongs to Marketo instance {bound!r}, but {variable} is instance {there!r}: apply "
+            "there would refuse it (exit 3); if the leads really moved, run `reconcile state rebind`")
+
+
 def format_on_disk(path: Path | str) -> int | None:
     """The format_version of the state file at `path` (None when there is none or it is unreadable)."""
     try:

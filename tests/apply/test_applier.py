@@ -173,8 +173,8 @@ def test_failed_records_are_reported_not_recorded_and_exit_5(emulator, transport
         run_apply(desired, state_path, transport_for(emulator), batch_size=2)
     error = info.value
     assert isinstance(error, RecordsFailed) and error.exit_status == ExitStatus.PARTIAL_APPLY
-    assert dict(error.failed) == {"email:bad1@example.com": "20105 - Lead Attribute Bad: NoSuchField",
-                                  "email:bad2@example.com": "20105 - Lead Attribute Bad: Bogus"}
+    assert dict(error.failed) == {"email:bad1@example.com (leads/x.yaml:2)": "20105 - Lead Attribute Bad: NoSuchField",
+                                  "email:bad2@example.com (leads/x.yaml:4)": "20105 - Lead Attribute Bad: Bogus"}
     assert any("NoSuchField" in line for line in error.lines())
     assert len(error.report.created) == 3
     state = load_state(state_path)

@@ -470,7 +470,8 @@ def test_least_privilege_permissions_and_no_expressions_in_scripts():
     text = APPLY_WORKFLOW.read_text() + PLAN_WORKFLOW.read_text() + ACTION.read_text()
     assert set(re.findall(r"secrets\.(\w+)", text)) == {"MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID",
                                                        "MARKETO_ENCRYPTION_KEY", "MARKETO_CLIENT_ID",
-                                                       "MARKETO_CLIENT_SECRET", "MARKETO_REST_ENDPOINT"}
+                                                       "MARKETO_CLIENT_SECRET", "MARKETO_REST_ENDPOINT",
+                                                       "MARKETO_IDENTITY_ENDPOINT"}
     assert "secrets." not in PLAN_WORKFLOW.read_text()
 
 

@@ -56,8 +56,8 @@ def test_plan_without_refresh_makes_no_call_and_says_what_it_compared(marketo) -
     emulator.reset_counters()
     result = invoke("plan", "--detailed-exitcode", environ=environ)
     assert result.exit_code == 0, result.stderr
-    assert "No changes. The lead files match the state." in result.stdout
-    assert "Compared against the state, not Marketo" in result.stdout
+    assert "No changes. The lead files match the state; Marketo was not read: --refresh reads it." in result.stdout
+    assert "Marketo matches" not in result.stdout
     assert emulator.calls == []
 
 

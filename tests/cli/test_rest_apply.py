@@ -154,7 +154,7 @@ def test_skipped_record_exits_5_and_stays_pending(tmp_path: Path, emulator) -> N
                                "  - email: real@example.com\n    attributes: {Title: Real}\n")
     result = apply(work, rest_env(emulator))
     assert result.exit_code == 5, result.stderr
-    assert "id:999999: 1004" in result.stderr
+    assert "id:999999 (" in result.stderr and "leads/people.yaml:2): 1004 Lead not found" in result.stderr
     state = load_state(work / "reconcile.state.json")
     assert list(state.leads) == ["email:real@example.com"]
     plan = invoke("plan", "--leads", str(work / "leads"), "--state", str(work / "reconcile.state.json"),

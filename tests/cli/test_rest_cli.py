@@ -70,9 +70,11 @@ def test_plan_counts_one_rest_call_per_lookup_key(workspace: Path) -> None:
 
 def test_foreign_id_leads_without_a_field_exit_64_before_any_call(workspace: Path) -> None:
     add_foreign_id_lead(workspace)
-    result = invoke("apply", "--auto-approve", "--api", "rest", environ=UNREACHABLE)
+    # a live instance's endpoint (not loopback, where the emulator's crmId field is the default)
+    result = invoke("apply", "--auto-approve", "--api", "rest", environ=REST_ENV)
     assert result.exit_code == 64, result.stderr
     assert "--foreign-id-field" in result.stderr and "REST API does not have" in result.stderr
+    assert "1 lead(s) are keyed by foreignSysPersonId (leads/people.yaml:" in result.stderr  # where it is
 
 
 def test_rest_apply_names_missing_rest_variables(workspace: Path) -> None:

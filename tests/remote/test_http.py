@@ -233,9 +233,10 @@ def test_connection_refused_is_one_plain_line_naming_the_setting():
     transport, sleeps = _soap_transport(endpoint)
     with pytest.raises(NotDelivered) as info:
         transport.send(_one_record())
+    # nothing listens on this machine's port: waiting will not start it, so it is tried once
     assert str(info.value) == (f"could not connect to 127.0.0.1:{port} (connection refused); "
-                               "check MARKETO_SOAP_ENDPOINT (gave up after 3 attempts)")
-    assert len(sleeps) == 2
+                               "check MARKETO_SOAP_ENDPOINT (gave up after 1 attempt)")
+    assert len(sleeps) == 0
     assert transport.stats.attempts == 0  # nothing reached a server: no call was made
 
 

@@ -27,11 +27,12 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 from reconcile.errors import ResponseError, TransportError
 from reconcile.remote.base import NotDelivered, OutcomeUnknown, TransportStats, mark_outcome
 from reconcile.remote.codes import Handling
-from reconcile.remote.http.endpoints import host_port, one_line, redact_url
+from reconcile.remote.http.endpoints import host_port, is_loopback, one_line, redact_url
 from reconcile.remote.http.limits import RateLimiter, Stopped, retry_after
 from reconcile.remote.http.retry import Counters, Failure
 
@@ -298,7 +299,7 @@ class HttpClient:
             if before_sending:
                 why = _why_not_connected(exc)
                 return self._not_connected(url, why, "host not found" if why == _DNS else "connection failed",
-                                           max_attempts=2 if why == _DNS else None)
+                                           max_attempts=_attempts_when_not_connected(why, url))
             self.counters.count(attempts=1)
             error = OutcomeUnknown(f"connection to {host_port(url)} lost before an answer ({_why_lost(exc)})")
             return Failure(error, Handling.UNKNOWN, "connection lost")
@@ -393,6 +394,16 @@ def _causes(exc: BaseException) -> list[Any]:
             stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
             stack.extend(arg for arg in item.args if isinstance(arg, BaseException))
     return found
+
+
+def _attempts_when_not_connected(why: str, url: str) -> int | None:
+    """An unknown host is tried twice; a refused connection on this machine (nothing listens there:
+    an emulator not started, a wrong port) once, since waiting will not start it; None: the usual."""
+    if why == _DNS:
+        return 2
+    if why == "connection refused" and is_loopback(urlsplit(url).hostname or ""):
+        return 1
+    return None
 
 
 def _why_not_connected(exc: BaseException) -> str:

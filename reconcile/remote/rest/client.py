@@ -64,7 +64,9 @@ class RestClient:
                                log=logger)
         # Token requests go to the identity service: they neither use a call slot nor count against
         # the REST rate window (a token fetched mid-apply must not push a call into the next window).
-        identity = HttpClient(endpoint_env=ENV_IDENTITY_ENDPOINT, timeout=timeout, session=session,
+        # the identity URL is MARKETO_REST_ENDPOINT's /identity unless MARKETO_IDENTITY_ENDPOINT says otherwise
+        derived = credentials.identity_url == f"{credentials.base_url}/identity"
+        identity = HttpClient(endpoint_env=ENV_REST_ENDPOINT if derived else ENV_IDENTITY_ENDPOINT, timeout=timeout, session=session,
                               rate_limiter=RateLimiter(calls=100, window=20.0), max_concurrency=1,
                               monotonic=monotonic, log=logger)
         self.tokens = TokenSource(credentials, identity, self.redact, retry=self.retry, monotonic=monotonic,

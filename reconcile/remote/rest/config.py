@@ -20,7 +20,14 @@ ENV_CLIENT_ID = "MARKETO_CLIENT_ID"
 ENV_CLIENT_SECRET = "MARKETO_CLIENT_SECRET"
 ENV_FOREIGN_ID_FIELD = "RECONCILE_FOREIGN_ID_FIELD"
 
+# The custom lead field that carries foreign IDs on the built-in emulator (`apply --emulator` and
+# `reconcile emulator` both have it): the default of --foreign-id-field when the REST endpoint is the
+# emulator's, the one instance where the field's meaning is known. A live instance's field is named.
+EMULATOR_FOREIGN_ID_FIELD = "crmId"
+
 REST_VARIABLES = (ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REST_ENDPOINT)
+# SOAP's credentials: set for that API, never a misspelling of one of ours
+OTHER_API_VARIABLES = ("MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID", "MARKETO_ENCRYPTION_KEY")
 REST = "rest"  # its registry name (reconcile/remote/registry.py)
 
 
@@ -32,10 +39,13 @@ def _validate_endpoint(url: str, what: str) -> str:
 
 
 def base_url(endpoint: str) -> str:
-    """The instance's base URL: `MARKETO_REST_ENDPOINT` without a trailing `/` or `/rest`."""
+    """The instance's base URL: `MARKETO_REST_ENDPOINT` without a trailing `/`, `/rest` or `/rest/v1`
+    (the last as copied from an API call's URL)."""
     url = endpoint.strip().rstrip("/")
-    if url.lower().endswith("/rest"):
-        url = url[: -len("/rest")]
+    for suffix in ("/rest/v1", "/rest"):
+        if url.lower().endswith(suffix):
+            url = url[: -len(suffix)]
+            break
     return url.rstrip("/")
 
 
@@ -64,7 +74,8 @@ class RestCredentials:
         if missing:
             raise ConfigError(f"environment variable{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                               f"{'are' if len(missing) > 1 else 'is'} not set; the REST API needs "
-                              f"{', '.join(REST_VARIABLES)} (credentials come only from the environment)")
+                              f"{', '.join(REST_VARIABLES)} (credentials come only from the environment)"
+                              + misspelt_hint(environ, missing))
         base = base_url(values[ENV_REST_ENDPOINT])
         identity = (environ.get(ENV_IDENTITY_ENDPOINT) or "").strip() or f"{base}/identity"
         return cls(base_url=base, identity_url=identity, client_id=values[ENV_CLIENT_ID],
@@ -87,6 +98,21 @@ class RestCredentials:
     __str__ = __repr__
 
 
+def misspelt_hint(environ: Mapping[str, str], missing: list[str]) -> str:
+    """`; MARKETO_REST_URL is set: did you mean MARKETO_REST_ENDPOINT?` for a set variable that looks
+    like a missing one; empty when none does."""
+    import difflib
+
+    known = set(REST_VARIABLES) | set(OTHER_API_VARIABLES) | {ENV_IDENTITY_ENDPOINT}
+    hints = []
+    for name in missing:
+        others = [other for other in environ if other.startswith("MARKETO_") and other not in known]
+        close = difflib.get_close_matches(name, others, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{close[0]} is set: did you mean {name}?")
+    return "; " + "; ".join(hints) if hints else ""
+
+
 def instance_host(url: str) -> str | None:
     """The host of an instance URL, lower-cased: what its describe cache is keyed by. None when the
     URL has no host or cannot be parsed."""
@@ -94,3 +120,18 @@ def instance_host(url: str) -> str | None:
         return (urlsplit(url).hostname or "").lower() or None
     except ValueError:
         return None
+
+
+def foreign_id_field(named: str | None, environ: Mapping[str, str], *, emulator: bool = False) -> str | None:
+    """The custom lead field that carries foreignSysPersonId through REST: `--foreign-id-field`, else
+    RECONCILE_FOREIGN_ID_FIELD, else, on the built-in emulator (in-process, or a loopback
+    MARKETO_REST_ENDPOINT), its `crmId` field. None: none is known, and foreign-ID leads cannot go."""
+    from reconcile.remote.http import is_loopback
+
+    chosen = (named or "").strip() or (environ.get(ENV_FOREIGN_ID_FIELD) or "").strip()
+    if chosen:
+        return chosen
+    host = instance_host(base_url(environ.get(ENV_REST_ENDPOINT) or "")) or ""
+    if emulator or (host and is_loopback(host)):
+        return EMULATOR_FOREIGN_ID_FIELD
+    return None

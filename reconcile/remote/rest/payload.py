@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Mapping, Sequence
 
+from reconcile.core.callsize import ENVELOPE_BYTES, MAX_CALL_BYTES  # noqa: F401 (the transport's limits)
 from reconcile.core.records import LeadRecord
 from reconcile.errors import ConfigError, InputError
 
 MAX_RECORDS = 300
-MAX_CALL_BYTES = 1_000_000  # Marketo answers HTTP 413 above 1 MB
 
 UPDATE_ONLY = "updateOnly"
 CREATE_OR_UPDATE = "createOrUpdate"
@@ -64,6 +64,35 @@ class FieldNames:
         return known
 
 
+class _AsWritten(dict):
+    """A name it does not hold maps to itself."""
+
+    def __missing__(self, name: str) -> str:
+        return name
+
+
+def names_as_written(foreign_id_field: str | None) -> FieldNames:
+    """Lead-file names standing in for the REST names (about as long): how `plan`, which has no
+    Describe answer to hand, sizes the calls apply will make."""
+    names = FieldNames({}, foreign_id_field)
+    names._known = _AsWritten(names.known)
+    return names
+
+
+def size_bound_as_written(record: LeadRecord, names: FieldNames) -> int:
+    """`size_bound_of` for `names_as_written`: each attribute's name counted as written."""
+    try:
+        texts = sum(map(len, filter(None, map(_VALUE, record.attributes))))
+    except TypeError:  # a value that is not text: no shortcut
+        return size_of(record, names)
+    texts += sum(len(name) for name, _ in record.attributes)
+    if record.email is not None:
+        texts += len(record.email) + len("email")
+    if record.foreign_sys_person_id is not None:
+        texts += len(record.foreign_sys_person_id) + names.longest
+    return 2 + 1 + _ID_MEMBER + (len(record.attributes) + 3) * _MEMBER_FRAME + _JSON_BYTES_A_CHAR * texts
+
+
 # Made once, not once a record: planning asks for the group of every lead it sends.
 _BY_ID = Group(UPDATE_ONLY, "id")
 _BY_EMAIL = Group(CREATE_OR_UPDATE, "email")
@@ -87,8 +116,10 @@ def group_of(record: LeadRecord, dedup_enabled: bool, foreign_id_field: str | No
     return _BY_EMAIL
 
 
-def missing_foreign_id_field_message(count: int) -> str:
-    return (f"{count} lead(s) are keyed by foreignSysPersonId, which Marketo's REST API does not have: "
+def missing_foreign_id_field_message(count: int, where: str = "") -> str:
+    """`where`: the leads' files and lines, when known."""
+    return (f"{count} lead(s) are keyed by foreignSysPersonId{f' ({where})' if where else ''}, which Marketo's "
+            "REST API does not have: "
             "name the custom lead field that carries it with --foreign-id-field NAME (or "
             "RECONCILE_FOREIGN_ID_FIELD), or apply them with --api soap")
 
@@ -149,5 +180,3 @@ def size_bound_of(record: LeadRecord, names: FieldNames) -> int:
             + _JSON_BYTES_A_CHAR * (texts + len(record.attributes) * names.longest))
 
 
-# The envelope around the records: `{"action":"createOrUpdate","lookupField":"...","input":[]}`.
-ENVELOPE_BYTES = 256

@@ -7,5 +7,5 @@ SOAP_VARIABLES = ("MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID", "MARKETO_ENCRYPTIO
 TRANSPORT = TransportInfo(
     name="soap", call_name="syncMultipleLeads",
     max_records=300,  # syncMultipleLeads takes at most 300 leadRecords
-    credential_variables=SOAP_VARIABLES)
+    credential_variables=SOAP_VARIABLES, variable_prefixes=("MARKETO_SOAP", "MARKETO_USER_ID", "MARKETO_ENCRYPTION"))
 
