@@ -196,3 +196,14 @@ def _own_user_cache(tmp_path_factory, monkeypatch):
     """Each test its own user cache directory (where reconcile keeps caches outside the repository)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
     monkeypatch.delenv("RECONCILE_CACHE_DIR", raising=False)
+
+
+def make_leads(emu, count: int) -> list[int]:
+    """`count` leads created in the emulator `emu` (lead0@example.com, ...): their Marketo IDs."""
+    with emu.store.transaction() as tx:
+        ids = []
+        for number in range(count):
+            lead = tx.create()
+            tx.set_email(lead, f"lead{number}@example.com")
+            ids.append(lead["id"])
+    return ids

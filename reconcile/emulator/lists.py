@@ -182,19 +182,9 @@ class ListStore:
         line = (json.dumps(change, ensure_ascii=False) + "\n").encode("utf-8")
         log_path = _log_path(path)
         try:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "ab") as log:
-                size = log.tell()
-                try:
-                    log.write(line)
-                    log.flush()
-                    os.fsync(log.fileno())
-                except BaseException:
-                    log.truncate(size)  # a change the call does not answer must not replay later
-                    raise
+            self._log_bytes = lead_store.append_durably(log_path, line)
         except OSError as exc:
             raise ListStoreError(f"cannot write {log_path}: {exc}") from exc
-        self._log_bytes = size + len(line)
 
     def _save(self, path: Path) -> None:
         """The snapshot first, then an empty log: a crash in between replays changes it already holds."""

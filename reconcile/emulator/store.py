@@ -337,17 +337,7 @@ class LeadStore:
         line = (json.dumps(changes, ensure_ascii=False) + "\n").encode("utf-8")
         log_path = _log_path(path)
         try:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "ab") as log:
-                size = log.tell()
-                try:
-                    log.write(line)
-                    log.flush()
-                    os.fsync(log.fileno())
-                except BaseException:
-                    log.truncate(size)  # a write the call does not answer must not replay later
-                    raise
-                self._log_bytes = size + len(line)
+            self._log_bytes = append_durably(log_path, line)
         except OSError as exc:
             raise StoreError(f"cannot write emulator database log {log_path}: {exc}") from exc
         finally:
@@ -481,3 +471,19 @@ def create_database(path: Path, leads: Iterable[dict[str, Any]] = DEMO_LEADS,
     store._next_id = max([first_lead_id, *(i + 1 for i in store._leads)])
     store._save(path)
     return True
+
+
+def append_durably(log_path: Path, line: bytes) -> int:
+    """Append one line to a change log and fsync it; the log's size after. A line that could not be
+    written whole is cut off again: a change the call does not answer must not replay later."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        size = log.tell()
+        try:
+            log.write(line)
+            log.flush()
+            os.fsync(log.fileno())
+        except BaseException:
+            log.truncate(size)
+            raise
+    return size + len(line)

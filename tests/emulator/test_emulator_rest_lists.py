@@ -8,6 +8,7 @@ import requests
 
 from reconcile.emulator import Faults, Reason
 from reconcile.remote.rest import codes
+from conftest import make_leads
 
 
 def token_of(emu) -> str:
@@ -31,16 +32,6 @@ class Rest:
 @pytest.fixture
 def rest(emulator):
     return Rest(emulator)
-
-
-def make_leads(emu, count: int) -> list[int]:
-    with emu.store.transaction() as tx:
-        ids = []
-        for number in range(count):
-            lead = tx.create()
-            tx.set_email(lead, f"lead{number}@example.com")
-            ids.append(lead["id"])
-    return ids
 
 
 def error_code(answer: dict) -> str:

@@ -13,6 +13,7 @@ from reconcile.emulator.soap_lists import build_list_response
 from reconcile.remote.soap import codes
 from reconcile.remote.soap import envelope as soap
 from reconcile.remote.soap.wire import shared_validator
+from conftest import make_leads
 
 
 class Zeep:
@@ -38,16 +39,6 @@ def client(emulator):
     made = Zeep(emulator)
     yield made
     made.session.close()
-
-
-def make_leads(emu, count: int) -> list[int]:
-    with emu.store.transaction() as tx:
-        ids = []
-        for number in range(count):
-            lead = tx.create()
-            tx.set_email(lead, f"lead{number}@example.com")
-            ids.append(lead["id"])
-    return ids
 
 
 def statuses(result) -> tuple[bool, list[tuple[str, bool]]]:

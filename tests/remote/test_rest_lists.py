@@ -13,6 +13,7 @@ from reconcile.remote.membership import LeadOutcome, Outcome, StaticList
 from reconcile.remote.rest.client import RestClient
 from reconcile.remote.rest.config import RestCredentials
 from reconcile.remote.rest.lists import RestLists
+from conftest import make_leads
 
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.05)
 
@@ -21,16 +22,6 @@ def lists_of(emu, **kwargs) -> RestLists:
     credentials = RestCredentials(base_url=emu.rest_endpoint, identity_url=f"{emu.rest_endpoint}/identity",
                                   client_id=emu.config.client_id, client_secret=emu.config.client_secret)
     return RestLists(RestClient(credentials, retry=kwargs.pop("retry", FAST), **kwargs))
-
-
-def make_leads(emu, count: int) -> list[int]:
-    with emu.store.transaction() as tx:
-        ids = []
-        for number in range(count):
-            lead = tx.create()
-            tx.set_email(lead, f"lead{number}@example.com")
-            ids.append(lead["id"])
-    return ids
 
 
 def rest_calls(emu) -> list[str]:

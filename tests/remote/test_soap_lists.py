@@ -20,6 +20,7 @@ from reconcile.remote.soap.lists import (ADD_TO_LIST, REMOVE_FROM_LIST, SoapList
                                          parse_list_response)
 from reconcile.remote.soap.transport import Credentials, SoapTransport
 from reconcile.remote.soap.wire import resource_bytes
+from conftest import make_leads
 
 USER, KEY, STAMP = "user_1", "secret-key", "2026-12-07T18:00:00+00:00"
 
@@ -74,16 +75,6 @@ def test_the_answer_is_read_per_lead_and_a_fault_is_raised():
 def lists_of(emu, **kwargs) -> SoapLists:
     credentials = Credentials(endpoint=emu.endpoint, user_id=emu.user_id, encryption_key=emu.encryption_key)
     return SoapLists(SoapTransport(credentials, retry=RetryPolicy(base_delay=0.01, max_delay=0.05), **kwargs))
-
-
-def make_leads(emu, count: int) -> list[int]:
-    with emu.store.transaction() as tx:
-        ids = []
-        for number in range(count):
-            lead = tx.create()
-            tx.set_email(lead, f"lead{number}@example.com")
-            ids.append(lead["id"])
-    return ids
 
 
 def test_2500_leads_go_on_a_list_in_three_calls(emulator):
