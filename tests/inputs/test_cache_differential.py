@@ -22,6 +22,7 @@ from reconcile.core import render
 from reconcile.inputs import cache, validate
 from reconcile.inputs.fields import save_catalog
 from rest_fake import describe_entries
+from test_plan_fast_paths import lead_file, state_file  # the same small workspace
 
 REST_ENV = {"MARKETO_REST_ENDPOINT": "https://123-ABC-456.mktorest.com/rest", "MARKETO_CLIENT_ID": "id",
             "MARKETO_CLIENT_SECRET": "never-used-secret"}
@@ -29,27 +30,11 @@ RUNS = (("plan",), ("plan", "--format", "json"), ("plan", "--format", "markdown"
         ("plan", "--detailed-exitcode"), ("plan", "--api", "rest"), ("validate",))
 
 
-def lead_file(first: int, count: int, title: str = "CTO") -> str:
-    return "leads:\n" + "".join(f"  - email: lead{i}@example.com\n    attributes:\n      Title: {title}\n"
-                                f"      Company: Company {i % 3}\n" for i in range(first, first + count))
-
-
-def write_state(path: Path, title: str = "CEO") -> None:
-    leads = {f"email:lead{i}@example.com": {
-        "leadId": 100 + i, "email": f"lead{i}@example.com", "foreignSysPersonId": None, "foreignSysType": None,
-        "syncedAt": None, "attributes": {"Title": title if i == 1 else "CTO", "Company": f"Company {i % 3}"}}
-        for i in range(4)}
-    leads["email:gone@example.com"] = {"leadId": 99, "email": "gone@example.com", "foreignSysPersonId": None,
-                                       "foreignSysType": None, "syncedAt": None, "attributes": {}}
-    state = {"format_version": 1, "lineage": "0c1d2e3f-0000-4000-8000-000000000000", "serial": 3, "leads": leads}
-    path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-
-
 def make_workspace(root: Path) -> Path:
     (root / "leads").mkdir(parents=True)
     (root / "leads" / "a.yaml").write_text(lead_file(0, 3))
     (root / "leads" / "b.yaml").write_text(lead_file(3, 3))
-    write_state(root / "reconcile.state.json")
+    state_file(root / "reconcile.state.json")
     return root
 
 
@@ -111,7 +96,7 @@ def edit_lead_file(work: Path, monkeypatch) -> None:
 
 
 def edit_state(work: Path, monkeypatch) -> None:
-    write_state(work / "reconcile.state.json", title="COO")
+    state_file(work / "reconcile.state.json", title="COO")
 
 
 def edit_schema(work: Path, monkeypatch) -> None:
@@ -189,7 +174,7 @@ def apply_edit(work: Path, kind: str, name: str, value: str) -> None:
     elif kind == "rename":
         path.rename(path.with_name("renamed-" + name))
     elif kind == "state":
-        write_state(work / "reconcile.state.json", title=value)
+        state_file(work / "reconcile.state.json", title=value)
     else:
         path.write_text(text + "  - email: not-an-email\n")
 
