@@ -15,8 +15,9 @@ account, through either API. In-process use::
 Layout: `httpd` (the HTTP server and the `Emulator`), `soap_api` and `rest_api` (the faces, each
 mapping the neutral `reasons` to its API's codes), `soap_rules` and `rest_rules` (what a write
 means in each API), `store` (the one database), `fields` (Describe and the SOAP <-> REST names),
-`tokens` (OAuth), `limits`, `faults`, `races` (one key in two calls at once), `calls` (the call
-log), `admin` (drift and merge endpoints), `console` (`reconcile emulator` in the foreground).
+`lists` (static lists and their members, beside the leads), `tokens` (OAuth), `limits`, `faults`,
+`races` (one key in two calls at once), `calls` (the call log), `admin` and `lists_admin` (drift,
+merge and list endpoints), `console` (`reconcile emulator` in the foreground).
 """
 
 from reconcile.emulator.calls import CallRecord
@@ -32,7 +33,8 @@ from reconcile.emulator.console import exposure_problem, export_lines, serve_for
 from reconcile.emulator.faults import Faults
 from reconcile.emulator.httpd import API_VERSION, Emulator
 from reconcile.emulator.reasons import Reason
-from reconcile.emulator.store import DEMO_LEADS, StoreError, create_database
+from reconcile.emulator.lists import DEMO_LISTS, create_database
+from reconcile.emulator.store import DEMO_LEADS, StoreError
 
 __all__ = [
     "API_VERSION",
@@ -43,6 +45,7 @@ __all__ = [
     "DEFAULT_FIELDS",
     "DEFAULT_USER_ID",
     "DEMO_LEADS",
+    "DEMO_LISTS",
     "Emulator",
     "EmulatorConfig",
     "Faults",

@@ -5,11 +5,13 @@ Routes (JSON in and out; not Marketo API calls, so no token, no limits, no injec
   POST   /_emulator/leads/<id>     edit a lead as a person in Marketo's UI would: a JSON object of
                                    field -> value (SOAP or REST field names; null or "" clears;
                                    `Email`/`email` changes the email). Read-only fields -> 400.
-  DELETE /_emulator/leads/<id>     delete a lead
+  DELETE /_emulator/leads/<id>     delete a lead (and take it off every static list)
   POST   /_emulator/merge          {"winner": ID, "loser": ID}: merge two leads as Marketo does.
                                    The winner keeps its id and every value it has; a field it lacks
                                    (and its email or foreign ID, if it has none) takes the loser's
                                    value. The loser disappears: reads by its id find nothing.
+                                   The winner joins every static list the loser was on.
+  /_emulator/lists...              static lists and their members (see `lists_admin`)
 Each is logged in the call log with api "admin" (operation "write", or "read" for the listing).
 """
 
@@ -58,6 +60,8 @@ class AdminFace:
             route, operation = (lambda h: self._delete(int(lead_path.group(1)))), calllog.WRITE
         elif path == MERGE_PATH and method == "POST":
             route, operation = (lambda h: self._merge(_json_body(h))), calllog.WRITE
+        elif (list_route := self._emulator.lists_admin.route(handler)) is not None:
+            route, operation = list_route
         else:
             return False
         emulator = self._emulator
@@ -105,6 +109,7 @@ class AdminFace:
         with self._transaction() as tx:
             _existing(tx, lead_id)
             tx.delete(lead_id)
+        self._emulator.lists.forget_leads([lead_id])
         return {"deleted": lead_id}
 
     def _merge(self, request: Any) -> dict:
@@ -127,7 +132,9 @@ class AdminFace:
             for name, value in loser_attributes.items():
                 if value is not None and winner["attributes"].get(name) is None:
                     tx.set_attribute(winner, name, value)
-            return {"winner": _copy(winner), "merged": loser_id}
+            merged = {"winner": _copy(winner), "merged": loser_id}
+        self._emulator.lists.transfer(loser_id, winner_id)  # Marketo's merged lead keeps both leads' lists
+        return merged
 
     def _transaction(self) -> Any:
         return _Transaction(self._emulator.store)

@@ -13,7 +13,7 @@ from reconcile.emulator.faults import Faults
 from reconcile.emulator.httpd import Emulator
 
 ADMIN_ENDPOINTS = "GET /_emulator/leads, POST /_emulator/leads/<id>, DELETE /_emulator/leads/<id>, " \
-                  "POST /_emulator/merge"
+                  "POST /_emulator/merge, GET|POST /_emulator/lists[/<id>[/leads]]"
 
 
 def is_loopback(host: str) -> bool:

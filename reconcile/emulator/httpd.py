@@ -24,8 +24,12 @@ from reconcile.emulator.config import EmulatorConfig
 from reconcile.emulator.faults import Decision, Faults
 from reconcile.emulator.fields import FieldTable
 from reconcile.emulator.limits import Limits
+from reconcile.emulator.lists import ListStore, lists_path
+from reconcile.emulator.lists_admin import ListsAdmin
 from reconcile.emulator.rest_api import RestFace
+from reconcile.emulator.rest_lists import RestLists
 from reconcile.emulator.soap_api import SoapFace
+from reconcile.emulator.soap_lists import SoapLists
 from reconcile.emulator.store import LeadStore
 from reconcile.emulator.tokens import Tokens
 
@@ -203,7 +207,10 @@ class Emulator:
         self.fields = FieldTable(self.config.fields, self.config.extra_fields)
         self.tokens = Tokens(self.config)
         self.store = self._open_store()
+        self.lists = self._open_lists()
         self.soap, self.rest, self.admin = SoapFace(self), RestFace(self), AdminFace(self)
+        self.lists_admin, self.rest_lists = ListsAdmin(self), RestLists(self, self.rest)
+        self.soap_lists = SoapLists(self)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -218,6 +225,10 @@ class Emulator:
         return LeadStore(fields=self.config.all_fields, first_lead_id=self.config.first_lead_id,
                          path=self.config.db_path, now=self.config.now)
 
+    def _open_lists(self) -> ListStore:
+        db_path = self.config.db_path
+        return ListStore(None if db_path is None else lists_path(db_path), now=self.config.now)
+
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> str:
@@ -228,6 +239,7 @@ class Emulator:
                 return self.endpoint
             if self._started_once and self.config.db_path is not None:
                 self.store = self._open_store()  # a restart reloads the database from disk
+                self.lists = self._open_lists()
             self._stopping.clear()
             server = _Server((self.host, self.port), self)
             host, port = server.server_address[:2]
@@ -267,6 +279,7 @@ class Emulator:
                 thread.join(timeout=10)
             self._server = self._thread = None
             self.store.close()
+            self.lists.close()
             log.info("Marketo emulator stopped")
 
     def __enter__(self) -> "Emulator":

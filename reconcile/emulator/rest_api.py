@@ -6,6 +6,7 @@ Routes (wire format from Marketo's REST documentation, ../shared/marketo-rest-fa
   GET  /rest/v1/leads.json?filterType=&filterValues=&fields=&batchSize=&nextPageToken=
   POST /rest/v1/leads.json?_method=GET     the same read, its parameters as a form body
   GET  /rest/v1/leads/describe.json        the instance's lead fields (`fields`)
+  static lists, their members and Delete Leads: see `rest_lists`
 
 Answers are HTTP 200 with `success` and `result` or `errors`, as Marketo's are, except: a bad client
 on the token endpoint (HTTP 401, OAuth's `{"error", "error_description"}`), a request target over
@@ -108,6 +109,8 @@ class RestFace:
             self._serve(handler, calllog.READ, lambda h, c: self._get_leads(h, c, h.query))
         elif path == DESCRIBE_PATH and method == "GET":
             self._serve(handler, calllog.READ, self._describe)
+        elif (list_call := self._emulator.rest_lists.route(handler)) is not None:  # see rest_lists
+            self._serve(handler, *list_call)
         else:
             self._serve(handler, calllog.READ, self._not_found)
 
@@ -120,7 +123,8 @@ class RestFace:
                           lambda: self._answer_error(handler, call, CallError(REASON_CODES[Reason.INTERNAL_ERROR])))
 
     def _call(self, handler: Any, call: Any, work: Callable[[Any, Any], Any], needs_token: bool) -> None:
-        if handler.command == "POST":
+        # Remove from List and Delete Leads may come as a DELETE with a JSON body
+        if handler.command == "POST" or (handler.command == "DELETE" and handler.headers.get("Content-Length")):
             body, problem = handler.read_body(REST_MAX_BODY_BYTES)
         else:  # a stray body on a GET must not be read as the next request of the connection
             handler.discard_body()

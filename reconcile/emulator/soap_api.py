@@ -1,7 +1,8 @@
 """The emulator's SOAP face: Marketo's mktows endpoint for syncMultipleLeads, and its server-side XML.
 
 Routes
-  POST /soap/mktows/<version>          syncMultipleLeads (SOAP 1.1, document/literal)
+  POST /soap/mktows/<version>          syncMultipleLeads (SOAP 1.1, document/literal), and
+                                       listOperation (its rules in `soap_lists`)
   GET  /soap/mktows/<version>?WSDL     the WSDL, its soap:address pointing at this emulator
 
 Every POST is checked in this order; the first failure answers with a SOAP 1.1 `SOAP-ENV:Fault`
@@ -33,7 +34,7 @@ import functools
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from reconcile.core.records import SYNC_STATUSES, LeadRecord, SyncStatus
 from reconcile.emulator import calls as calllog
@@ -120,13 +121,16 @@ def _rejected(code: str, detail: str) -> RequestRejected:
     return RequestRejected(code, f"{codes.message(code)}: {detail}")
 
 
-def parse_request(body: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> SyncRequest:
-    """Parse and validate a syncMultipleLeads request.
+def parse_request(body: bytes, max_bytes: int = MAX_REQUEST_BYTES,
+                  operations: Mapping[str, Callable[[Any, AuthHeader | None], Any]] | None = None) -> Any:
+    """Parse and validate a syncMultipleLeads request (a SyncRequest), or another operation's whose
+    params element `operations` maps to its parser (given the element and the header).
 
     Raises :class:`RequestRejected` with 20012 for malformed/hostile XML or a non-SOAP document,
-    20019 for an operation other than paramsSyncMultipleLeads, 20017 when the header or the body
+    20019 for an operation other than these, 20017 when the header or the body
     breaks the XSD. A missing AuthenticationHeader gives ``header=None`` (the caller answers 20014).
     """
+    operations = operations or {}
     try:
         root = parse_xml_safely(body, max_bytes)
     except ResponseError as exc:
@@ -136,13 +140,13 @@ def parse_request(body: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> SyncReques
     soap_body = root.find(TAG_BODY)
     if soap_body is None:
         raise _rejected(codes.REQUEST_NOT_UNDERSTOOD, "SOAP envelope without a Body")
-    operations = [child for child in soap_body if isinstance(child.tag, str)]
-    if not operations:
+    body_elements = [child for child in soap_body if isinstance(child.tag, str)]
+    if not body_elements:
         raise _rejected(codes.REQUEST_NOT_UNDERSTOOD, "empty SOAP Body")
-    if len(operations) > 1:
+    if len(body_elements) > 1:
         raise _rejected(codes.REQUEST_NOT_UNDERSTOOD, "more than one element in the SOAP Body")
-    params = operations[0]
-    if params.tag != TAG_PARAMS:
+    params = body_elements[0]
+    if params.tag != TAG_PARAMS and params.tag not in operations:
         tag = params.tag
         name = tag[len(MKTOWS):] if tag.startswith(MKTOWS) else tag_name(params)
         raise _rejected(codes.UNSUPPORTED_OPERATION, one_line(name, 120))
@@ -154,6 +158,8 @@ def parse_request(body: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> SyncReques
         _reject_invalid(auth)
         header = AuthHeader(user_id=auth.findtext("mktowsUserId"), signature=auth.findtext("requestSignature"),
                             timestamp=auth.findtext("requestTimestamp"))
+    if params.tag in operations:
+        return operations[params.tag](params, header)
     _reject_invalid(params)
     records = tuple(_record(element) for element in params.find("leadRecordList").iterchildren("leadRecord"))
     dedup = params.find("dedupEnabled")
@@ -345,8 +351,9 @@ class SoapFace:
             return
         if body is None:  # the client went away
             return
+        other = self._emulator.soap_lists  # listOperation: see soap_lists
         try:
-            request = parse_request(body, max_bytes=config.max_body_bytes)
+            request = parse_request(body, max_bytes=config.max_body_bytes, operations=other.parsers)
         except RequestRejected as exc:
             self._fault(handler, call, exc.code, exc.message or None)
             return
@@ -357,7 +364,11 @@ class SoapFace:
         if not self._fresh(request.header.timestamp):
             self._fault(handler, call, codes.REQUEST_EXPIRED)
             return
-        if len(request.records) > config.max_batch:
+        refusal = None if isinstance(request, SyncRequest) else other.refusal(request)
+        if refusal is not None:
+            self._fault(handler, call, refusal.code, refusal.message)
+            return
+        if isinstance(request, SyncRequest) and len(request.records) > config.max_batch:
             self._fault(handler, call, REASON_CODES[Reason.BAD_PARAMETER],
                         f"{codes.message(codes.BAD_PARAMETER)}: leadRecordList has {len(request.records)} "
                         f"records; at most {config.max_batch} are allowed")
@@ -367,7 +378,10 @@ class SoapFace:
         except Refused as exc:
             self._fault(handler, call, REASON_CODES[exc.reason])
             return
-        self._apply(handler, call, request)
+        if isinstance(request, SyncRequest):
+            self._apply(handler, call, request)
+        else:
+            other.serve(handler, call, request, self._fault)
 
     def _apply(self, handler: Any, call: Any, request: SyncRequest) -> None:
         emulator = self._emulator

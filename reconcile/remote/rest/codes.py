@@ -31,6 +31,7 @@ LEAD_EXISTS = "1005"
 FIELD_NOT_FOUND = "1006"
 MULTIPLE_MATCHES = "1007"
 NO_PARTITION_ACCESS = "1008"
+NOT_IN_LIST = "1015"  # Remove from List: the lead is not on the list (Marketo's record-level codes)
 DUPLICATE_IN_INPUT = "1036"
 
 CODES = table(
@@ -55,6 +56,7 @@ CODES = table(
     Code(FIELD_NOT_FOUND, "Field not found", Handling.RECORD),
     Code(MULTIPLE_MATCHES, "Multiple lead match lookup criteria", Handling.RECORD),
     Code(NO_PARTITION_ACCESS, "Access denied to partition", Handling.RECORD),
+    Code(NOT_IN_LIST, "Lead not in list", Handling.RECORD),
     Code(DUPLICATE_IN_INPUT, "Duplicate object found in input", Handling.RECORD),
 )
 

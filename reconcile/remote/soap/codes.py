@@ -27,6 +27,7 @@ LEAD_ATTRIBUTE_BAD = "20105"
 LEAD_SYNC_FAILED = "20106"
 PARAMETER_REQUIRED = "20109"
 BAD_PARAMETER = "20110"
+LIST_NOT_FOUND = "20111"  # listOperation: the listKey names no list (Marketo's SOAP error codes)
 
 CODES = table(
     Code(INTERNAL_ERROR_SEVERE, "Internal Error", Handling.UNKNOWN),
@@ -48,6 +49,7 @@ CODES = table(
     Code(LEAD_SYNC_FAILED, "Lead Sync Failed", Handling.RECORD),
     Code(PARAMETER_REQUIRED, "Parameter Required", Handling.STOP),
     Code(BAD_PARAMETER, "Bad Parameter", Handling.STOP),
+    Code(LIST_NOT_FOUND, "List Not Found", Handling.STOP),
 )
 
 

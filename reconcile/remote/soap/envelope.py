@@ -126,21 +126,21 @@ def w3c_timestamp(now: datetime | None = None) -> str:
 # Client: request
 
 
-def _leaf(etree, parent, tag: str, text: str | None):
+def leaf(etree, parent, tag: str, text: str | None):
     el = etree.SubElement(parent, tag)
     el.text = text
     el.tail = "\n"
     return el
 
 
-def _container(etree, parent, tag: str, nsmap: dict | None = None):
+def container(etree, parent, tag: str, nsmap: dict | None = None):
     el = etree.SubElement(parent, tag, nsmap=nsmap) if nsmap else etree.SubElement(parent, tag)
     el.text = "\n"
     el.tail = "\n"
     return el
 
 
-def _check_text(value: Any, what: str, *, optional: bool = True) -> str | None:
+def checked_text(value: Any, what: str, *, optional: bool = True) -> str | None:
     if value is None:
         if optional:
             return None
@@ -166,55 +166,55 @@ def build_request(records: Sequence[LeadRecord], *, user_id: str, encryption_key
     key in each record are not checked here (Marketo answers those per record or with a fault).
     """
     etree = _etree()
-    envelope = _signed_envelope(etree, user_id=user_id, encryption_key=encryption_key, timestamp=timestamp)
+    envelope = signed_envelope(etree, user_id=user_id, encryption_key=encryption_key, timestamp=timestamp)
     if not isinstance(dedup_enabled, bool):
         raise EnvelopeInvalid(f"invalid mktows envelope (not sent): dedupEnabled must be a bool, "
                               f"not {dedup_enabled!r}")
-    body = _container(etree, envelope, TAG_BODY)
-    params = _container(etree, body, TAG_PARAMS)
-    record_list = _container(etree, params, "leadRecordList")
+    body = container(etree, envelope, TAG_BODY)
+    params = container(etree, body, TAG_PARAMS)
+    record_list = container(etree, params, "leadRecordList")
     for index, record in enumerate(records):
         where = f"leadRecord[{index + 1}]"
         if not isinstance(record, LeadRecord):
             raise EnvelopeInvalid(f"invalid mktows envelope (not sent): {where} is a "
                                   f"{type(record).__name__}, not a LeadRecord")
-        rec = _container(etree, record_list, "leadRecord")
+        rec = container(etree, record_list, "leadRecord")
         if record.lead_id is not None:
             if isinstance(record.lead_id, bool) or not isinstance(record.lead_id, int):
                 raise EnvelopeInvalid(f"invalid mktows envelope (not sent): {where}/Id must be an int, "
                                       f"not {record.lead_id!r}")
-            _leaf(etree, rec, "Id", str(record.lead_id))
+            leaf(etree, rec, "Id", str(record.lead_id))
         for tag, value in (("Email", record.email), ("ForeignSysPersonId", record.foreign_sys_person_id),
                            ("ForeignSysType", record.foreign_sys_type)):
             if value is not None:
-                _leaf(etree, rec, tag, _check_text(value, f"{where}/{tag}"))
+                leaf(etree, rec, tag, checked_text(value, f"{where}/{tag}"))
         if record.attributes:
-            attr_list = _container(etree, rec, "leadAttributeList")
+            attr_list = container(etree, rec, "leadAttributeList")
             for name, value in record.attributes:
                 what = f"{where} attribute {name!r}"
-                attribute = _container(etree, attr_list, "attribute")
-                _leaf(etree, attribute, "attrName", _check_text(name, f"{what} name", optional=False))
-                _leaf(etree, attribute, "attrValue", _check_text(value, f"{what} value") or None)
-    _leaf(etree, params, "dedupEnabled", "true" if dedup_enabled else "false")
+                attribute = container(etree, attr_list, "attribute")
+                leaf(etree, attribute, "attrName", checked_text(name, f"{what} name", optional=False))
+                leaf(etree, attribute, "attrValue", checked_text(value, f"{what} value") or None)
+    leaf(etree, params, "dedupEnabled", "true" if dedup_enabled else "false")
 
     data = _XML_DECLARATION + etree.tostring(envelope, encoding="UTF-8") + b"\n"
-    _validate_outgoing(data, (TAG_HEADER + "/" + TAG_AUTH, TAG_BODY + "/" + TAG_PARAMS))
+    validate_outgoing(data, (TAG_HEADER + "/" + TAG_AUTH, TAG_BODY + "/" + TAG_PARAMS))
     return data
 
 
-def _signed_envelope(etree, *, user_id: str, encryption_key: str, timestamp: str):
+def signed_envelope(etree, *, user_id: str, encryption_key: str, timestamp: str):
     """The Envelope element with its signed AuthenticationHeader, for the Body to follow."""
-    _check_text(user_id, "mktowsUserId", optional=False)
-    _check_text(timestamp, "requestTimestamp", optional=False)
+    checked_text(user_id, "mktowsUserId", optional=False)
+    checked_text(timestamp, "requestTimestamp", optional=False)
     if not isinstance(encryption_key, str):
         raise EnvelopeInvalid("invalid mktows envelope (not sent): the encryption key must be text")
     envelope = etree.Element(TAG_ENVELOPE, nsmap={"SOAP-ENV": NS_SOAP, "ns1": NS_MKTOWS})
     envelope.text = "\n"
-    header = _container(etree, envelope, TAG_HEADER)
-    auth = _container(etree, header, TAG_AUTH)
-    _leaf(etree, auth, "mktowsUserId", user_id)
-    _leaf(etree, auth, "requestSignature", sign(encryption_key, timestamp, user_id))
-    _leaf(etree, auth, "requestTimestamp", timestamp)
+    header = container(etree, envelope, TAG_HEADER)
+    auth = container(etree, header, TAG_AUTH)
+    leaf(etree, auth, "mktowsUserId", user_id)
+    leaf(etree, auth, "requestSignature", sign(encryption_key, timestamp, user_id))
+    leaf(etree, auth, "requestTimestamp", timestamp)
     return envelope
 
 
@@ -232,14 +232,14 @@ def resign(envelope: bytes, *, user_id: str, encryption_key: str, timestamp: str
     if not envelope.startswith(_XML_DECLARATION) or start < 0 or end < start:  # pragma: no cover - we built it
         raise EnvelopeInvalid("invalid mktows envelope: no SOAP header to sign again")
     signed = _XML_DECLARATION + etree.tostring(
-        _signed_envelope(etree, user_id=user_id, encryption_key=encryption_key, timestamp=timestamp),
+        signed_envelope(etree, user_id=user_id, encryption_key=encryption_key, timestamp=timestamp),
         encoding="UTF-8") + b"\n"
-    _validate_outgoing(signed, (TAG_HEADER + "/" + TAG_AUTH,))
+    validate_outgoing(signed, (TAG_HEADER + "/" + TAG_AUTH,))
     new_start, new_end = signed.find(_HEADER_START), signed.find(_HEADER_END)
     return envelope[:start] + signed[new_start:new_end] + envelope[end:]
 
 
-def _validate_outgoing(data: bytes, paths: Iterable[str]) -> None:
+def validate_outgoing(data: bytes, paths: Iterable[str]) -> None:
     """Validate the very bytes about to be sent: re-read them (our own output, so the stdlib parser
     is safe here, and xmlschema walks its elements faster than lxml's) and check each element at
     ``paths`` against the XSD. Raises EnvelopeInvalid."""
@@ -370,6 +370,13 @@ def parse_response(body: bytes, http_status: int = 200) -> list[SyncStatus]:
     else that is not an XSD-valid ``successSyncMultipleLeads`` under HTTP 2xx — HTML error pages,
     malformed or hostile XML, other elements — raises :class:`ResponseError`.
     """
+    success = success_element(body, http_status, TAG_SUCCESS)
+    return [_status(item) for item in success.find("result").find("syncStatusList").iterchildren("syncStatus")]
+
+
+def success_element(body: bytes, http_status: int, tag: str):
+    """The XSD-valid success element `tag` (e.g. ns1:successSyncMultipleLeads) of a response: a SOAP
+    fault raises :class:`SoapFault`, anything else :class:`ResponseError`."""
     where = f"HTTP {http_status}"
     body = bytes(body)
     if _looks_like_html(body):
@@ -390,16 +397,16 @@ def parse_response(body: bytes, http_status: int = 200) -> list[SyncStatus]:
     for child in children:
         if child.tag == TAG_FAULT:
             raise _fault_from(child, http_status)
-    if len(children) != 1 or children[0].tag != TAG_SUCCESS:
+    name = "ns1:" + tag[len(_MKTOWS):]
+    if len(children) != 1 or children[0].tag != tag:
         got = ", ".join(f"<{_tag_name(c)}>" for c in children[:3]) or "nothing"
-        raise ResponseError(f"{where}: expected ns1:successSyncMultipleLeads in the SOAP Body, got {got}")
+        raise ResponseError(f"{where}: expected {name} in the SOAP Body, got {got}")
     if not 200 <= http_status < 300:
-        raise ResponseError(f"{where}: a successSyncMultipleLeads body with an error status")
-    success = children[0]
-    problem = shared_validator().first_error(success)
+        raise ResponseError(f"{where}: a {name} body with an error status")
+    problem = shared_validator().first_error(children[0])
     if problem is not None:
         raise ResponseError(f"{where}: response does not match the mktows schema: {_one_line(problem, 240)}")
-    return [_status(item) for item in success.find("result").find("syncStatusList").iterchildren("syncStatus")]
+    return children[0]
 
 
 def _status(item) -> SyncStatus:

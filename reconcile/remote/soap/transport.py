@@ -300,13 +300,30 @@ class SoapTransport:
         with self._rng_lock:
             return self._rng.uniform(low, high)
 
-    def _attempt(self, body: bytes, attempt: int, stop: threading.Event | None) -> list[soap.SyncStatus]:
+    def call(self, build: Callable[[str, str, str], bytes], action: str, parse: Callable[[bytes, int], Any], *,
+             stop: threading.Event | None = None, on_retry: Callable[[RetryInfo], None] | None = None) -> Any:
+        """Another mktows operation than syncMultipleLeads, with the same limits, retries and faults:
+        `build(user_id, encryption_key, timestamp)` makes the signed, validated envelope of each
+        attempt (so each has a fresh signature), `parse(content, http_status)` reads the answer. For
+        operations that do nothing more when sent twice (listOperation): resent after any failure."""
+        creds = self.credentials
+
+        def attempt(sent: int) -> Any:
+            body = build(creds.user_id, creds.encryption_key, soap.w3c_timestamp(self._now()))
+            return self._attempt(body, sent, stop, action, parse)
+
+        return http.call_with_retries(attempt, lambda exc: None, policy=self.retry, resend_safe=True, stop=stop,
+                                      on_retry=on_retry, monotonic=self._monotonic, sleep=self._sleep,
+                                      uniform=self._uniform, stats=self.http.counters)
+
+    def _attempt(self, body: bytes, attempt: int, stop: threading.Event | None, action: str = soap.SOAP_ACTION,
+                 parse: Callable[[bytes, int], Any] = soap.parse_response) -> Any:
         """One HTTP exchange. Raises http.Failure (classified) or http.Stopped."""
-        headers = {"Content-Type": soap.CONTENT_TYPE, "SOAPAction": soap.SOAP_ACTION, "Accept": "text/xml"}
+        headers = {"Content-Type": soap.CONTENT_TYPE, "SOAPAction": action, "Accept": "text/xml"}
         answer = self.http.exchange("POST", self.credentials.endpoint, body=body, headers=headers,
                                     attempt=attempt, stop=stop, show=soap.redact)
         try:
-            return soap.parse_response(answer.content, answer.status)
+            return parse(answer.content, answer.status)
         except SoapFault as fault:
             raise self._classify_fault(fault) from None
         except ResponseError as exc:

@@ -18,7 +18,7 @@ NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SOAP = "{%s}" % NS_SOAP
 MKTOWS = "{%s}" % NS_MKTOWS
 
-# The elements of a syncMultipleLeads exchange, by their qualified names.
+# The elements of a syncMultipleLeads (and a listOperation) exchange, by their qualified names.
 TAG_ENVELOPE = SOAP + "Envelope"
 TAG_HEADER = SOAP + "Header"
 TAG_BODY = SOAP + "Body"
@@ -27,6 +27,8 @@ TAG_AUTH = MKTOWS + "AuthenticationHeader"
 TAG_PARAMS = MKTOWS + "paramsSyncMultipleLeads"
 TAG_SUCCESS = MKTOWS + "successSyncMultipleLeads"
 TAG_SERVICE_EXCEPTION = MKTOWS + "serviceException"
+TAG_LIST_PARAMS = MKTOWS + "paramsListOperation"
+TAG_LIST_SUCCESS = MKTOWS + "successListOperation"
 
 # Characters XML 1.0 can carry (Char production); anything else cannot be sent at all.
 XML_INCOMPATIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
