@@ -38,7 +38,8 @@ def test_plan_of_examples_against_empty_state(workspace: Path) -> None:
     result = invoke("plan", "--detailed-exitcode")
     assert result.exit_code == 2
     assert result.stdout.rstrip().endswith(
-        "Plan: 5 to create, 1 to adopt, 0 to update, 0 orphaned, 0 unchanged; 1 syncMultipleLeads call.")
+        "Plan: 5 to create, 1 to adopt, 0 to update, 0 orphaned, 0 unchanged; 1 list addition, 0 removals; "
+        "1 syncMultipleLeads call.")
     assert not (workspace / "reconcile.state.json").exists(), "plan never creates the state"
 
 
@@ -51,10 +52,11 @@ def test_plan_colour_only_on_a_tty_and_never_with_no_color(workspace: Path) -> N
 def test_plan_json_and_markdown(workspace: Path) -> None:
     data = json.loads(invoke("plan", "--format", "json").stdout)
     assert data["format_version"] == 1
-    assert data["summary"] == {"create": 5, "update": 0, "unchanged": 0, "orphaned": 0, "adopt": 1}
+    assert data["summary"] == {"create": 5, "update": 0, "unchanged": 0, "orphaned": 0, "adopt": 1,
+                               "list_additions": 1, "list_removals": 0}
     assert len(data["actions"]) == 6 and data["calls"] == 1
     markdown = invoke("plan", "--format", "markdown").stdout
-    assert "| Create | Adopt | Update |" in markdown and "| 5 | 1 | 0 | 0 | 0 | 1 |" in markdown
+    assert "| Create | Adopt | Update |" in markdown and "| 5 | 1 | 0 | 0 | 0 | +1 / -0 | 1 |" in markdown
     assert "<details><summary>5 to create</summary>" in markdown
     assert "<details><summary>1 to adopt</summary>" in markdown
 

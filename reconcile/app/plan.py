@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile.app.inputs import _load_inputs, _rest_instance
+from reconcile.app.lists import check_list_names
 from reconcile.app.operation import Operation
 from reconcile.app.refresh import _read_credentials, _refresh
 from reconcile.app.rendering import _calls, _render
@@ -80,6 +81,7 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
                 session.show(rendered)
             return PlanResult(has_changes)
     desired, current = _load_inputs(leads, state, op.max_file_bytes, session.environ)
+    check_list_names(session, desired.leads, state)
     current, recovery, state_hash = _preview_recovery(state, current)
     check_declared_once(desired.leads, current)
     drift = None

@@ -23,6 +23,7 @@ from reconcile.apply.answers import AnswerChecker
 from reconcile.apply.batches import Batch
 from reconcile.apply.events import ApplyEvent, ApplyStarted, ApplyWarning, BatchAnswered, BatchFailed
 from reconcile.apply.ledger import Ledger, recover
+from reconcile.apply.memberships import LISTED, Memberships, pending_calls, run_list_calls
 from reconcile.apply.options import ApplyOptions
 from reconcile.apply.report import ApplyReport, Tally, final_error, one_line
 from reconcile.apply.schedule import PlannedCalls, Scheduler
@@ -30,7 +31,7 @@ from reconcile.apply.unknowns import UnknownOutcomes, unique, unknown_message
 from reconcile.core.clock import iso_utc, utc_now
 from reconcile.core.gcpause import collect_and_freeze, gc_frozen
 from reconcile.core.model import CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
-from reconcile.core.planner import is_adoption, recorded_lead
+from reconcile.core.planner import is_adoption, recorded_lead, recorded_lists
 from reconcile.core.records import CREATED
 from reconcile.errors import ReconcileError, RemoteError, ResponseError, StalePlanError
 from reconcile.remote.base import mark_outcome, not_delivered, outcome_unknown
@@ -54,8 +55,9 @@ class _Apply:
     def __init__(self, plan: Plan, state: State, state_path: Path, transport: Any, options: ApplyOptions,
                  clock: Callable[[], datetime], monotonic: Callable[[], float],
                  on_event: Callable[[ApplyEvent], None] | None, stop: threading.Event | None,
-                 calls: PlannedCalls | None = None):
+                 calls: PlannedCalls | None = None, memberships: Memberships | None = None):
         self.plan, self.state, self.state_path = plan, state, state_path
+        self.memberships = memberships
         self.calls = calls
         self.transport, self.options, self.clock, self.monotonic = transport, options, clock, monotonic
         self._on_event = on_event
@@ -126,8 +128,10 @@ class _Apply:
             if action.kind == UPDATE and not action.sends_record:
                 previous = self.state.leads.get(action.state_key or action.identity)
                 synced_at = previous.synced_at if previous is not None and previous.synced_at else synced_now
-                self.ledger.record(index, action, recorded_lead(action, None, synced_at))
-                self.tally.state_only.append(action.identity)
+                self.ledger.record(index, action, recorded_lead(action, None, synced_at,
+                                                                recorded_lists(action, self.state.leads)))
+                if not action.list_changes:  # those are counted as list calls
+                    self.tally.state_only.append(action.identity)
             elif action.kind == ORPHANED and self.options.forget_orphans:
                 self.ledger.forget(action.identity)
                 self.tally.forgotten.append(action.identity)
@@ -153,10 +157,14 @@ class _Apply:
                                concurrency=options.concurrency))
         with gc_frozen():  # the final write too: the first full collection after the send walks everything
             try:
-                if batches:
+                lists = self.memberships is not None and self.plan.has_list_changes
+                if batches or lists:
                     self.ledger.open(dedup_enabled=options.dedup_enabled, started=self.started_at,
                                      carried=self.unknowns.carried)
+                if batches:
                     self.send(batches, calls.building)
+                if lists and self.scheduler.first_error is None and not self.scheduler.interrupted:
+                    self.send_list_calls()
             finally:
                 self.ledger.write()
                 self.ledger.settle(self.unknowns.to_keep(), dedup_enabled=options.dedup_enabled,
@@ -170,6 +178,30 @@ class _Apply:
         for batch in sent.not_sent:
             self.tally.not_sent.extend(a.identity for a in batch.actions)
 
+    def send_list_calls(self) -> None:
+        """Static list membership, once the leads' records (and so their IDs) are recorded."""
+        assert self.memberships is not None
+        records = self.ledger.leads()
+        groups = pending_calls(self.plan.actions, records, self.memberships)
+        if not groups:
+            return
+
+        def confirmed(number: int, accepted) -> None:
+            self.ledger.listed(number, [ResultEntry(identity=m.action.identity, state_key=m.action.state_key,
+                                                    status=LISTED, lead_id=m.lead_id, error=None, lead=lead)
+                                        for m, lead in accepted])
+            for member, lead in accepted:
+                self.ledger.record(member.index, member.action, lead)
+
+        try:
+            outcome = run_list_calls(groups, self.memberships, records, confirmed, self.tick)
+        except ReconcileError as exc:  # the calls confirmed before it are journaled and recorded
+            self.scheduler.fail(exc)
+            return
+        self.tally.failed.extend(outcome.failed)
+        self.tally.list_calls, self.tally.list_added, self.tally.list_removed = \
+            outcome.calls, outcome.added, outcome.removed
+
     # -- answers ------------------------------------------------------------------------------------
 
     def record_answer(self, batch: Batch, statuses: Sequence[Any]) -> None:
@@ -182,7 +214,7 @@ class _Apply:
         results, recorded = [], []
         line_of = self.ledger.lines_for(batch, synced_at)
         for item in checked.accepted:
-            lead = recorded_lead(item.action, item.lead_id, synced_at)
+            lead = recorded_lead(item.action, item.lead_id, synced_at, recorded_lists(item.action, self.state.leads))
             recorded.append((item, lead))
             identity = item.action.identity
             results.append(ResultEntry(identity=identity, state_key=item.action.state_key, status=item.status,
@@ -231,7 +263,7 @@ class _Apply:
     def finish(self, t0: float) -> ApplyReport:
         stats = getattr(self.transport, "stats", None)
         if stats is not None:
-            calls = getattr(stats, "attempts", 0) - self._stats_start[0]
+            calls = getattr(stats, "attempts", 0) - self._stats_start[0] - self.tally.list_calls
             retries = getattr(stats, "retries", 0) - self._stats_start[1]
         else:
             calls, retries = self._handled, 0
@@ -249,7 +281,8 @@ class _Apply:
             not_sent=tuple(tally.not_sent), calls=calls, batches=tally.batches, retries=retries,
             elapsed=self.monotonic() - t0, state_serial=self.ledger.current.serial,
             state_written=self.ledger.written, warnings=tuple(tally.warnings), recovered=self.recovered,
-            call_name=getattr(self.transport, "call_name", None) or "syncMultipleLeads")
+            call_name=getattr(self.transport, "call_name", None) or "syncMultipleLeads",
+            list_added=tally.list_added, list_removed=tally.list_removed, list_calls=tally.list_calls)
         error = final_error(report, interrupted=scheduler.interrupted, first_error=scheduler.first_error,
                             dedup_enabled=self.options.dedup_enabled, unknown=self.unknowns.new)
         if error is not None:
@@ -267,7 +300,8 @@ def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any,
                forget_orphans: bool = False, options: ApplyOptions | None = None,
                clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic,
                on_event: Callable[[ApplyEvent], None] | None = None,
-               stop: threading.Event | None = None, calls: PlannedCalls | None = None) -> ApplyReport:
+               stop: threading.Event | None = None, calls: PlannedCalls | None = None,
+               memberships: Memberships | None = None) -> ApplyReport:
     """Apply `plan` (made from `state`, the state at `state_path`) through `transport`.
 
     Hold the state lock around planning and applying, and call :func:`recover_state` before planning.
@@ -287,4 +321,4 @@ def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any,
     if calls is not None and calls.options != options:
         raise ValueError("the planned calls were made with other options than this apply's")
     return _Apply(plan, state, Path(state_path), transport, options, clock, monotonic, on_event, stop,
-                  calls).run()
+                  calls, memberships).run()

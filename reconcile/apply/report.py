@@ -33,6 +33,9 @@ class ApplyReport:
     adopted: tuple[str, ...] = ()  # existing leads taken under management by their declared leadId
     refused: tuple[tuple[str, str], ...] = ()  # (identity, why) answered but not recorded: conflicting IDs
     call_name: str = "syncMultipleLeads"
+    list_added: int = 0  # memberships Marketo confirmed
+    list_removed: int = 0
+    list_calls: int = 0  # Add to / Remove from List (or listOperation) calls answered
 
     @property
     def applied(self) -> int:
@@ -55,6 +58,9 @@ class ApplyReport:
             text += f", {len(self.state_only)} recorded without a call"
         if self.forgotten:
             text += f", {len(self.forgotten)} orphan(s) forgotten"
+        if self.list_calls:
+            text += (f"; {self.list_added} list addition(s), {self.list_removed} removal(s) "
+                     f"in {self.list_calls} list call(s)")
         return text + f"; {self.calls} {self.call_name} call(s) in {self.elapsed:.1f} s."
 
 
@@ -91,6 +97,9 @@ class Tally:
     not_sent: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     batches: int = 0
+    list_calls: int = 0
+    list_added: int = 0
+    list_removed: int = 0
 
     def take_back(self, identity: str, why: str) -> None:
         """An answer recorded earlier turned out to conflict with a later one."""

@@ -13,7 +13,7 @@ from operator import attrgetter, itemgetter
 from typing import Iterable, Mapping, Sequence
 
 from reconcile.core.model import (CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
-                             KeyChange, Lead, Plan, State, StateLead)
+                             KeyChange, Lead, ListChange, Plan, State, StateLead, list_changes)
 from reconcile.errors import UsageError
 
 _MISSING = object()
@@ -149,7 +149,8 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
         if key is None:
             creates.append(Action(kind=CREATE, identity=identity, state_key=None, lead=lead,
                                   known_lead_id=lead.lead_id,
-                                  attribute_changes=_changes_of_a_create(lead.attributes, *created)))
+                                  attribute_changes=_changes_of_a_create(lead.attributes, *created),
+                                  list_changes=list_changes(lead.lists, {}) if lead.lists else ()))
             continue
         recorded = state_leads[key]
         attributes, recorded_attributes = lead.attributes, recorded.attributes
@@ -163,13 +164,16 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
             key_changes: tuple[KeyChange, ...] = ()  # the common case, without the call
         else:
             key_changes = _key_changes(lead, recorded)
-        if not (attribute_changes or key_changes or unmanaged or key != identity):
+        memberships: tuple[ListChange, ...] = list_changes(lead.lists, recorded.lists) \
+            if lead.lists or recorded.lists else ()
+        if not (attribute_changes or key_changes or unmanaged or memberships or key != identity):
             unchanged.append(identity)
             continue
         updates.append(
             Action(kind=UPDATE, identity=identity, state_key=key, lead=lead,
                    known_lead_id=recorded.lead_id if recorded.lead_id is not None else lead.lead_id,
-                   attribute_changes=attribute_changes, key_changes=key_changes, unmanaged=unmanaged))
+                   attribute_changes=attribute_changes, key_changes=key_changes, unmanaged=unmanaged,
+                   list_changes=memberships))
     claimed = set(matched.values())
     orphans = [Action(kind=ORPHANED, identity=key, state_key=key, lead=None, known_lead_id=state_leads[key].lead_id)
                for key in sorted(set(state_leads) - claimed)]
@@ -262,14 +266,36 @@ def summary_counts(plan: Plan) -> dict[str, int]:
     return counts
 
 
-def recorded_lead(action: Action, lead_id: int | None, synced_at: str) -> StateLead:
-    """The state record for a lead after Marketo accepted its record (CREATED or UPDATED)."""
+def recorded_lead(action: Action, lead_id: int | None, synced_at: str,
+                  lists: Mapping[str, int] | None = None) -> StateLead:
+    """The state record for a lead after Marketo accepted its record (CREATED or UPDATED). `lists`: the
+    memberships recorded so far (the list calls that change them come after, each recorded apart)."""
     lead = action.lead
     assert lead is not None, "only declared leads are applied"
     return StateLead(lead_id=lead_id if lead_id is not None else action.known_lead_id,
                      email=lead.email, foreign_sys_person_id=lead.foreign_sys_person_id,
                      foreign_sys_type=lead.effective_foreign_sys_type, attributes=dict(lead.attributes),
-                     synced_at=synced_at)
+                     synced_at=synced_at, lists=dict(lists) if lists else {})
+
+
+def recorded_lists(action: Action, leads: Mapping[str, StateLead]) -> Mapping[str, int]:
+    """The memberships the state records for the lead of `action` before it is applied."""
+    if action.state_key is None:
+        return {}
+    recorded = leads.get(action.state_key)
+    return recorded.lists if recorded is not None else {}
+
+
+def with_memberships(lead: StateLead, changes: Iterable[ListChange]) -> StateLead:
+    """`lead` once Marketo confirmed `changes` (each addition's `list_id` resolved)."""
+    lists = dict(lead.lists)
+    for change in changes:
+        if change.add:
+            assert change.list_id is not None, "an addition is recorded with the list's ID"
+            lists[change.ref] = change.list_id
+        else:
+            lists.pop(change.ref, None)
+    return replace(lead, lists=dict(sorted(lists.items())))
 
 
 def record_outcomes(leads: Mapping[str, StateLead], outcomes: Iterable[tuple[Action, StateLead]]

@@ -12,6 +12,7 @@ from typing import Any
 from reconcile.core.drift import Drift, LeadDrift
 from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
 from reconcile.core.planner import ADOPT, is_adoption, summary_counts
+from reconcile.core import render_lists
 from reconcile.core.safetext import OLD_COMMAND as _OLD_COMMAND, json_text, visible
 
 PLAN_FORMAT_VERSION = 1
@@ -53,8 +54,10 @@ def summary_line(plan: Plan, calls: Calls = Calls()) -> str:
     s = summary_counts(plan)
     count = calls.of(plan)
     adopt = f"{s[ADOPT]} to adopt, " if s[ADOPT] else ""  # adoptions update a lead that exists already
+    lists = render_lists.counts_phrase(plan)
+    lists = f"{lists}; " if lists else ""
     return (f"Plan: {s[CREATE]} to create, {adopt}{s[UPDATE]} to update, {s[ORPHANED]} orphaned, "
-            f"{s[UNCHANGED]} unchanged; {count} {calls.name} call{'' if count == 1 else 's'}.")
+            f"{s[UNCHANGED]} unchanged; {lists}{count} {calls.name} call{'' if count == 1 else 's'}.")
 
 
 def _is_new_email_lead(action: Action) -> bool:
@@ -97,7 +100,9 @@ def _action_lines(action: Action, paint, email_hint: bool = False,
             lines.append(paint(_YELLOW, f"    ~ {name.ljust(width)} = {before} → {_quote(new)}"))
         for name in unmanaged:
             lines.append(paint(_DIM, f"    - {name.ljust(width)}   (no longer managed: left as is in Marketo)"))
-        if not action.sends_record:
+        lines += [paint(_GREEN if change.add else _RED, line)
+                  for change, line in zip(action.list_changes, render_lists.list_lines(action, _quote))]
+        if not action.sends_record and not action.list_changes:
             lines.append(paint(_DIM, "      (recorded in the state only: nothing to send to Marketo)"))
         lines.append("  }")
     elif action.kind == ORPHANED:
@@ -213,6 +218,8 @@ def _create_blocks(actions, paint, memo: dict, indent: str, prefix: str) -> list
             keys.append(_quote(email))
         append(templates_of_layout[0] % (visible(identity), where, _quote(identity), *keys,
                                          *map(quote_value, values)))
+    for index in [i for i, action in enumerate(actions) if action.list_changes]:
+        blocks[index] = render_lists.with_list_lines(blocks[index], actions[index], _quote, paint, _GREEN, _RED)
     return blocks
 
 
@@ -341,16 +348,18 @@ def _compact_line(action: Action) -> str:
     if action.kind == CREATE:
         count = len(action.attribute_changes)
         adopt = f"adopt leadId {action.lead.lead_id}, " if action.lead.lead_id is not None else ""
+        lists = ", ".join(render_lists.compact_parts(action, _quote))
         return (f"+ {identity} ({visible(action.lead.location)}) {adopt}{count} "
-                f"attribute{'' if count == 1 else 's'}")
+                f"attribute{'' if count == 1 else 's'}{', ' + lists if lists else ''}")
     if action.kind == UPDATE:
         parts = [f"{k.name}: {_quote(k.old)} → {_quote(k.new)}" for k in action.key_changes]
         parts += [f"{visible(c.name)}: {_quote(c.old) if c.was_set else '(unset)'} → {_quote(c.new)}"
                   for c in action.attribute_changes]
         parts += [f"{visible(name)}: no longer managed" for name in action.unmanaged]
+        parts += render_lists.compact_parts(action, _quote)
         if action.state_key not in (None, action.identity):
             parts.append(f"state key {visible(action.state_key)} → {identity}")
-        if not action.sends_record:
+        if not action.sends_record and not action.list_changes:
             parts.append("state only")
         return f"~ {identity} " + ", ".join(parts)
     lead_id = f" (leadId {action.known_lead_id})" if action.known_lead_id is not None else ""
@@ -375,6 +384,8 @@ def action_to_json(action: Action, drifted: set[tuple[str, str]] | None = None) 
             change["changed_in_marketo"] = (key, change["name"]) in drifted
     data["key_changes"] = [{"name": k.name, "old": k.old, "new": k.new} for k in action.key_changes]
     data["unmanaged"] = list(action.unmanaged)
+    if action.list_changes:
+        data["list_changes"] = [render_lists.change_to_json(change) for change in action.list_changes]
     return data
 
 
@@ -382,7 +393,8 @@ def plan_to_json(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None)
     """The versioned JSON form. Unchanged leads are counted in `summary` but not listed. With `drift`
     (a refreshed plan), a `drift` object, and `changed_in_marketo` on each attribute change."""
     drifted = drift.changed_in_marketo() if drift is not None else None
-    data = {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan), "calls": calls.of(plan),
+    data = {"format_version": PLAN_FORMAT_VERSION,
+            "summary": {**summary_counts(plan), **render_lists.summary_counts(plan)}, "calls": calls.of(plan),
             "records_to_send": plan.records_to_send, "batch_size": plan.batch_size,
             "actions": [action_to_json(a, drifted) for a in plan.actions if a.kind != UNCHANGED]}
     if plan.targets:
@@ -423,10 +435,12 @@ def render_markdown(plan: Plan, calls: Calls = Calls(), drift: Drift | None = No
                     against_state: bool = False) -> str:
     s = summary_counts(plan)
     adopt_head, adopt_rule, adopt_cell = ("Adopt | ", "---:|", f"{s[ADOPT]} | ") if s[ADOPT] else ("", "", "")
+    lists_head, lists_rule, lists_cell = render_lists.markdown_cells(plan)
     out = ["### reconcile plan", "",
-           f"| Create | {adopt_head}Update | Orphaned | Unchanged | {calls.name} calls |",
-           f"|---:|{adopt_rule}---:|---:|---:|---:|",
-           f"| {s[CREATE]} | {adopt_cell}{s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {calls.of(plan)} |", ""]
+           f"| Create | {adopt_head}Update | Orphaned | Unchanged | {lists_head}{calls.name} calls |",
+           f"|---:|{adopt_rule}---:|---:|---:|{lists_rule}---:|",
+           f"| {s[CREATE]} | {adopt_cell}{s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {lists_cell}{calls.of(plan)} |",
+           ""]
     if drift is not None:
         out += drift_markdown(drift)
     if not plan.has_changes and not s[ORPHANED]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from reconcile.core import model
-from reconcile.core.model import CREATE, ORPHANED, UPDATE, Action, AttributeChange, KeyChange, Lead, \
+from reconcile.core.model import CREATE, ORPHANED, UPDATE, Action, AttributeChange, KeyChange, Lead, ListChange, \
     Plan, State, StateLead
 from reconcile.errors import InputErrors, Location, ReconcileError
 from reconcile.inputs import cache as cache_module
@@ -116,20 +116,23 @@ def _action_row(action: Action) -> tuple:
     assert lead is not None
     return (action.kind, action.identity, action.state_key, action.known_lead_id,
             (lead.location.line, lead.lead_id, lead.email, lead.foreign_sys_person_id, lead.foreign_sys_type,
-             dict(lead.attributes)),
+             dict(lead.attributes), lead.lists),
             tuple((c.name, c.old, c.new, c.was_set) for c in action.attribute_changes),
-            tuple((k.name, k.old, k.new) for k in action.key_changes), action.unmanaged)
+            tuple((k.name, k.old, k.new) for k in action.key_changes), action.unmanaged,
+            tuple((c.ref, c.add, c.list_id) for c in action.list_changes))
 
 
 def _action_from(name: str, row: tuple) -> Action:
-    kind, identity, state_key, known_lead_id, lead, attribute_changes, key_changes, unmanaged = row
-    line, lead_id, email, foreign_id, foreign_type, attributes = lead
+    kind, identity, state_key, known_lead_id, lead, attribute_changes, key_changes, unmanaged, memberships = row
+    line, lead_id, email, foreign_id, foreign_type, attributes, lists = lead
     return Action(kind=kind, identity=identity, state_key=state_key,
                   lead=Lead(location=Location(name, line), lead_id=lead_id, email=email,
-                            foreign_sys_person_id=foreign_id, foreign_sys_type=foreign_type, attributes=attributes),
+                            foreign_sys_person_id=foreign_id, foreign_sys_type=foreign_type, attributes=attributes,
+                            lists=lists),
                   known_lead_id=known_lead_id,
                   attribute_changes=tuple(AttributeChange(*change) for change in attribute_changes),
-                  key_changes=tuple(KeyChange(*change) for change in key_changes), unmanaged=unmanaged)
+                  key_changes=tuple(KeyChange(*change) for change in key_changes), unmanaged=unmanaged,
+                  list_changes=tuple(ListChange(*change) for change in memberships))
 
 
 def plan_file(leads: Sequence[Lead], lookup: statelookup.StateLookup) -> Piece | None:
@@ -226,6 +229,8 @@ def plan_from_pieces(leads_dir: Path, state_path: Path, cache_dir: Path, max_fil
                 if errors or read_digest != file_digest:
                     return None
                 leads = validate.leads_from_records(name, records)
+                if any(lead.lists for lead in leads):
+                    return None  # its list names are resolved against the instance by the full plan
                 if catalog is _UNREAD:
                     catalog = _catalog(state_path, instance)
                 if catalog is _UNREADABLE or not _fields_allow(leads, catalog):

@@ -34,16 +34,20 @@ KEEP_LOOKUPS = 2  # the state before the last apply and after it
 
 
 def digest_of(email: str | None, foreign_id: str | None, foreign_type: str | None,
-              attributes: Mapping[str, str | None]) -> bytes:
+              attributes: Mapping[str, str | None], lists: Iterable[str] = ()) -> bytes:
     """What a record says that a plan compares with a declaration, as 16 bytes. marshal's version 2
-    writes each value with its type and length and shares nothing, so equal bytes mean equal values."""
-    return hashlib.blake2b(marshal.dumps((email, foreign_id, foreign_type, sorted(attributes.items())), 2),
-                           digest_size=16).digest()
+    writes each value with its type and length and shares nothing, so equal bytes mean equal values.
+    `lists`: the static lists (as named in the lead files) the record is on, or the lead must be."""
+    said = (email, foreign_id, foreign_type, sorted(attributes.items()))
+    if lists:
+        said = (*said, sorted(set(lists)))
+    return hashlib.blake2b(marshal.dumps(said, 2), digest_size=16).digest()
 
 
 def lead_digest(lead: Lead) -> bytes:
     """The digest a record has when it says exactly what `lead` declares."""
-    return digest_of(lead.email, lead.foreign_sys_person_id, lead.effective_foreign_sys_type, lead.attributes)
+    return digest_of(lead.email, lead.foreign_sys_person_id, lead.effective_foreign_sys_type, lead.attributes,
+                     lead.lists)
 
 
 def other_keys(lead: Lead | StateLead, foreign_type: str | None) -> list[str]:
@@ -178,7 +182,8 @@ def write(directory: Path, state_digest: bytes, fingerprint: bytes, state: State
     known: dict[str, bytes] = {}
     others: set[str] = set()
     for state_key, record in leads.items():
-        digest = digest_of(record.email, record.foreign_sys_person_id, record.foreign_sys_type, record.attributes)
+        digest = digest_of(record.email, record.foreign_sys_person_id, record.foreign_sys_type, record.attributes,
+                           record.lists)
         known[state_key] = digest if record.lead_id is None else digest + b"%d" % record.lead_id
         others.update(other_keys(record, record.foreign_sys_type))
         keys_of[_bucket_of(state_key, count)].append(state_key)
@@ -216,7 +221,7 @@ def _parts(others: frozenset[str], keys_of: list[list[str]], leads: Mapping[str,
     yield others
     for bucket_keys in keys_of:
         yield tuple((state_key, record.lead_id, record.email, record.foreign_sys_person_id, record.foreign_sys_type,
-                     record.attributes, record.synced_at)
+                     record.attributes, record.synced_at, dict(record.lists))
                     for state_key, record in zip(bucket_keys, map(leads.__getitem__, bucket_keys)))
 
 

@@ -37,6 +37,7 @@ _SHOWN_CHARS = 60
 _RESERVED_ATTRIBUTES = {"Email": "email", "Id": "leadId", "ForeignSysPersonId": "foreignSysPersonId",
                         "ForeignSysType": "foreignSysType"}
 _RESERVED_NAMES = frozenset(_RESERVED_ATTRIBUTES)
+_LIST_ID = re.compile(r"id:[1-9][0-9]{0,9}")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def _validator():
 # bounds, and is stricter where that is simpler (exact types). It was written for one version of the
 # schema, pinned by its hash: a different schema turns it off (every file goes through jsonschema) until
 # it is reviewed.
-FAST_CHECK_SCHEMA_SHA256 = "d961104b52ab27aa3a74922c9c97037493f47bd40361857440a651fc39429ab9"
+FAST_CHECK_SCHEMA_SHA256 = "113d3cedb76fa97ce14763e74c6b7931a3893f2853e5434a01d1e1380ad0ef67"
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class FastRules:
     foreign_id_min: int
     foreign_id_max: int
     name_min: int
+    list_name_max: int
 
 
 @lru_cache(maxsize=1)
@@ -104,7 +106,8 @@ def _fast_rules() -> FastRules | None:
                      min_id=lead["leadId"]["minimum"], max_id=lead["leadId"]["maximum"],
                      email_max=lead["email"]["maxLength"],
                      foreign_id_min=lead["foreignSysPersonId"]["minLength"],
-                     foreign_id_max=lead["foreignSysPersonId"]["maxLength"], name_min=names["minLength"])
+                     foreign_id_max=lead["foreignSysPersonId"]["maxLength"], name_min=names["minLength"],
+                     list_name_max=lead["lists"]["items"]["maxLength"])
 
 
 def fast_check_enabled() -> bool:
@@ -149,9 +152,20 @@ class SchemaCheck:
             elif field == "leadId":
                 if type(value) is not int or not rules.min_id <= value <= rules.max_id:
                     return False
+            elif field == "lists":
+                if not self._lists_clean(value, rules):
+                    return False
             else:
                 return False
         return True
+
+    @staticmethod
+    def _lists_clean(lists: Any, rules: FastRules) -> bool:
+        """A list of distinct names, each a name as an attribute name is (the schema's same pattern)."""
+        if type(lists) is not list or len(set(map(str, lists))) != len(lists):
+            return False
+        return all(type(name) is str and 1 <= len(name) <= rules.list_name_max and rules.name.fullmatch(name)
+                   and rules.key_text.fullmatch(name) for name in lists)
 
     def _attributes_clean(self, attributes: dict, rules: FastRules, texts: list[str]) -> bool:
         known_names = self.known_names
@@ -262,7 +276,7 @@ def _article(expected: Any) -> str:
 
 
 # A lead as a plain tuple: what the cache stores and Leads are built from.
-# (line, leadId, email, foreignSysPersonId, foreignSysType, attributes)
+# (line, leadId, email, foreignSysPersonId, foreignSysType, attributes, lists)
 LeadRecord = tuple
 
 
@@ -320,7 +334,14 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
             errors.append(InputError(f"leads[{index}].foreignSysType: foreignSysType needs a "
                                      "foreignSysPersonId", locate(("leads", index, "foreignSysType"))))
             continue
-        records.append((line, lead_id, email, foreign_id, foreign_type, attributes))
+        lists = tuple(entry.get("lists") or ())
+        bad_ref = next((ref for ref in lists if ref.startswith("id:") and not _LIST_ID.fullmatch(ref)), None)
+        if bad_ref is not None:
+            errors.append(InputError(f"leads[{index}].lists: {_shown(bad_ref)} names a list by ID: write id: and "
+                                     "the list's ID, a positive number (e.g. id:1021)",
+                                     locate(("leads", index, "lists", lists.index(bad_ref)))))
+            continue
+        records.append((line, lead_id, email, foreign_id, foreign_type, attributes, lists))
     return records, errors
 
 
@@ -331,13 +352,14 @@ def _shared_strings(records: Sequence[LeadRecord], shared: dict[str, str]) -> li
     share = shared.setdefault
     return [(line, lead_id, email, foreign_id, foreign_type,
              {share(name, name): value if value is None else share(value, value)
-              for name, value in attributes.items()})
-            for line, lead_id, email, foreign_id, foreign_type, attributes in records]
+              for name, value in attributes.items()},
+             tuple(share(ref, ref) for ref in lists) if lists else ())
+            for line, lead_id, email, foreign_id, foreign_type, attributes, lists in records]
 
 
 def leads_from_records(path: str, records: Iterable[LeadRecord]) -> list[Lead]:
-    return [Lead(Location(path, line), lead_id, email, foreign_id, foreign_type, attributes)
-            for line, lead_id, email, foreign_id, foreign_type, attributes in records]
+    return [Lead(Location(path, line), lead_id, email, foreign_id, foreign_type, attributes, lists)
+            for line, lead_id, email, foreign_id, foreign_type, attributes, lists in records]
 
 
 def duplicate_errors(leads: Sequence[Lead]) -> list[InputError]:
@@ -452,7 +474,7 @@ def file_records(file: Path, name: str, max_file_bytes: int, cache: InputCache |
 
 def _records_shaped(records: Sequence[Any]) -> bool:
     """Whether a cache entry holds LeadRecords (an entry of another version is parsed again)."""
-    return all(type(record) is tuple and len(record) == 6 for record in records)
+    return all(type(record) is tuple and len(record) == 7 for record in records)
 
 
 def summary_line(desired: Desired) -> str:

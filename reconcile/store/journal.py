@@ -166,7 +166,8 @@ class ResultEntry:
 def _lead_from_json(raw: Mapping[str, Any]) -> StateLead:
     return StateLead(lead_id=raw.get("leadId"), email=raw.get("email"),
                      foreign_sys_person_id=raw.get("foreignSysPersonId"), foreign_sys_type=raw.get("foreignSysType"),
-                     attributes=dict(raw.get("attributes") or {}), synced_at=raw.get("syncedAt"))
+                     attributes=dict(raw.get("attributes") or {}), synced_at=raw.get("syncedAt"),
+                     lists=dict(raw.get("lists") or {}))
 
 
 # --------------------------------------------------------------------------------------------------

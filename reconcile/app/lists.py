@@ -1,0 +1,113 @@
+"""Static lists for plan and apply: the lead files' list names resolved against the instance (its
+lists cached like Describe), and the calls that change memberships, over whichever transport applies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from reconcile.app.session import Session
+from reconcile.errors import InputError, UsageError
+
+Fetch = Callable[[], list]  # -> list[KnownList]
+
+
+def resolve_lists(session: Session, leads: Sequence, state_path: Path, instance: str | None,
+                  fetch: Fetch | None, refresh: bool = False):
+    """{name as the lead files give it: KnownList}, checked (exit 3 for a name that matches no list or
+    several); None when the lead files name lists and neither a cache nor a connection can tell."""
+    from reconcile.inputs.listcatalog import declared_refs, load_lists, resolve, save_lists, unresolved
+
+    first = declared_refs(leads)
+    if not first and not refresh:
+        return {}
+    known = None if refresh else load_lists(state_path, instance)
+    if (known is None or unresolved(first, known)) and fetch is not None and instance:
+        known = fetch()
+        saved = save_lists(state_path, instance, known)
+        session.note(f"Saved {len(known)} static lists of {instance} to {saved}.")
+    if known is None:
+        return None
+    return resolve(first, known, instance or "the instance")
+
+
+def check_list_names(session: Session, leads: Sequence, state_path: Path) -> None:
+    """At plan time: the lead files' list names against the cached lists of the instance, fetched when
+    the environment holds REST credentials and the cache cannot settle a name (exit 3 for a name that
+    matches no list or several). Without either, apply resolves them."""
+    import contextlib
+
+    from reconcile.app.inputs import _rest_instance
+    from reconcile.app.transports import _rest_client
+    from reconcile.remote import registry
+    from reconcile.remote.rest.config import REST, RestCredentials
+
+    if not any(lead.lists for lead in leads):
+        return
+    instance = _rest_instance(session.environ)
+    rest_variables = registry.get(REST).credential_variables
+    if not all((session.environ.get(name) or "").strip() for name in rest_variables):
+        resolve_lists(session, leads, state_path, instance, None)
+        return
+    client = _rest_client(session, RestCredentials.from_env(session.environ), 2)
+    with contextlib.closing(client):
+        resolve_lists(session, leads, state_path, client.credentials.instance, rest_fetch(client))
+
+
+def rest_fetch(client) -> Fetch:
+    from reconcile.inputs.listcatalog import KnownList
+    from reconcile.remote.rest.lists import RestLists
+
+    return lambda: [KnownList(found.id, found.name) for found in RestLists(client).all_lists()]
+
+
+class RestListCalls:
+    """Add to / Remove from List through REST, by list ID."""
+
+    def __init__(self, client):
+        from reconcile.remote.rest.lists import MAX_IDS, RestLists
+
+        self.max_ids = MAX_IDS
+        self._lists = RestLists(client)
+
+    def add(self, target, lead_ids):
+        return self._lists.add(target.id, lead_ids)
+
+    def remove(self, target, lead_ids):
+        return self._lists.remove(target.id, lead_ids)
+
+
+class SoapListCalls:
+    """listOperation ADDTOLIST / REMOVEFROMLIST through SOAP, by list name."""
+
+    def __init__(self, transport):
+        from reconcile.remote.soap.lists import MAX_LIST_LEADS, SoapLists
+
+        self.max_ids = MAX_LIST_LEADS
+        self._lists = SoapLists(transport)
+
+    def add(self, target, lead_ids):
+        return self._lists.add(target.name, lead_ids)
+
+    def remove(self, target, lead_ids):
+        return self._lists.remove(target.name, lead_ids)
+
+
+def memberships_for(api: str, transport, resolved, known_ids=None):
+    """The apply engine's Memberships for `transport`, once the names are resolved."""
+    from reconcile.apply.memberships import ListTarget, Memberships
+    from reconcile.remote import registry
+
+    if not registry.get(api).can_lists:
+        raise UsageError(f"the {api} transport cannot manage static list membership")
+    calls = RestListCalls(transport.client) if api == "rest" else SoapListCalls(transport)
+    lists = {ref: ListTarget(known.id, known.name) for ref, known in resolved.items()}
+    by_id = {known.id: ListTarget(known.id, known.name) for known in (known_ids or resolved.values())}
+    return Memberships(calls=calls, lists=lists, by_id=by_id)
+
+
+def unresolvable(instance: str | None) -> InputError:
+    return InputError(f"the lead files name static lists, and there is no list of {instance or 'the instance'} "
+                      "to resolve them against: list names are looked up through Marketo's REST API; set "
+                      "MARKETO_REST_ENDPOINT, MARKETO_CLIENT_ID and MARKETO_CLIENT_SECRET, or run "
+                      "`reconcile lists --refresh` with them once")
