@@ -177,3 +177,40 @@ def test_a_membership_marketo_did_not_confirm_is_not_recorded_and_is_sent_next_t
     assert invoke("apply", "--auto-approve", environ=env).exit_code == 0
     assert emulator.lists.members(lists["Webinar 2026-12"]) == [lead_id_of(emulator, "ada@example.com")]
     assert invoke("plan", "--detailed-exitcode", environ=env).exit_code == 0
+
+
+class _Answers:
+    """List calls that answer each lead as told, and remember what was sent."""
+
+    max_ids = 2
+
+    def __init__(self, outcome):
+        self.outcome, self.sent = outcome, []
+
+    def add(self, target, lead_ids):
+        from reconcile.remote.membership import LeadOutcome
+
+        self.sent.append((target.id, list(lead_ids)))
+        return [LeadOutcome(lead_id, self.outcome(lead_id), "1004 Lead not found") for lead_id in lead_ids]
+
+    remove = add
+
+
+def test_only_the_leads_marketo_confirmed_are_recorded_a_call_at_a_time() -> None:
+    from reconcile.apply.memberships import ListTarget, Memberships, pending_calls, run_list_calls
+    from reconcile.remote.membership import Outcome
+
+    leads = [Lead(Location("leads/p.yaml", n), email=f"u{n}@example.com", lists=("VIP",)) for n in range(3)]
+    planned = plan(leads, State(lineage="l", serial=0, leads={}))
+    records = {f"email:u{n}@example.com": StateLead(100 + n, f"u{n}@example.com", None, None, {}, None)
+               for n in range(3)}
+    calls = _Answers(lambda lead_id: Outcome.LEAD_NOT_FOUND if lead_id == 101 else Outcome.ADDED)
+    memberships = Memberships(calls=calls, lists={"VIP": ListTarget(7, "VIP")})
+    journaled = []
+    outcome = run_list_calls(pending_calls(planned.actions, records, memberships), memberships, records,
+                             lambda number, accepted: journaled.append([m.lead_id for m, _ in accepted]),
+                             lambda: None)
+    assert calls.sent == [(7, [100, 101]), (7, [102])]  # at most max_ids a call
+    assert journaled == [[100], [102]]
+    assert [identity for identity, _ in outcome.failed] == ["email:u1@example.com"]
+    assert records["email:u1@example.com"].lists == {} and records["email:u2@example.com"].lists == {"VIP": 7}
