@@ -12,7 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from reconcile.app.deletions import confirm_deletions, plan_deletions
 from reconcile.app.inputs import _notice_if_migrated
+from reconcile.app.lists import RestLeadDeletes
 from reconcile.app.operation import Operation
 from reconcile.app.plan import _show_plan_for_apply
 from reconcile.app.refresh import (CANCELLED, _check_refresh_options, _nothing_to_apply, _record_refresh,
@@ -21,6 +23,7 @@ from reconcile.app.rendering import _calls, _render
 from reconcile.app.session import Sending, Sent, Session
 from reconcile.app.transports import (EMULATOR_FOREIGN_ID_FIELD, _credentials_from_env, _embedded_emulator,
                                       _make_transport, _rest_transport)
+from reconcile.core.model import DELETE
 from reconcile.core.safetext import visible
 from reconcile.errors import ExitStatus, ReconcileError, UsageError
 
@@ -99,6 +102,7 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
     check_declared_once(desired.leads, current if drift is None else drift.refreshed)
     plan = make_plan(desired.leads, current if drift is None else drift.refreshed, batch_size=options.batch_size,
                      targets=op.targets)
+    plan = plan_deletions(plan, op.api, op.delete_orphans, op.max_deletes, options.forget_orphans)
     has_work = plan.has_changes or (options.forget_orphans and plan.summary["orphaned"])
     if not has_work:
         session.show(_render(plan, "text", op.color, _calls(plan, op.api, options.dedup_enabled,
@@ -122,9 +126,12 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
     if saved is None and not op.auto_approve \
             and not session.confirm(f"Apply these changes to {visible(credentials.endpoint)}?"):
         return ApplyResult(CANCELLED)
+    if not confirm_deletions(session, plan, op.allow_delete):
+        return ApplyResult(CANCELLED)
     if drift is not None and drift.has_drift:
         current = _write_refreshed(drift, current, op.state)
-    report = _run_apply(session, plan, current, op.state, transport, options, calls, memberships)
+    deletes = RestLeadDeletes(transport.client) if plan.count(DELETE) else None
+    report = _run_apply(session, plan, current, op.state, transport, options, calls, memberships, deletes)
     session.show(report.summary("complete"))
     return ApplyResult(APPLIED, report)
 
@@ -168,14 +175,15 @@ def _api_for_apply(session: Session, api: str | None, endpoint: str | None, use_
     return chosen, foreign_id_field
 
 
-def _run_apply(session: Session, plan, current, state_path: Path, transport, options, calls=None, memberships=None):
+def _run_apply(session: Session, plan, current, state_path: Path, transport, options, calls=None, memberships=None,
+               deletes=None):
     """Run the applier; between `Sending` and `Sent` the session's `stop` asks it to stop gracefully."""
     from reconcile import apply as applier
 
     session.on_event(Sending(records=plan.records_to_send, calls=plan.calls))
     try:
         return applier.apply_plan(plan, current, state_path, transport, options=options, on_event=session.on_event,
-                                  stop=session.stop, calls=calls, memberships=memberships)
+                                  stop=session.stop, calls=calls, memberships=memberships, deletes=deletes)
     except ReconcileError as exc:
         report = getattr(exc, "report", None)
         if report is not None:

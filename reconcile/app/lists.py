@@ -93,6 +93,19 @@ class SoapListCalls:
         return self._lists.remove(target.name, lead_ids)
 
 
+class RestLeadDeletes:
+    """Delete Leads through REST."""
+
+    def __init__(self, client):
+        from reconcile.remote.rest.lists import MAX_IDS, RestLists
+
+        self.max_ids = MAX_IDS
+        self._lists = RestLists(client)
+
+    def delete(self, lead_ids):
+        return self._lists.delete_leads(lead_ids)
+
+
 def memberships_for(api: str, transport, resolved, known_ids=None):
     """The apply engine's Memberships for `transport`, once the names are resolved."""
     from reconcile.apply.memberships import ListTarget, Memberships

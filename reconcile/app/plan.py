@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile.app.inputs import _load_inputs, _rest_instance
+from reconcile.app.deletions import refuse_without_delete_call
 from reconcile.app.lists import check_list_names
 from reconcile.app.operation import Operation
 from reconcile.app.refresh import _read_credentials, _refresh
@@ -92,6 +93,7 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
         current = drift.refreshed
         check_declared_once(desired.leads, current)  # Marketo's answers may make two declarations one lead
     plan = make_plan(desired.leads, current, batch_size=registry.get(api).max_records, targets=op.targets)
+    refuse_without_delete_call(plan, api)
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)

@@ -23,14 +23,15 @@ from reconcile.apply.answers import AnswerChecker
 from reconcile.apply.batches import Batch
 from reconcile.apply.events import ApplyEvent, ApplyStarted, ApplyWarning, BatchAnswered, BatchFailed
 from reconcile.apply.ledger import Ledger, recover
-from reconcile.apply.memberships import LISTED, Memberships, pending_calls, run_list_calls
+from reconcile.apply.deletions import LeadDeletes, send_deletes
+from reconcile.apply.memberships import Memberships, send_list_calls
 from reconcile.apply.options import ApplyOptions
 from reconcile.apply.report import ApplyReport, Tally, final_error, one_line
 from reconcile.apply.schedule import PlannedCalls, Scheduler
 from reconcile.apply.unknowns import UnknownOutcomes, unique, unknown_message
 from reconcile.core.clock import iso_utc, utc_now
 from reconcile.core.gcpause import collect_and_freeze, gc_frozen
-from reconcile.core.model import CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
+from reconcile.core.model import CREATE, DEFAULT_BATCH_SIZE, DELETE, ORPHANED, UPDATE, Plan, State
 from reconcile.core.planner import is_adoption, recorded_lead, recorded_lists
 from reconcile.core.records import CREATED
 from reconcile.errors import ReconcileError, RemoteError, ResponseError, StalePlanError
@@ -55,9 +56,10 @@ class _Apply:
     def __init__(self, plan: Plan, state: State, state_path: Path, transport: Any, options: ApplyOptions,
                  clock: Callable[[], datetime], monotonic: Callable[[], float],
                  on_event: Callable[[ApplyEvent], None] | None, stop: threading.Event | None,
-                 calls: PlannedCalls | None = None, memberships: Memberships | None = None):
+                 calls: PlannedCalls | None = None, memberships: Memberships | None = None,
+                 deletes: LeadDeletes | None = None):
         self.plan, self.state, self.state_path = plan, state, state_path
-        self.memberships = memberships
+        self.memberships, self.deletes = memberships, deletes
         self.calls = calls
         self.transport, self.options, self.clock, self.monotonic = transport, options, clock, monotonic
         self._on_event = on_event
@@ -158,13 +160,14 @@ class _Apply:
         with gc_frozen():  # the final write too: the first full collection after the send walks everything
             try:
                 lists = self.memberships is not None and self.plan.has_list_changes
-                if batches or lists:
+                deleting = self.deletes is not None and bool(self.plan.count(DELETE))
+                if batches or lists or deleting:
                     self.ledger.open(dedup_enabled=options.dedup_enabled, started=self.started_at,
                                      carried=self.unknowns.carried)
                 if batches:
                     self.send(batches, calls.building)
-                if lists and self.scheduler.first_error is None and not self.scheduler.interrupted:
-                    self.send_list_calls()
+                if (lists or deleting) and self.scheduler.first_error is None and not self.scheduler.interrupted:
+                    self.after_records(lists, deleting)
             finally:
                 self.ledger.write()
                 self.ledger.settle(self.unknowns.to_keep(), dedup_enabled=options.dedup_enabled,
@@ -178,29 +181,15 @@ class _Apply:
         for batch in sent.not_sent:
             self.tally.not_sent.extend(a.identity for a in batch.actions)
 
-    def send_list_calls(self) -> None:
-        """Static list membership, once the leads' records (and so their IDs) are recorded."""
-        assert self.memberships is not None
-        records = self.ledger.leads()
-        groups = pending_calls(self.plan.actions, records, self.memberships)
-        if not groups:
-            return
-
-        def confirmed(number: int, accepted) -> None:
-            self.ledger.listed(number, [ResultEntry(identity=m.action.identity, state_key=m.action.state_key,
-                                                    status=LISTED, lead_id=m.lead_id, error=None, lead=lead)
-                                        for m, lead in accepted])
-            for member, lead in accepted:
-                self.ledger.record(member.index, member.action, lead)
-
+    def after_records(self, lists: bool, deleting: bool) -> None:
+        """Static list membership, then deletions, once the leads' records (and IDs) are recorded."""
         try:
-            outcome = run_list_calls(groups, self.memberships, records, confirmed, self.tick)
+            if lists:
+                send_list_calls(self.plan.actions, self.ledger, self.tally, self.memberships, self.tick)
+            if deleting:
+                send_deletes(self.plan.actions, self.ledger, self.tally, self.deletes, self.tick)
         except ReconcileError as exc:  # the calls confirmed before it are journaled and recorded
             self.scheduler.fail(exc)
-            return
-        self.tally.failed.extend(outcome.failed)
-        self.tally.list_calls, self.tally.list_added, self.tally.list_removed = \
-            outcome.calls, outcome.added, outcome.removed
 
     # -- answers ------------------------------------------------------------------------------------
 
@@ -282,7 +271,8 @@ class _Apply:
             elapsed=self.monotonic() - t0, state_serial=self.ledger.current.serial,
             state_written=self.ledger.written, warnings=tuple(tally.warnings), recovered=self.recovered,
             call_name=getattr(self.transport, "call_name", None) or "syncMultipleLeads",
-            list_added=tally.list_added, list_removed=tally.list_removed, list_calls=tally.list_calls)
+            list_added=tally.list_added, list_removed=tally.list_removed, list_calls=tally.list_calls,
+            deleted=tuple(tally.deleted))
         error = final_error(report, interrupted=scheduler.interrupted, first_error=scheduler.first_error,
                             dedup_enabled=self.options.dedup_enabled, unknown=self.unknowns.new)
         if error is not None:
@@ -301,7 +291,7 @@ def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any,
                clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic,
                on_event: Callable[[ApplyEvent], None] | None = None,
                stop: threading.Event | None = None, calls: PlannedCalls | None = None,
-               memberships: Memberships | None = None) -> ApplyReport:
+               memberships: Memberships | None = None, deletes: LeadDeletes | None = None) -> ApplyReport:
     """Apply `plan` (made from `state`, the state at `state_path`) through `transport`.
 
     Hold the state lock around planning and applying, and call :func:`recover_state` before planning.
@@ -321,4 +311,4 @@ def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any,
     if calls is not None and calls.options != options:
         raise ValueError("the planned calls were made with other options than this apply's")
     return _Apply(plan, state, Path(state_path), transport, options, clock, monotonic, on_event, stop,
-                  calls, memberships).run()
+                  calls, memberships, deletes).run()

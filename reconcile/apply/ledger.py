@@ -196,6 +196,12 @@ class Ledger:
         """Journal the leads whose static list membership call `number` confirmed."""
         self._lines.update(self._require().result(number, results))
 
+    def deleted(self, number: int, keys: Sequence[str]) -> None:
+        """Journal the leads delete call `number` removed from Marketo (or found gone), then forget them."""
+        self._require().deleted(number, keys)
+        for key in keys:
+            self.forget(key)
+
     def failed(self, batch: Batch, outcome: str, message: str) -> None:
         self._line_templates.pop(batch.number, None)
         self._require().failed(batch.number, outcome, message)

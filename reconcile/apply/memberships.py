@@ -131,3 +131,26 @@ def run_list_calls(groups: Sequence[tuple[ListTarget, bool, list[_Member]]], mem
             outcome.removed += 0 if add else len(accepted)
             between_calls()
     return outcome
+
+
+def send_list_calls(actions: Sequence[Action], ledger, tally, memberships: Memberships,
+                    between_calls: Callable[[], None]) -> None:
+    """The plan's membership changes through `memberships`, each call's confirmed members journaled
+    (`ledger.listed`) and recorded (`ledger.record`) before the next call; counted in `tally`."""
+    from reconcile.store.journal import ResultEntry
+
+    records = ledger.leads()
+    groups = pending_calls(actions, records, memberships)
+    if not groups:
+        return
+
+    def confirmed(number: int, accepted: list[tuple[_Member, StateLead]]) -> None:
+        ledger.listed(number, [ResultEntry(identity=m.action.identity, state_key=m.action.state_key, status=LISTED,
+                                           lead_id=m.lead_id, error=None, lead=lead) for m, lead in accepted])
+        for member, lead in accepted:
+            ledger.record(member.index, member.action, lead)
+
+    outcome = run_list_calls(groups, memberships, records, confirmed, between_calls)
+    tally.failed.extend(outcome.failed)
+    tally.list_calls += outcome.calls
+    tally.list_added, tally.list_removed = outcome.added, outcome.removed

@@ -35,7 +35,8 @@ class ApplyReport:
     call_name: str = "syncMultipleLeads"
     list_added: int = 0  # memberships Marketo confirmed
     list_removed: int = 0
-    list_calls: int = 0  # Add to / Remove from List (or listOperation) calls answered
+    list_calls: int = 0  # Add to / Remove from List (or listOperation) and Delete Leads calls answered
+    deleted: tuple[str, ...] = ()  # identities deleted from Marketo (or found gone), forgotten by the state
 
     @property
     def applied(self) -> int:
@@ -58,9 +59,12 @@ class ApplyReport:
             text += f", {len(self.state_only)} recorded without a call"
         if self.forgotten:
             text += f", {len(self.forgotten)} orphan(s) forgotten"
+        if self.deleted:
+            text += f", {len(self.deleted)} deleted"
+        if self.list_added or self.list_removed:
+            text += f"; {self.list_added} list addition(s), {self.list_removed} removal(s)"
         if self.list_calls:
-            text += (f"; {self.list_added} list addition(s), {self.list_removed} removal(s) "
-                     f"in {self.list_calls} list call(s)")
+            text += f" in {self.list_calls} list and delete call(s)"
         return text + f"; {self.calls} {self.call_name} call(s) in {self.elapsed:.1f} s."
 
 
@@ -100,6 +104,7 @@ class Tally:
     list_calls: int = 0
     list_added: int = 0
     list_removed: int = 0
+    deleted: list[str] = field(default_factory=list)
 
     def take_back(self, identity: str, why: str) -> None:
         """An answer recorded earlier turned out to conflict with a later one."""

@@ -41,6 +41,8 @@ class Lead:
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     # The static lists the lead must be on, as the file names them ("VIP Customers", "id:1021").
     lists: tuple[str, ...] = ()
+    # A tombstone: the lead must not exist (`deleted: true`, with its keys and nothing else).
+    deleted: bool = False
     # Computed once: the planner and the duplicate check look it up for every lead.
     identity: str = field(init=False, repr=False, compare=False)
 
@@ -120,6 +122,9 @@ UPDATE = "update"
 UNCHANGED = "unchanged"
 ORPHANED = "orphaned"
 ACTION_KINDS = (CREATE, UPDATE, UNCHANGED, ORPHANED)
+# Counted only when a plan has them, so that plans without them read as before.
+DELETE = "delete"  # a tombstone of a lead the state records, or an orphan deleted on request
+ABSENT = "absent"  # a tombstone of a lead the state does not record: nothing to do
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +175,7 @@ class Plan:
         counts[UNCHANGED] = len(self.unchanged)
         records = additions = removals = 0
         for action in self.actions:
-            counts[action.kind] += 1
+            counts[action.kind] = counts.get(action.kind, 0) + 1
             if action.kind != UNCHANGED and action.sends_record:
                 records += 1
             if action.list_changes:
@@ -183,7 +188,7 @@ class Plan:
         object.__setattr__(self, "list_removals", removals)
 
     def count(self, kind: str) -> int:
-        return self.counts[kind]
+        return self.counts.get(kind, 0)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -195,7 +200,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.counts[CREATE] or self.counts[UPDATE])
+        return bool(self.counts[CREATE] or self.counts[UPDATE] or self.counts.get(DELETE))
 
     @property
     def has_list_changes(self) -> bool:

@@ -12,8 +12,8 @@ from itertools import compress
 from operator import attrgetter, itemgetter
 from typing import Iterable, Mapping, Sequence
 
-from reconcile.core.model import (CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
-                             KeyChange, Lead, ListChange, Plan, State, StateLead, list_changes)
+from reconcile.core.model import (ABSENT, CREATE, DEFAULT_BATCH_SIZE, DELETE, ORPHANED, UPDATE, Action,
+                             AttributeChange, KeyChange, Lead, ListChange, Plan, State, StateLead, list_changes)
 from reconcile.errors import UsageError
 
 _MISSING = object()
@@ -144,8 +144,12 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
     created: tuple[dict, dict] = ({}, {})  # for _changes_of_a_create: name orders, changes by (name, value)
     updates: list[Action] = []
     unchanged: list[str] = []
+    tombstones: list[Action] = []
     for lead, identity in zip(desired, identities):
         key = matched.get(identity)
+        if lead.deleted:
+            tombstones.append(_tombstone(lead, identity, key, state_leads))
+            continue
         if key is None:
             creates.append(Action(kind=CREATE, identity=identity, state_key=None, lead=lead,
                                   known_lead_id=lead.lead_id,
@@ -181,7 +185,27 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
     creates.sort(key=by_identity)
     updates.sort(key=by_identity)
     unchanged.sort()
-    return Plan(actions=(*creates, *updates, *orphans), batch_size=batch_size, unchanged=tuple(unchanged))
+    tombstones.sort(key=by_identity)
+    deletes = [action for action in tombstones if action.kind == DELETE]
+    absent = [action for action in tombstones if action.kind == ABSENT]
+    return Plan(actions=(*creates, *updates, *deletes, *orphans, *absent), batch_size=batch_size,
+                unchanged=tuple(unchanged))
+
+
+def _tombstone(lead: Lead, identity: str, key: str | None, state_leads: Mapping[str, StateLead]) -> Action:
+    """A lead the files declare deleted: a delete of the lead the state records, or (the state records
+    none: deleted already, or never managed) nothing to do."""
+    if key is None:
+        return Action(kind=ABSENT, identity=identity, state_key=None, lead=lead, known_lead_id=lead.lead_id)
+    recorded = state_leads[key]
+    return Action(kind=DELETE, identity=identity, state_key=key, lead=lead,
+                  known_lead_id=recorded.lead_id if recorded.lead_id is not None else lead.lead_id)
+
+
+def delete_orphans(planned: Plan) -> Plan:
+    """`planned` with its orphans (leads the state records that no lead file declares) deleted."""
+    return replace(planned, actions=tuple(replace(action, kind=DELETE) if action.kind == ORPHANED else action
+                                          for action in planned.actions))
 
 
 def _changes_of_a_create(attributes: Mapping[str, str | None], orders: dict, shared: dict

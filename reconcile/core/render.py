@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconcile.core.drift import Drift, LeadDrift
-from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
+from reconcile.core.model import ABSENT, CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
 from reconcile.core.planner import ADOPT, is_adoption, summary_counts
-from reconcile.core import render_lists
+from reconcile.core import render_deletes, render_lists
 from reconcile.core.safetext import OLD_COMMAND as _OLD_COMMAND, json_text, visible
 
 PLAN_FORMAT_VERSION = 1
@@ -56,7 +56,8 @@ def summary_line(plan: Plan, calls: Calls = Calls()) -> str:
     adopt = f"{s[ADOPT]} to adopt, " if s[ADOPT] else ""  # adoptions update a lead that exists already
     lists = render_lists.counts_phrase(plan)
     lists = f"{lists}; " if lists else ""
-    return (f"Plan: {s[CREATE]} to create, {adopt}{s[UPDATE]} to update, {s[ORPHANED]} orphaned, "
+    deletes = render_deletes.summary_phrase(plan)
+    return (f"Plan: {s[CREATE]} to create, {adopt}{s[UPDATE]} to update, {deletes}{s[ORPHANED]} orphaned, "
             f"{s[UNCHANGED]} unchanged; {lists}{count} {calls.name} call{'' if count == 1 else 's'}.")
 
 
@@ -112,6 +113,8 @@ def _action_lines(action: Action, paint, email_hint: bool = False,
         if email_hint and action.identity.startswith("email:") and action.known_lead_id is not None:
             lines.append(paint(_DIM, f"#   if its email changed, the new email creates a new lead: to keep the "
                                      f"same Marketo lead, add its leadId: {action.known_lead_id}"))
+    else:
+        lines += render_deletes.lines(action, paint, _RED, _DIM)
     return lines
 
 
@@ -362,6 +365,8 @@ def _compact_line(action: Action) -> str:
         if not action.sends_record and not action.list_changes:
             parts.append("state only")
         return f"~ {identity} " + ", ".join(parts)
+    if action.kind != ORPHANED:
+        return render_deletes.compact_line(action)
     lead_id = f" (leadId {action.known_lead_id})" if action.known_lead_id is not None else ""
     return f"- {identity}{lead_id} orphaned: Marketo keeps it"
 
@@ -436,7 +441,7 @@ def render_markdown(plan: Plan, calls: Calls = Calls(), drift: Drift | None = No
     s = summary_counts(plan)
     adopt_head, adopt_rule, adopt_cell = ("Adopt | ", "---:|", f"{s[ADOPT]} | ") if s[ADOPT] else ("", "", "")
     lists_head, lists_rule, lists_cell = render_lists.markdown_cells(plan)
-    out = ["### reconcile plan", "",
+    out = ["### reconcile plan", "", *render_deletes.markdown_block(plan, fence_for),
            f"| Create | {adopt_head}Update | Orphaned | Unchanged | {lists_head}{calls.name} calls |",
            f"|---:|{adopt_rule}---:|---:|---:|{lists_rule}---:|",
            f"| {s[CREATE]} | {adopt_cell}{s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {lists_cell}{calls.of(plan)} |",
@@ -446,7 +451,7 @@ def render_markdown(plan: Plan, calls: Calls = Calls(), drift: Drift | None = No
     if not plan.has_changes and not s[ORPHANED]:
         out.append(NO_CHANGES_AGAINST_STATE if against_state else NO_CHANGES)
     sections = ((CREATE, "to create"), (ADOPT, "to adopt"), (UPDATE, "to update"),
-                (ORPHANED, "orphaned (kept in Marketo)"))
+                (ORPHANED, "orphaned (kept in Marketo)"), (ABSENT, "already absent (tombstones with nothing to do)"))
     email_hint = _email_change_hint(plan)
     drifted = drift.changed_in_marketo() if drift is not None else frozenset()
     for kind, title in sections:

@@ -229,8 +229,8 @@ def plan_from_pieces(leads_dir: Path, state_path: Path, cache_dir: Path, max_fil
                 if errors or read_digest != file_digest:
                     return None
                 leads = validate.leads_from_records(name, records)
-                if any(lead.lists for lead in leads):
-                    return None  # its list names are resolved against the instance by the full plan
+                if any(lead.lists or lead.deleted for lead in leads):
+                    return None  # list names are resolved, and tombstones checked, by the full plan
                 if catalog is _UNREAD:
                     catalog = _catalog(state_path, instance)
                 if catalog is _UNREADABLE or not _fields_allow(leads, catalog):
@@ -309,7 +309,7 @@ def _piece_of(leads: Sequence[Lead], lookup: statelookup.StateLookup, records: M
         identity = lead.identity
         identities.append(identity)
         record = records.get(identity)
-        if record is None and _found_by_other_keys(lead, lookup):
+        if lead.deleted or (record is None and _found_by_other_keys(lead, lookup)):
             return None
         claim = lead.lead_id if lead.lead_id is not None else record.lead_id if record is not None else None
         if claim is not None:

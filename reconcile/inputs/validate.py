@@ -40,6 +40,14 @@ _RESERVED_NAMES = frozenset(_RESERVED_ATTRIBUTES)
 _LIST_ID = re.compile(r"id:[1-9][0-9]{0,9}")
 
 
+def _is_true(value: Any) -> bool:
+    """`deleted: true` as the lead file reader gives it: the text "true" (it reads no booleans)."""
+    return value is True or (type(value) is str and value == "true")
+
+
+_TOMBSTONE_FIELDS = frozenset({"leadId", "email", "foreignSysPersonId", "foreignSysType", "deleted"})
+
+
 @dataclass(frozen=True)
 class Desired:
     """The validated desired set and a hash of the files it came from (for stale-plan checks)."""
@@ -70,7 +78,7 @@ def _validator():
 # bounds, and is stricter where that is simpler (exact types). It was written for one version of the
 # schema, pinned by its hash: a different schema turns it off (every file goes through jsonschema) until
 # it is reviewed.
-FAST_CHECK_SCHEMA_SHA256 = "113d3cedb76fa97ce14763e74c6b7931a3893f2853e5434a01d1e1380ad0ef67"
+FAST_CHECK_SCHEMA_SHA256 = "0a17aa766269dd05e3c88760f0d7161898683eb7fe53e4e3d10f15ce47561c14"
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,9 @@ class SchemaCheck:
                     return False
             elif field == "lists":
                 if not self._lists_clean(value, rules):
+                    return False
+            elif field == "deleted":
+                if not _is_true(value):
                     return False
             else:
                 return False
@@ -276,7 +287,7 @@ def _article(expected: Any) -> str:
 
 
 # A lead as a plain tuple: what the cache stores and Leads are built from.
-# (line, leadId, email, foreignSysPersonId, foreignSysType, attributes, lists)
+# (line, leadId, email, foreignSysPersonId, foreignSysType, attributes, lists, deleted)
 LeadRecord = tuple
 
 
@@ -323,6 +334,13 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
             errors.append(InputError(f"leads[{index}]: a lead needs at least one key: leadId, "
                                      "foreignSysPersonId or email", Location(lead_file.path, line)))
             continue
+        deleted = _is_true(entry.get("deleted"))
+        if deleted and not _TOMBSTONE_FIELDS.issuperset(entry):
+            extra = next(name for name in entry if name not in _TOMBSTONE_FIELDS)
+            errors.append(InputError(f"leads[{index}]: a tombstone (deleted: true) holds the lead's keys and nothing "
+                                     f"else, not {extra!r}: the lead is deleted, so nothing else can be applied",
+                                     locate(("leads", index, extra))))
+            continue
         attributes = entry.get("attributes") or {}
         if not _RESERVED_NAMES.isdisjoint(attributes):
             name = next(name for name in attributes if name in _RESERVED_ATTRIBUTES)
@@ -341,7 +359,7 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
                                      "the list's ID, a positive number (e.g. id:1021)",
                                      locate(("leads", index, "lists", lists.index(bad_ref)))))
             continue
-        records.append((line, lead_id, email, foreign_id, foreign_type, attributes, lists))
+        records.append((line, lead_id, email, foreign_id, foreign_type, attributes, lists, deleted))
     return records, errors
 
 
@@ -353,13 +371,13 @@ def _shared_strings(records: Sequence[LeadRecord], shared: dict[str, str]) -> li
     return [(line, lead_id, email, foreign_id, foreign_type,
              {share(name, name): value if value is None else share(value, value)
               for name, value in attributes.items()},
-             tuple(share(ref, ref) for ref in lists) if lists else ())
-            for line, lead_id, email, foreign_id, foreign_type, attributes, lists in records]
+             tuple(share(ref, ref) for ref in lists) if lists else (), deleted)
+            for line, lead_id, email, foreign_id, foreign_type, attributes, lists, deleted in records]
 
 
 def leads_from_records(path: str, records: Iterable[LeadRecord]) -> list[Lead]:
-    return [Lead(Location(path, line), lead_id, email, foreign_id, foreign_type, attributes, lists)
-            for line, lead_id, email, foreign_id, foreign_type, attributes, lists in records]
+    return [Lead(Location(path, line), lead_id, email, foreign_id, foreign_type, attributes, lists, deleted)
+            for line, lead_id, email, foreign_id, foreign_type, attributes, lists, deleted in records]
 
 
 def duplicate_errors(leads: Sequence[Lead]) -> list[InputError]:
@@ -474,7 +492,7 @@ def file_records(file: Path, name: str, max_file_bytes: int, cache: InputCache |
 
 def _records_shaped(records: Sequence[Any]) -> bool:
     """Whether a cache entry holds LeadRecords (an entry of another version is parsed again)."""
-    return all(type(record) is tuple and len(record) == 7 for record in records)
+    return all(type(record) is tuple and len(record) == 8 for record in records)
 
 
 def summary_line(desired: Desired) -> str:
