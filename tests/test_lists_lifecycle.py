@@ -214,3 +214,32 @@ def test_only_the_leads_marketo_confirmed_are_recorded_a_call_at_a_time() -> Non
     assert journaled == [[100], [102]]
     assert [identity for identity, _ in outcome.failed] == ["email:u1@example.com"]
     assert records["email:u1@example.com"].lists == {} and records["email:u2@example.com"].lists == {"VIP": 7}
+
+
+# -- membership drift ----------------------------------------------------------------------------------
+
+
+def test_plan_refresh_sees_membership_drift_and_refresh_only_records_it(workspace, emulator, lists) -> None:
+    env = env_for(emulator, "rest")
+    assert invoke("apply", "--auto-approve", environ=env).exit_code == 0
+    ada, bob = lead_id_of(emulator, "ada@example.com"), lead_id_of(emulator, "bob@example.com")
+    emulator.lists.remove(lists["Webinar 2026-12"], [ada])  # as a person would, in Marketo
+    emulator.lists.add(lists["VIP Customers"], [bob])
+
+    refreshed = invoke("plan", "--refresh", environ=env)
+    assert refreshed.exit_code == 0, refreshed.stderr
+    assert 'email:ada@example.com (leadId %d): no longer on list "Webinar 2026-12" in Marketo' % ada \
+        in refreshed.stdout
+    assert 'email:bob@example.com (leadId %d): on list "VIP Customers" in Marketo' % bob in refreshed.stdout
+    assert "; 1 list addition, 1 removal; " in refreshed.stdout  # put back, taken off
+    drift = json.loads(invoke("plan", "--refresh", "--format", "json", environ=env).stdout)["drift"]
+    assert {(m["state_key"], m["list"], m["member"]) for m in drift["memberships"]} == {
+        ("email:ada@example.com", "Webinar 2026-12", False), ("email:bob@example.com", "VIP Customers", True)}
+
+    recorded = invoke("apply", "--refresh-only", "--auto-approve", environ=env)
+    assert recorded.exit_code == 0, recorded.stderr
+    assert '"Webinar 2026-12"' not in state_text(workspace) and '"lists":{"VIP Customers"' in state_text(workspace)
+    assert invoke("apply", "--auto-approve", environ=env).exit_code == 0
+    assert emulator.lists.members(lists["Webinar 2026-12"]) == [ada]
+    assert emulator.lists.members(lists["VIP Customers"]) == [ada]
+    assert invoke("plan", "--refresh", "--detailed-exitcode", environ=env).exit_code == 0

@@ -54,6 +54,26 @@ def check_list_names(session: Session, leads: Sequence, state_path: Path) -> Non
         resolve_lists(session, leads, state_path, client.credentials.instance, rest_fetch(client))
 
 
+def read_memberships(session: Session, drift, client, state_path: Path, leads: Sequence = ()):
+    """`drift` with the static list memberships Marketo has now: the members of every list the state
+    records a member of, and of every list the lead files name, read 300 a page."""
+    from dataclasses import replace
+
+    from reconcile.core.membership_drift import lists_to_read, membership_drift
+    from reconcile.remote.rest.lists import RestLists
+
+    resolved = resolve_lists(session, leads, state_path, client.credentials.instance, rest_fetch(client)) \
+        if leads else {}
+    wanted = lists_to_read(drift.refreshed, {ref: known.id for ref, known in (resolved or {}).items()})
+    if not wanted:
+        return drift
+    session.note(f"Reading the members of {len(wanted)} static list{'' if len(wanted) == 1 else 's'}.")
+    reader = RestLists(client)
+    members = {list_id: frozenset(reader.members(list_id)) for list_id in sorted(wanted)}
+    changes, refreshed = membership_drift(drift.refreshed, members, wanted)
+    return replace(drift, memberships=changes, refreshed=refreshed)
+
+
 def rest_fetch(client) -> Fetch:
     from reconcile.inputs.listcatalog import KnownList
     from reconcile.remote.rest.lists import RestLists

@@ -89,7 +89,7 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
     if refresh:
         reader = _rest_client(session, _read_credentials(session, api), REFRESH_CONCURRENCY)
         with contextlib.closing(reader) as client:
-            drift = _refresh(session, current, state, client, REFRESH_CONCURRENCY)
+            drift = _refresh(session, current, state, client, REFRESH_CONCURRENCY, desired.leads)
         current = drift.refreshed
         check_declared_once(desired.leads, current)  # Marketo's answers may make two declarations one lead
     plan = make_plan(desired.leads, current, batch_size=registry.get(api).max_records, targets=op.targets)

@@ -31,8 +31,10 @@ def _read_credentials(session: Session, api: str, credentials=None):
     return RestCredentials.from_env(environ)
 
 
-def _refresh(session: Session, current, state_path: Path, client, concurrency: int):
-    """Marketo's current values of the state's leads (after checking the state belongs to its instance)."""
+def _refresh(session: Session, current, state_path: Path, client, concurrency: int, leads=()):
+    """Marketo's current values of the state's leads (after checking the state belongs to its instance),
+    and their static list memberships (of the lists the state records and `leads` name)."""
+    from reconcile.app.lists import read_memberships
     from reconcile.apply.refresh import NUMERIC_TYPES, refresh, refresh_calls
     from reconcile.store.instance import instance_of
     from reconcile.store.state import check_instance
@@ -49,8 +51,9 @@ def _refresh(session: Session, current, state_path: Path, client, concurrency: i
             session.note(f"read {event.calls_done}/{event.calls}: {event.leads_read} leads")
 
     numeric = frozenset(name for name, spec in catalog.fields.items() if (spec.data_type or "") in NUMERIC_TYPES)
-    return refresh(current, client, catalog.rest_names(), numeric=numeric, concurrency=concurrency,
-                   on_progress=progress)
+    drift = refresh(current, client, catalog.rest_names(), numeric=numeric, concurrency=concurrency,
+                    on_progress=progress)
+    return read_memberships(session, drift, client, state_path, leads)
 
 
 def _refresh_for_apply(session: Session, stack, api: str, credentials, current, state_path: Path, options, use_emulator: bool):

@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from reconcile.core.membership_drift import MembershipDrift
 from reconcile.core.model import AttributeValue, State, StateLead
 
 EMAIL = "email"  # the lead's email, compared like a managed attribute (it is the key of email leads)
@@ -70,10 +71,11 @@ class Drift:
     leads: tuple[LeadDrift, ...]  # by state key
     refreshed: State  # the state as Marketo has it (same lineage and serial as the one refreshed)
     read: int  # state leads that were read (those with a lead ID)
+    memberships: tuple[MembershipDrift, ...] = ()  # static list memberships changed in Marketo
 
     @property
     def has_drift(self) -> bool:
-        return bool(self.leads)
+        return bool(self.leads or self.memberships)
 
     def changed_in_marketo(self) -> set[tuple[str, str]]:
         """(state key, attribute name) of every value Marketo changed."""

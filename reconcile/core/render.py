@@ -12,7 +12,7 @@ from typing import Any
 from reconcile.core.drift import Drift, LeadDrift
 from reconcile.core.model import ABSENT, CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
 from reconcile.core.planner import ADOPT, is_adoption, summary_counts
-from reconcile.core import render_deletes, render_lists
+from reconcile.core import membership_drift, render_deletes, render_lists
 from reconcile.core.safetext import OLD_COMMAND as _OLD_COMMAND, json_text, visible
 
 PLAN_FORMAT_VERSION = 1
@@ -123,6 +123,7 @@ def drift_lines(drift: Drift) -> list[str]:
     lines: list[str] = []
     for lead in drift.leads:
         lines.extend(_lead_drift_lines(lead))
+    lines.extend(membership_drift.drift_line(change, _quote) for change in drift.memberships)
     return lines
 
 
@@ -151,7 +152,8 @@ def _drift_heading(drift: Drift) -> str:
     leads = f"{drift.read} lead{'' if drift.read == 1 else 's'}"
     if not drift.has_drift:
         return f"Refreshed {leads} from Marketo: Marketo matches the state."
-    return (f"Refreshed {leads} from Marketo: {len(drift.leads)} changed outside reconcile since the last "
+    lists = f" and {len(drift.memberships)} list membership(s)" if drift.memberships else ""
+    return (f"Refreshed {leads} from Marketo: {len(drift.leads)}{lists} changed outside reconcile since the last "
             "apply (state → Marketo):")
 
 
@@ -410,11 +412,15 @@ def plan_to_json(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None)
 
 
 def drift_to_json(drift: Drift) -> dict[str, Any]:
-    return {"read": drift.read, "leads": [
+    data = {"read": drift.read, "leads": [
         {"state_key": lead.state_key, "lead_id": lead.lead_id, "current_lead_id": lead.current_lead_id,
          "merged_into": lead.merged_into, "deleted": lead.deleted,
          "changes": [{"name": c.name, "state": c.recorded, "marketo": c.current} for c in lead.changes]}
         for lead in drift.leads]}
+    if drift.memberships:
+        data["memberships"] = [{"state_key": m.state_key, "lead_id": m.lead_id, "list": m.ref,
+                                "list_id": m.list_id, "member": m.member} for m in drift.memberships]
+    return data
 
 
 def render_json(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None) -> str:
