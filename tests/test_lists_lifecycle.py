@@ -243,3 +243,14 @@ def test_plan_refresh_sees_membership_drift_and_refresh_only_records_it(workspac
     assert emulator.lists.members(lists["Webinar 2026-12"]) == [ada]
     assert emulator.lists.members(lists["VIP Customers"]) == [ada]
     assert invoke("plan", "--refresh", "--detailed-exitcode", environ=env).exit_code == 0
+
+
+def test_reconcile_lists_shows_the_instance_lists_cached_until_refreshed(workspace, emulator, lists) -> None:
+    env = env_for(emulator, "rest")
+    shown = invoke("lists", environ=env)
+    assert shown.exit_code == 0, shown.stderr
+    assert f"{lists['VIP Customers']}  VIP Customers" in shown.stdout and "3 static lists of" in shown.stdout
+    emulator.lists.create("Spring \x1b[31mSale")  # a name from the server is shown, never obeyed
+    assert "Spring" not in invoke("lists", environ=env).stdout  # from the cache
+    again = invoke("lists", "--refresh", environ=env).stdout
+    assert "4 static lists of" in again and "Spring" in again and "\x1b" not in again

@@ -74,6 +74,31 @@ def read_memberships(session: Session, drift, client, state_path: Path, leads: S
     return replace(drift, memberships=changes, refreshed=refreshed)
 
 
+def instance_lists(session: Session, state_path: Path, refresh: bool, use_emulator: bool):
+    """`reconcile lists`: the instance's static lists, from the cache unless asked (or none is cached),
+    as (lists, instance, the cache file)."""
+    import contextlib
+
+    from reconcile.app.inputs import _rest_instance
+    from reconcile.app.transports import _credentials_from_env, _embedded_emulator, _rest_client
+    from reconcile.inputs.listcatalog import cached_path, load_lists, save_lists
+    from reconcile.remote.rest.config import REST
+
+    instance = None if use_emulator else _rest_instance(session.environ)
+    known = None if refresh or use_emulator else load_lists(state_path, instance)
+    source = cached_path(state_path, instance)
+    if known is not None and source is not None:
+        return known, instance or source.stem, source
+    with contextlib.ExitStack() as stack:
+        credentials = (stack.enter_context(_embedded_emulator(session, state_path, REST)) if use_emulator
+                       else _credentials_from_env(session, None, REST))
+        client = _rest_client(session, credentials, 1)
+        stack.callback(client.close)
+        instance = client.credentials.instance
+        known = rest_fetch(client)()
+        return known, instance, save_lists(state_path, instance, known)
+
+
 def rest_fetch(client) -> Fetch:
     from reconcile.inputs.listcatalog import KnownList
     from reconcile.remote.rest.lists import RestLists

@@ -51,18 +51,22 @@ def save_lists(state_path: Path, instance: str, lists: Iterable[KnownList],
     return path
 
 
-def load_lists(state_path: Path, instance: str | None) -> list[KnownList] | None:
-    """The cached lists of `instance` (None: of the only instance cached); None when there is no
-    usable cache (it is fetched again)."""
+def cached_path(state_path: Path, instance: str | None) -> Path | None:
+    """The cache file of `instance`, or (None) of the only instance cached."""
     from reconcile.inputs.fields import cache_dir
 
     if instance:
-        path = cache_file(state_path, instance)
-    else:
-        found = sorted(cache_dir(state_path).glob("*.lists")) if cache_dir(state_path).is_dir() else []
-        if len(found) != 1:
-            return None
-        path = found[0]
+        return cache_file(state_path, instance)
+    found = sorted(cache_dir(state_path).glob("*.lists")) if cache_dir(state_path).is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+def load_lists(state_path: Path, instance: str | None) -> list[KnownList] | None:
+    """The cached lists of `instance` (None: of the only instance cached); None when there is no
+    usable cache (it is fetched again)."""
+    path = cached_path(state_path, instance)
+    if path is None:
+        return None
     try:
         document = json.loads(path.read_bytes())
         if document.get("format") != CACHE_FORMAT:
