@@ -254,3 +254,21 @@ def test_reconcile_lists_shows_the_instance_lists_cached_until_refreshed(workspa
     assert "Spring" not in invoke("lists", environ=env).stdout  # from the cache
     again = invoke("lists", "--refresh", environ=env).stdout
     assert "4 static lists of" in again and "Spring" in again and "\x1b" not in again
+
+
+def test_import_lists_writes_memberships_and_the_next_plan_is_empty(workspace, emulator, lists) -> None:
+    env = env_for(emulator, "rest")
+    (workspace / "leads" / "people.yaml").unlink()
+    with emulator.store.transaction() as tx:
+        lead = tx.create()
+        tx.set_email(lead, "cy@example.com")
+    emulator.lists.add(lists["Webinar 2026-12"], [lead["id"]])
+    emulator.lists.add(lists["VIP Customers"], [lead["id"]])
+    twin = emulator.lists.create("Webinar 2026-12")["id"]  # a shared name: the file names it by ID
+    emulator.lists.add(twin, [lead["id"]])
+    result = invoke("import", "--id", str(lead["id"]), "--lists", "--out", "leads/imported.yaml", environ=env)
+    assert result.exit_code == 0, result.stderr
+    written = (workspace / "leads" / "imported.yaml").read_text()
+    assert (f"    lists:\n      - VIP Customers\n      - \"id:{lists['Webinar 2026-12']}\"\n      - \"id:{twin}\"\n"
+            in written)
+    assert invoke("plan", "--detailed-exitcode", environ=env).exit_code == 0

@@ -99,6 +99,29 @@ def instance_lists(session: Session, state_path: Path, refresh: bool, use_emulat
         return known, instance, save_lists(state_path, instance, known)
 
 
+def memberships_reader(session: Session, client):
+    """For import --lists: the static lists each of some leads is on, read from every list's members
+    (a list whose name another list shares is named by its ID)."""
+    from collections import Counter
+
+    from reconcile.remote.rest.lists import RestLists
+
+    def memberships_of(lead_ids):
+        wanted = set(lead_ids)
+        reader = RestLists(client)
+        found = reader.all_lists()
+        shared = Counter(item.name for item in found)
+        session.note(f"Reading the members of {len(found)} static list{'' if len(found) == 1 else 's'}.")
+        lists: dict[int, dict[str, int]] = {}
+        for item in sorted(found, key=lambda known: known.id):
+            ref = item.name if shared[item.name] == 1 and not item.name.startswith("id:") else f"id:{item.id}"
+            for lead_id in wanted.intersection(reader.members(item.id)):
+                lists.setdefault(lead_id, {})[ref] = item.id
+        return lists
+
+    return memberships_of
+
+
 def rest_fetch(client) -> Fetch:
     from reconcile.inputs.listcatalog import KnownList
     from reconcile.remote.rest.lists import RestLists
