@@ -64,7 +64,9 @@ class ApplyReport:
         if self.list_added or self.list_removed:
             text += f"; {self.list_added} list addition(s), {self.list_removed} removal(s)"
         if self.list_calls:
-            text += f" in {self.list_calls} list and delete call(s)"
+            listed = self.list_added or self.list_removed
+            kinds = "list and delete" if self.deleted and listed else "delete" if self.deleted else "list"
+            text += f" in {self.list_calls} {kinds} call(s)"
         return text + f"; {self.calls} {self.call_name} call(s) in {self.elapsed:.1f} s."
 
 
