@@ -157,7 +157,7 @@ def _memberships(session: Session, stack, op: Operation, transport, desired, emu
     resolved = resolve_lists(session, desired.leads, op.state, instance, rest_fetch(client) if client else None)
     if resolved is None:
         raise unresolvable(instance)
-    return memberships_for(op.api, transport, resolved)
+    return memberships_for(op.api, transport, resolved, op.apply.concurrency)
 
 
 def _api_for_apply(session: Session, api: str | None, endpoint: str | None, use_emulator: bool,

@@ -174,7 +174,7 @@ class RestLeadDeletes:
         return self._lists.delete_leads(lead_ids)
 
 
-def memberships_for(api: str, transport, resolved, known_ids=None):
+def memberships_for(api: str, transport, resolved, concurrency: int = 1):
     """The apply engine's Memberships for `transport`, once the names are resolved."""
     from reconcile.apply.memberships import ListTarget, Memberships
     from reconcile.remote import registry
@@ -183,8 +183,8 @@ def memberships_for(api: str, transport, resolved, known_ids=None):
         raise UsageError(f"the {api} transport cannot manage static list membership")
     calls = RestListCalls(transport.client) if api == "rest" else SoapListCalls(transport)
     lists = {ref: ListTarget(known.id, known.name) for ref, known in resolved.items()}
-    by_id = {known.id: ListTarget(known.id, known.name) for known in (known_ids or resolved.values())}
-    return Memberships(calls=calls, lists=lists, by_id=by_id)
+    by_id = {known.id: ListTarget(known.id, known.name) for known in resolved.values()}
+    return Memberships(calls=calls, lists=lists, by_id=by_id, concurrency=concurrency)
 
 
 def unresolvable(instance: str | None) -> InputError:

@@ -182,12 +182,18 @@ class _Apply:
             self.tally.not_sent.extend(a.identity for a in batch.actions)
 
     def after_records(self, lists: bool, deleting: bool) -> None:
-        """Static list membership, then deletions, once the leads' records (and IDs) are recorded."""
+        """Static list membership, then deletions, once the leads' records (and IDs) are recorded. A
+        checkpoint between their calls waits for a pause of the rate window, as between Sync Leads calls."""
+        window_opens_in = getattr(self.transport, "window_opens_in", None)
+
+        def between_calls() -> None:
+            self.tick(window_opens_in() if window_opens_in is not None else 0.0)
+
         try:
             if lists:
-                send_list_calls(self.plan.actions, self.ledger, self.tally, self.memberships, self.tick)
+                send_list_calls(self.plan.actions, self.ledger, self.tally, self.memberships, between_calls)
             if deleting:
-                send_deletes(self.plan.actions, self.ledger, self.tally, self.deletes, self.tick)
+                send_deletes(self.plan.actions, self.ledger, self.tally, self.deletes, between_calls)
         except ReconcileError as exc:  # the calls confirmed before it are journaled and recorded
             self.scheduler.fail(exc)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, Sequence
 
+from reconcile.apply.inflight import answered_in_turn
 from reconcile.core.model import Action, ListChange, StateLead
 from reconcile.core.planner import with_memberships
 from reconcile.remote.membership import LeadOutcome, Outcome
@@ -50,6 +51,7 @@ class Memberships:
     calls: ListCalls
     lists: Mapping[str, ListTarget]  # by the name as the lead files give it ("VIP Customers", "id:1021")
     by_id: Mapping[int, ListTarget] = field(default_factory=dict)  # every list known, for removals
+    concurrency: int = 1  # calls in flight at once
 
     def target(self, change: ListChange) -> ListTarget:
         if change.add:
@@ -102,35 +104,50 @@ def run_list_calls(groups: Sequence[tuple[ListTarget, bool, list[_Member]]], mem
                    records: dict[str, StateLead],
                    confirmed: Callable[[int, list[tuple[_Member, StateLead]]], None],
                    between_calls: Callable[[], None]) -> ListOutcome:
-    """Send the calls; after each, hand the confirmed members and their new records to `confirmed`
-    (with the call's number, for the journal) before the next call goes out. A call that fails as a
-    whole stops the list work: its members and those after it are left for the next apply."""
+    """Send the calls, `memberships.concurrency` at once: every removal, then every addition (a list
+    named two ways is left, then joined). As each call answers, hand its confirmed members and their
+    new records to `confirmed` (with the call's number, for the journal). A call that fails as a whole
+    stops the list work once the calls in flight have answered: the rest is left for the next apply."""
     outcome = ListOutcome()
     size = max(1, memberships.calls.max_ids)
-    for target, add, members in groups:
-        for start in range(0, len(members), size):
-            chunk = members[start:start + size]
-            ids = list(dict.fromkeys(member.lead_id for member in chunk))
-            send = memberships.calls.add if add else memberships.calls.remove
-            answers = {answer.lead_id: answer for answer in send(target, ids)}
+
+    def send(call: tuple[ListTarget, bool, list[_Member]]) -> list[LeadOutcome]:
+        target, add, chunk = call
+        ids = list(dict.fromkeys(member.lead_id for member in chunk))
+        return (memberships.calls.add if add else memberships.calls.remove)(target, ids)
+
+    for adding in (False, True):
+        calls = [(target, add, members[start:start + size]) for target, add, members in groups if add == adding
+                 for start in range(0, len(members), size)]
+        for (target, add, chunk), answered in answered_in_turn(calls, send, memberships.concurrency):
             outcome.calls += 1
-            accepted: list[tuple[_Member, StateLead]] = []
-            for member in chunk:
-                answer = answers.get(member.lead_id)
-                if answer is not None and answer.outcome in _CONFIRMS[add]:
-                    record = records[member.action.identity] = with_memberships(records[member.action.identity],
-                                                                                (member.change,))
-                    accepted.append((member, record))
-                else:
-                    why = answer.reason or answer.outcome.value if answer is not None else "no answer for this lead"
-                    verb = "adding it to" if add else "removing it from"
-                    outcome.failed.append((member.action.identity, f"{verb} list {target.name!r}: {why}"))
+            accepted = _accepted(target, add, chunk, answered, records, outcome)
             if accepted:
                 confirmed(FIRST_LIST_CALL + outcome.calls, accepted)
-            outcome.added += len(accepted) if add else 0
-            outcome.removed += 0 if add else len(accepted)
             between_calls()
     return outcome
+
+
+def _accepted(target: ListTarget, add: bool, chunk: list[_Member], answered: list[LeadOutcome],
+              records: dict[str, StateLead], outcome: ListOutcome) -> list[tuple[_Member, StateLead]]:
+    """The members of one call that Marketo confirmed, with their new records; the others in `outcome`."""
+    answers = {answer.lead_id: answer for answer in answered}
+    accepted: list[tuple[_Member, StateLead]] = []
+    for member in chunk:
+        answer = answers.get(member.lead_id)
+        if answer is not None and answer.outcome in _CONFIRMS[add]:
+            identity = member.action.identity
+            records[identity] = with_memberships(records[identity], (member.change,))
+            accepted.append((member, records[identity]))
+        else:
+            why = (answer.reason or answer.outcome.value) if answer is not None else "no answer for this lead"
+            verb = "adding it to" if add else "removing it from"
+            outcome.failed.append((member.action.identity, f"{verb} list {target.name!r}: {why}"))
+    if add:
+        outcome.added += len(accepted)
+    else:
+        outcome.removed += len(accepted)
+    return accepted
 
 
 def send_list_calls(actions: Sequence[Action], ledger, tally, memberships: Memberships,

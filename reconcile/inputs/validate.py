@@ -27,6 +27,8 @@ from reconcile.inputs import files as files_module
 from reconcile.inputs import leadfiles as leadfiles_module
 from reconcile.inputs.cache import InputCache, code_fingerprint
 from reconcile.inputs.files import DEFAULT_MAX_FILE_BYTES, decode, discover, read_lead_file
+from reconcile.inputs import lifecycle as lifecycle_module
+from reconcile.inputs.lifecycle import is_true, lifecycle_error
 from reconcile.inputs.leadfiles import LeadFile, SourceLines, parse_lead_file
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -37,15 +39,6 @@ _SHOWN_CHARS = 60
 _RESERVED_ATTRIBUTES = {"Email": "email", "Id": "leadId", "ForeignSysPersonId": "foreignSysPersonId",
                         "ForeignSysType": "foreignSysType"}
 _RESERVED_NAMES = frozenset(_RESERVED_ATTRIBUTES)
-_LIST_ID = re.compile(r"id:[1-9][0-9]{0,9}")
-
-
-def _is_true(value: Any) -> bool:
-    """`deleted: true` as the lead file reader gives it: the text "true" (it reads no booleans)."""
-    return value is True or (type(value) is str and value == "true")
-
-
-_TOMBSTONE_FIELDS = frozenset({"leadId", "email", "foreignSysPersonId", "foreignSysType", "deleted"})
 
 
 @dataclass(frozen=True)
@@ -164,7 +157,7 @@ class SchemaCheck:
                 if not self._lists_clean(value, rules):
                     return False
             elif field == "deleted":
-                if not _is_true(value):
+                if not is_true(value):
                     return False
             else:
                 return False
@@ -334,12 +327,9 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
             errors.append(InputError(f"leads[{index}]: a lead needs at least one key: leadId, "
                                      "foreignSysPersonId or email", Location(lead_file.path, line)))
             continue
-        deleted = _is_true(entry.get("deleted"))
-        if deleted and not _TOMBSTONE_FIELDS.issuperset(entry):
-            extra = next(name for name in entry if name not in _TOMBSTONE_FIELDS)
-            errors.append(InputError(f"leads[{index}]: a tombstone (deleted: true) holds the lead's keys and nothing "
-                                     f"else, not {extra!r}: the lead is deleted, so nothing else can be applied",
-                                     locate(("leads", index, extra))))
+        problem = lifecycle_error(entry, index, locate, _shown)
+        if problem is not None:
+            errors.append(problem)
             continue
         attributes = entry.get("attributes") or {}
         if not _RESERVED_NAMES.isdisjoint(attributes):
@@ -352,14 +342,8 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
             errors.append(InputError(f"leads[{index}].foreignSysType: foreignSysType needs a "
                                      "foreignSysPersonId", locate(("leads", index, "foreignSysType"))))
             continue
-        lists = tuple(entry.get("lists") or ())
-        bad_ref = next((ref for ref in lists if ref.startswith("id:") and not _LIST_ID.fullmatch(ref)), None)
-        if bad_ref is not None:
-            errors.append(InputError(f"leads[{index}].lists: {_shown(bad_ref)} names a list by ID: write id: and "
-                                     "the list's ID, a positive number (e.g. id:1021)",
-                                     locate(("leads", index, "lists", lists.index(bad_ref)))))
-            continue
-        records.append((line, lead_id, email, foreign_id, foreign_type, attributes, lists, deleted))
+        records.append((line, lead_id, email, foreign_id, foreign_type, attributes, tuple(entry.get("lists") or ()),
+                        is_true(entry.get("deleted"))))
     return records, errors
 
 
@@ -417,7 +401,8 @@ def _files_hash(names: Sequence[str], digests: Sequence[bytes]) -> str:
 def lead_cache_fingerprint() -> bytes:
     """What a cached lead file's records depend on besides its bytes and the schema: this module and
     every module it reads and checks lead files with."""
-    return code_fingerprint((leadfiles_module, files_module, sys.modules[__name__], model_module, errors_module))
+    return code_fingerprint((leadfiles_module, files_module, sys.modules[__name__], model_module, errors_module,
+                             lifecycle_module))
 
 
 def lead_cache(cache_dir: Path | None) -> InputCache | None:
