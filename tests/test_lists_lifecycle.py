@@ -272,3 +272,14 @@ def test_import_lists_writes_memberships_and_the_next_plan_is_empty(workspace, e
     assert (f"    lists:\n      - VIP Customers\n      - \"id:{lists['Webinar 2026-12']}\"\n      - \"id:{twin}\"\n"
             in written)
     assert invoke("plan", "--detailed-exitcode", environ=env).exit_code == 0
+
+
+def test_a_recorded_list_marketo_no_longer_has_reads_as_empty(workspace, emulator, lists) -> None:
+    env = env_for(emulator, "rest")
+    assert invoke("apply", "--auto-approve", environ=env).exit_code == 0
+    for shard in (workspace / "reconcile.state.d").glob("*.jsonl"):  # as if the list was deleted since
+        shard.write_text(shard.read_text().replace(f'"VIP Customers":{lists["VIP Customers"]}', '"VIP Customers":9999'))
+    refreshed = invoke("plan", "--refresh", environ=env)
+    assert refreshed.exit_code == 0, refreshed.stderr
+    assert "static list VIP Customers (id:9999) no longer exists in Marketo" in refreshed.stderr
+    assert 'no longer on list "VIP Customers" in Marketo' in refreshed.stdout

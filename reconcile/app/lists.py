@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from reconcile.app.session import Session
+from reconcile.core.safetext import visible
 from reconcile.errors import InputError, UsageError
 
 Fetch = Callable[[], list]  # -> list[KnownList]
@@ -69,7 +70,7 @@ def read_memberships(session: Session, drift, client, state_path: Path, leads: S
         return drift
     session.note(f"Reading the members of {len(wanted)} static list{'' if len(wanted) == 1 else 's'}.")
     reader = RestLists(client)
-    members = {list_id: frozenset(reader.members(list_id)) for list_id in sorted(wanted)}
+    members = {list_id: _members_or_none(session, reader, list_id, wanted[list_id]) for list_id in sorted(wanted)}
     changes, refreshed = membership_drift(drift.refreshed, members, wanted)
     return replace(drift, memberships=changes, refreshed=refreshed)
 
@@ -120,6 +121,21 @@ def memberships_reader(session: Session, client):
         return lists
 
     return memberships_of
+
+
+def _members_or_none(session: Session, reader, list_id: int, name: str) -> frozenset:
+    """The list's members; none when Marketo no longer has the list (its memberships went with it)."""
+    from reconcile.errors import RemoteError
+    from reconcile.remote.rest.codes import NOT_FOUND
+
+    try:
+        return frozenset(reader.members(list_id))
+    except RemoteError as exc:
+        if exc.code != NOT_FOUND:
+            raise
+        session.warn(f"static list {visible(name)} (id:{list_id}) no longer exists in Marketo: its members are "
+                     "read as none")
+        return frozenset()
 
 
 def rest_fetch(client) -> Fetch:
