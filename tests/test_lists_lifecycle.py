@@ -283,3 +283,39 @@ def test_a_recorded_list_marketo_no_longer_has_reads_as_empty(workspace, emulato
     assert refreshed.exit_code == 0, refreshed.stderr
     assert "static list VIP Customers (id:9999) no longer exists in Marketo" in refreshed.stderr
     assert 'no longer on list "VIP Customers" in Marketo' in refreshed.stdout
+
+
+def test_list_calls_in_flight_together_send_every_removal_before_any_addition() -> None:
+    """A list named two ways ("VIP" recorded, "id:7" declared) is left, then joined: never the reverse."""
+    import threading
+    import time
+
+    from reconcile.apply.memberships import ListTarget, Memberships, pending_calls, run_list_calls
+    from reconcile.remote.membership import LeadOutcome, Outcome
+
+    order, lock = [], threading.Lock()
+
+    class Calls:
+        max_ids = 1
+
+        def add(self, target, lead_ids):
+            with lock:
+                order.append(("add", target.id, tuple(lead_ids)))
+            return [LeadOutcome(lead_id, Outcome.ADDED) for lead_id in lead_ids]
+
+        def remove(self, target, lead_ids):
+            time.sleep(0.02)  # a slow removal: an addition sent beside it would overtake it
+            with lock:
+                order.append(("remove", target.id, tuple(lead_ids)))
+            return [LeadOutcome(lead_id, Outcome.REMOVED) for lead_id in lead_ids]
+
+    leads = [Lead(Location("leads/p.yaml", n), email=f"u{n}@example.com", lists=("id:7",)) for n in range(6)]
+    records = {f"email:u{n}@example.com": StateLead(100 + n, f"u{n}@example.com", None, None, {}, None,
+                                                    {"VIP": 7}) for n in range(6)}
+    planned = plan(leads, State(lineage="l", serial=1, leads=records))
+    memberships = Memberships(calls=Calls(), lists={"id:7": ListTarget(7, "VIP")}, concurrency=4)
+    outcome = run_list_calls(pending_calls(planned.actions, dict(records), memberships), memberships,
+                             dict(records), lambda number, accepted: None, lambda: None)
+    assert (outcome.removed, outcome.added, outcome.calls) == (6, 6, 12)
+    kinds = [kind for kind, _, _ in order]
+    assert kinds == ["remove"] * 6 + ["add"] * 6
