@@ -1,6 +1,7 @@
 """(d) apply N creates against the emulator with Marketo's real limits and 50 ms latency.
 
     python benchmarks/bench_apply.py [N=90000] [CONCURRENCY=10] [--api soap|rest] [--after-plan]
+    python benchmarks/bench_apply.py [N=90000] [CONCURRENCY=10] --lists   (see bench_lists.py)
 
 The emulator runs as its own process (`reconcile emulator`: 100 calls in any 20 s, 10 concurrent, 300
 records per call, --latency 0.05), so client and server do not share an interpreter.
@@ -159,7 +160,14 @@ def main() -> None:
     parser.add_argument("--api", choices=("soap", "rest"), default="soap")
     parser.add_argument("--after-plan", action="store_true",
                         help="run `reconcile plan` first, untimed, as a user does before applying")
+    parser.add_argument("--lists", action="store_true",
+                        help="create the leads untimed, then time putting them all on one static list (REST)")
     args = parser.parse_args()
+    if args.lists:
+        import bench_lists
+
+        bench_lists.run(args.count, args.concurrency)
+        return
     emulator_flags = ["--latency", str(LATENCY), "--user-id", USER, "--encryption-key", KEY]
     if args.api == "rest":
         # the generated leads carry foreign IDs: REST writes them to a custom field

@@ -8,7 +8,7 @@ lead ID, declares a key the state records for it, or declares its email with no 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from reconcile.adopt.yamlout import LeadEntry
 from reconcile.core.model import Lead, State, StateLead, identity_of
@@ -73,9 +73,11 @@ class Claims:
                                "import, or remove this declaration first", lead.location)
             errors.setdefault((lead.location.file, lead.location.line, lead.identity), error)
 
-    def leads_after(self, entries: Iterable[LeadEntry], synced_at: str) -> dict[str, StateLead]:
+    def leads_after(self, entries: Iterable[LeadEntry], synced_at: str,
+                    lists: Mapping[int, Mapping[str, int]] | None = None) -> dict[str, StateLead]:
         """The state's leads with the imported ones recorded under `id:<leadId>`, replacing any record
-        of the same lead that no kept declaration holds (an orphan, or one of the replaced file)."""
+        of the same lead that no kept declaration holds (an orphan, or one of the replaced file);
+        `lists`: their static list memberships (import --lists)."""
         entries = list(entries)
         imported = {entry.lead_id for entry in entries}
         leads: dict[str, StateLead] = {
@@ -84,7 +86,8 @@ class Claims:
         for entry in entries:
             leads[identity_of(entry.lead_id, None, None, None)] = StateLead(
                 lead_id=entry.lead_id, email=entry.email, foreign_sys_person_id=None, foreign_sys_type=None,
-                attributes=dict(entry.attributes), synced_at=synced_at)
+                attributes=dict(entry.attributes), synced_at=synced_at,
+                lists=dict(sorted((lists or {}).get(entry.lead_id, {}).items())))
         return leads
 
     def no_longer_declared(self, entries: Iterable[LeadEntry]) -> list[Lead]:

@@ -8,11 +8,12 @@ never state records that no file declares.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from reconcile.adopt.claims import Claims
 from reconcile.adopt.leads import Adopted, FieldChoice, adopt, choose_fields, entries_of
@@ -52,6 +53,8 @@ class ImportSettings:
     state_path: Path
     instance: str
     concurrency: int
+    # import --lists: the static lists of the imported leads (lead ID -> {name as a lead file gives it: ID})
+    memberships_of: Callable[[Sequence[int]], Mapping[int, Mapping[str, int]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,15 @@ def run_import(client: Any, catalog_of: Callable[[], Any], settings: ImportSetti
     for _, _, rendered in answers:
         for lead_id, block in rendered.items():
             blocks.setdefault(lead_id, block)
+    lists = settings.memberships_of([entry.lead_id for entry in adopted.entries]) if settings.memberships_of else {}
+    if lists:
+        adopted = dataclasses.replace(adopted, entries=tuple(
+            dataclasses.replace(entry, lists=tuple(lists.get(entry.lead_id, {}))) for entry in adopted.entries))
+        blocks.update((entry.lead_id, lead_block(entry)) for entry in adopted.entries if entry.lists)
     text = document([blocks[entry.lead_id] for entry in adopted.entries], schema_ref=schema_reference(settings.out),
                     header=_header(settings, choice))
     write_atomic(settings.out, text.encode("utf-8"))
-    write_state(settings.state_path, with_leads(state, claims.leads_after(adopted.entries, iso_utc(now()))))
+    write_state(settings.state_path, with_leads(state, claims.leads_after(adopted.entries, iso_utc(now()), lists)))
     return ImportResult(adopted=adopted, choice=choice, calls=len(calls),
                         dropped=len(claims.no_longer_declared(adopted.entries)))
 

@@ -59,6 +59,7 @@ class LeadEntry:
     lead_id: int
     email: str | None
     attributes: Mapping[str, str | None]
+    lists: Sequence[str] = ()  # the static lists it is on (import --lists), as a lead file names them
 
 
 def render(leads: Sequence[LeadEntry], *, schema_ref: str, header: Sequence[str] = ()) -> str:
@@ -82,6 +83,9 @@ def lead_block(lead: LeadEntry) -> str:
         lines.append("    attributes:")
         for name, value in lead.attributes.items():
             lines.append(f"      {scalar(name)}: {'null' if value is None else scalar(value)}")
+    if lead.lists:
+        lines.append("    lists:")
+        lines.extend(f"      - {scalar(name)}" for name in lead.lists)
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconcile.app.inputs import _notice_if_migrated
+from reconcile.app.lists import memberships_reader
 from reconcile.app.operation import DEFAULT_LEADS, DEFAULT_MAX_FILE_BYTES, DEFAULT_STATE
 from reconcile.app.session import Session
 from reconcile.app.transports import _credentials_from_env, _embedded_emulator, _rest_catalog, _rest_client
@@ -29,6 +30,7 @@ class ImportOperation:
     use_emulator: bool = False
     concurrency: int = 4
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    lists: bool = False  # also write each lead's static lists
 
 
 def run_import(session: Session, op: ImportOperation):
@@ -62,7 +64,8 @@ def run_import(session: Session, op: ImportOperation):
         stack.callback(client.close)
         settings = importer.ImportSettings(request=request, fields=list(op.fields) if op.fields is not None else None,
                                            out=op.out, state_path=state, instance=instance,
-                                           concurrency=op.concurrency)
+                                           concurrency=op.concurrency,
+                                           memberships_of=memberships_reader(session, client) if op.lists else None)
         return importer.run_import(client, lambda: _rest_catalog(session, client, state), settings, desired.leads,
                                    current, on_event=session.on_event)
 

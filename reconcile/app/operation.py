@@ -36,6 +36,9 @@ class Operation:
     endpoint: str | None = None  # SOAP endpoint override
     foreign_id_field: str | None = None  # REST: the custom field that carries foreignSysPersonId
     batch_size: int | None = None  # apply: records per call (None: the transport's largest call)
+    allow_delete: bool = False  # apply: delete leads without asking again
+    delete_orphans: bool = False  # apply: delete the leads the state records that no lead file declares
+    max_deletes: int = 0  # apply: with delete_orphans, the most orphans it may delete
     apply: ApplyOptions = field(default_factory=lambda: _default_apply_options())
 
 

@@ -7,10 +7,13 @@ keyed by everything it is made from. Everything the user sees is handed to the s
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconcile.app.deletions import refuse_without_delete_call
 from reconcile.app.inputs import _cache_dir, _load_inputs, _rest_instance
+from reconcile.app.lists import check_list_names
 from reconcile.app.operation import Operation
 from reconcile.app.refresh import _read_credentials, _refresh
 from reconcile.app.rendering import _calls, _render
@@ -58,6 +61,7 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
         session.show(hit[1])
         return PlanResult(hit[0])
     desired, current = _load_inputs(leads, state, op.max_file_bytes, session.environ)
+    check_list_names(session, desired.leads, state)
     current, recovery, state_hash = _preview_recovery(state, current)
     check_declared_once(desired.leads, current)
     drift = None
@@ -69,6 +73,7 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
         current = drift.refreshed
         check_declared_once(desired.leads, current)  # Marketo's answers may make two declarations one lead
     plan = make_plan(desired.leads, current, batch_size=registry.get(api).max_records, targets=op.targets)
+    refuse_without_delete_call(plan, api)
     if out is not None:
         planfile.save(out, plan, desired=desired, state=current, state_path=state, leads_dir=leads,
                       state_hash=state_hash)
@@ -89,15 +94,19 @@ def _plan_cache(session: Session, op: Operation):
     Every option that changes what plan prints is in `options`: one line each."""
     from reconcile.inputs.cache import PlanCache
     from reconcile.inputs.fields import load_catalog
+    from reconcile.inputs.listcatalog import cached_path
     from reconcile.inputs.validate import schema_bytes
     from reconcile.remote.rest.config import foreign_id_field
 
     instance = _rest_instance(session.environ)
-    catalog = load_catalog(_cache_dir(op.state, session.environ), instance)
+    workspace = _cache_dir(op.state, session.environ)
+    catalog = load_catalog(workspace, instance)
+    lists = cached_path(workspace, instance)  # which names the lead files' lists resolve to
+    lists_digest = hashlib.sha256(lists.read_bytes()).hexdigest() if lists is not None and lists.is_file() else None
     options = {"format": op.format, "compact": op.compact, "full": op.full, "color": op.color,
                "max_file_size": op.max_file_bytes}
     context = (f"api={op.api} instance={instance} describe={catalog.fingerprint if catalog else None} "
-               f"foreign-id-field={foreign_id_field(None, session.environ)!r}")
+               f"foreign-id-field={foreign_id_field(None, session.environ)!r} lists={lists_digest}")
     return PlanCache.open(_cache_dir(op.state, session.environ), op.leads, op.state, op.max_file_bytes,
                           schema_bytes(), options, context)
 

@@ -31,15 +31,17 @@ def _read_credentials(session: Session, api: str, credentials=None):
     return RestCredentials.from_env(environ)
 
 
-def _refresh(session: Session, current, state_path: Path, client, concurrency: int, declared=()):
+def _refresh(session: Session, current, state_path: Path, client, concurrency: int, leads=()):
     """Marketo's current values of the state's leads (after checking the state belongs to its instance),
-    and whether it still has the lead IDs the `declared` leads name."""
+    whether it still has the lead IDs `leads` declare, and the static list memberships (of the lists
+    the state records and `leads` name)."""
+    from reconcile.app.lists import read_memberships
     from reconcile.apply.refresh import NUMERIC_TYPES, refresh, refresh_calls, refresh_ids
     from reconcile.store.instance import instance_of
     from reconcile.store.state import check_instance
 
     current = check_instance(current, instance_of(client.credentials.base_url), state_path)
-    declared_ids = [lead.lead_id for lead in declared if lead.lead_id is not None]
+    declared_ids = [lead.lead_id for lead in leads if lead.lead_id is not None]
     calls = refresh_calls(current, declared_ids)
     catalog = _rest_catalog(session, client, state_path)
     with_id = len(refresh_ids(current, declared_ids))
@@ -51,8 +53,9 @@ def _refresh(session: Session, current, state_path: Path, client, concurrency: i
             session.note(f"read {event.calls_done}/{event.calls}: {event.leads_read} leads")
 
     numeric = frozenset(name for name, spec in catalog.fields.items() if (spec.data_type or "") in NUMERIC_TYPES)
-    return refresh(current, client, catalog.rest_names(), numeric=numeric, declared_ids=declared_ids,
-                   concurrency=concurrency, on_progress=progress)
+    drift = refresh(current, client, catalog.rest_names(), numeric=numeric, declared_ids=declared_ids,
+                    concurrency=concurrency, on_progress=progress)
+    return read_memberships(session, drift, client, state_path, leads)
 
 
 def _refresh_for_apply(session: Session, stack, api: str, credentials, current, state_path: Path, options, use_emulator: bool):

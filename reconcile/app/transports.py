@@ -77,9 +77,11 @@ def _rest_transport(session: Session, credentials, desired, plan, state_path: Pa
 
 
 @contextlib.contextmanager
-def _embedded_emulator(session: Session, state_path: Path, api: str = "soap"):
+def _embedded_emulator(session: Session, state_path: Path, api: str = "soap", rest_face: list | None = None):
     """The built-in emulator, in-process on a free loopback port, with a database that persists in
-    the workspace's folder of the user's cache directory, so a second run sees what the first created."""
+    the workspace's folder of the user's cache directory, so a second run sees what the first created.
+    `rest_face`, if given, gets the credentials of its REST face too (through which SOAP applies look
+    up static lists)."""
     import secrets
 
     from reconcile.emulator import Emulator, EmulatorConfig, create_database
@@ -95,13 +97,16 @@ def _embedded_emulator(session: Session, state_path: Path, api: str = "soap"):
     config = EmulatorConfig(encryption_key=key, client_secret=secret, db_path=db_path,
                             extra_fields=frozenset({EMULATOR_FOREIGN_ID_FIELD}))
     with Emulator(config) as running:
-        if api == "rest":
-            from reconcile.remote.rest.config import RestCredentials
+        from reconcile.remote.rest.config import RestCredentials
 
+        rest = RestCredentials(base_url=running.rest_endpoint, identity_url=f"{running.rest_endpoint}/identity",
+                               client_id=running.config.client_id, client_secret=secret)
+        if api == "rest":
             session.note(f"Using the built-in Marketo emulator's REST API at {running.rest_endpoint}.")
-            yield RestCredentials(base_url=running.rest_endpoint, identity_url=f"{running.rest_endpoint}/identity",
-                                  client_id=running.config.client_id, client_secret=secret)
+            yield rest
             return
+        if rest_face is not None:
+            rest_face.append(rest)
         session.note(f"Applying to the built-in Marketo emulator at {running.endpoint}.")
         yield Credentials(endpoint=running.endpoint, user_id=running.config.user_id, encryption_key=key)
 

@@ -23,14 +23,16 @@ from reconcile.apply.answers import AnswerChecker
 from reconcile.apply.batches import Batch
 from reconcile.apply.events import ApplyEvent, ApplyStarted, ApplyWarning, BatchAnswered, BatchFailed
 from reconcile.apply.ledger import Ledger, recover
+from reconcile.apply.deletions import LeadDeletes, send_deletes
+from reconcile.apply.memberships import Memberships, send_list_calls
 from reconcile.apply.options import ApplyOptions
 from reconcile.apply.report import ApplyReport, Tally, final_error, one_line
 from reconcile.apply.schedule import PlannedCalls, Scheduler
 from reconcile.apply.unknowns import UnknownOutcomes, unique, unknown_message
 from reconcile.core.clock import iso_utc, utc_now
 from reconcile.core.gcpause import collect_and_freeze, gc_frozen
-from reconcile.core.model import CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Plan, State
-from reconcile.core.planner import is_adoption, recorded_lead
+from reconcile.core.model import CREATE, DEFAULT_BATCH_SIZE, DELETE, ORPHANED, UPDATE, Plan, State
+from reconcile.core.planner import is_adoption, recorded_lead, recorded_lists
 from reconcile.core.records import CREATED
 from reconcile.errors import ReconcileError, RemoteError, ResponseError, StalePlanError
 from reconcile.remote.base import mark_outcome, not_delivered, outcome_unknown
@@ -54,8 +56,10 @@ class _Apply:
     def __init__(self, plan: Plan, state: State, state_path: Path, transport: Any, options: ApplyOptions,
                  clock: Callable[[], datetime], monotonic: Callable[[], float],
                  on_event: Callable[[ApplyEvent], None] | None, stop: threading.Event | None,
-                 calls: PlannedCalls | None = None):
+                 calls: PlannedCalls | None = None, memberships: Memberships | None = None,
+                 deletes: LeadDeletes | None = None):
         self.plan, self.state, self.state_path = plan, state, state_path
+        self.memberships, self.deletes = memberships, deletes
         self.calls = calls
         self.transport, self.options, self.clock, self.monotonic = transport, options, clock, monotonic
         self._on_event = on_event
@@ -126,8 +130,10 @@ class _Apply:
             if action.kind == UPDATE and not action.sends_record:
                 previous = self.state.leads.get(action.state_key or action.identity)
                 synced_at = previous.synced_at if previous is not None and previous.synced_at else synced_now
-                self.ledger.record(index, action, recorded_lead(action, None, synced_at))
-                self.tally.state_only.append(action.identity)
+                self.ledger.record(index, action, recorded_lead(action, None, synced_at,
+                                                                recorded_lists(action, self.state.leads)))
+                if not action.list_changes:  # those are counted as list calls
+                    self.tally.state_only.append(action.identity)
             elif action.kind == ORPHANED and self.options.forget_orphans:
                 self.ledger.forget(action.identity)
                 self.tally.forgotten.append(action.identity)
@@ -153,10 +159,15 @@ class _Apply:
                                concurrency=options.concurrency))
         with gc_frozen():  # the final write too: the first full collection after the send walks everything
             try:
-                if batches:
+                lists = self.memberships is not None and self.plan.has_list_changes
+                deleting = self.deletes is not None and bool(self.plan.count(DELETE))
+                if batches or lists or deleting:
                     self.ledger.open(dedup_enabled=options.dedup_enabled, started=self.started_at,
                                      carried=self.unknowns.carried)
+                if batches:
                     self.send(batches, calls.building)
+                if (lists or deleting) and self.scheduler.first_error is None and not self.scheduler.interrupted:
+                    self.after_records(lists, deleting)
             finally:
                 self.ledger.write()
                 self.ledger.settle(self.unknowns.to_keep(), dedup_enabled=options.dedup_enabled,
@@ -170,6 +181,22 @@ class _Apply:
         for batch in sent.not_sent:
             self.tally.not_sent.extend(a.identity for a in batch.actions)
 
+    def after_records(self, lists: bool, deleting: bool) -> None:
+        """Static list membership, then deletions, once the leads' records (and IDs) are recorded. A
+        checkpoint between their calls waits for a pause of the rate window, as between Sync Leads calls."""
+        window_opens_in = getattr(self.transport, "window_opens_in", None)
+
+        def between_calls() -> None:
+            self.tick(window_opens_in() if window_opens_in is not None else 0.0)
+
+        try:
+            if lists:
+                send_list_calls(self.plan.actions, self.ledger, self.tally, self.memberships, between_calls)
+            if deleting:
+                send_deletes(self.plan.actions, self.ledger, self.tally, self.deletes, between_calls)
+        except ReconcileError as exc:  # the calls confirmed before it are journaled and recorded
+            self.scheduler.fail(exc)
+
     # -- answers ------------------------------------------------------------------------------------
 
     def record_answer(self, batch: Batch, statuses: Sequence[Any]) -> None:
@@ -182,7 +209,7 @@ class _Apply:
         results, recorded = [], []
         line_of = self.ledger.lines_for(batch, synced_at)
         for item in checked.accepted:
-            lead = recorded_lead(item.action, item.lead_id, synced_at)
+            lead = recorded_lead(item.action, item.lead_id, synced_at, recorded_lists(item.action, self.state.leads))
             recorded.append((item, lead))
             identity = item.action.identity
             results.append(ResultEntry(identity=identity, state_key=item.action.state_key, status=item.status,
@@ -234,7 +261,7 @@ class _Apply:
     def finish(self, t0: float) -> ApplyReport:
         stats = getattr(self.transport, "stats", None)
         if stats is not None:
-            calls = getattr(stats, "attempts", 0) - self._stats_start[0]
+            calls = getattr(stats, "attempts", 0) - self._stats_start[0] - self.tally.list_calls
             retries = getattr(stats, "retries", 0) - self._stats_start[1]
         else:
             calls, retries = self._handled, 0
@@ -252,7 +279,9 @@ class _Apply:
             not_sent=tuple(tally.not_sent), calls=calls, batches=tally.batches, retries=retries,
             elapsed=self.monotonic() - t0, state_serial=self.ledger.current.serial,
             state_written=self.ledger.written, warnings=tuple(tally.warnings), recovered=self.recovered,
-            call_name=getattr(self.transport, "call_name", None) or "syncMultipleLeads")
+            call_name=getattr(self.transport, "call_name", None) or "syncMultipleLeads",
+            list_added=tally.list_added, list_removed=tally.list_removed, list_calls=tally.list_calls,
+            deleted=tuple(tally.deleted))
         error = final_error(report, interrupted=scheduler.interrupted, first_error=scheduler.first_error,
                             dedup_enabled=self.options.dedup_enabled, unknown=self.unknowns.new)
         if error is not None:
@@ -270,7 +299,8 @@ def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any,
                forget_orphans: bool = False, options: ApplyOptions | None = None,
                clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic,
                on_event: Callable[[ApplyEvent], None] | None = None,
-               stop: threading.Event | None = None, calls: PlannedCalls | None = None) -> ApplyReport:
+               stop: threading.Event | None = None, calls: PlannedCalls | None = None,
+               memberships: Memberships | None = None, deletes: LeadDeletes | None = None) -> ApplyReport:
     """Apply `plan` (made from `state`, the state at `state_path`) through `transport`.
 
     Hold the state lock around planning and applying, and call :func:`recover_state` before planning.
@@ -290,4 +320,4 @@ def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any,
     if calls is not None and calls.options != options:
         raise ValueError("the planned calls were made with other options than this apply's")
     return _Apply(plan, state, Path(state_path), transport, options, clock, monotonic, on_event, stop,
-                  calls).run()
+                  calls, memberships, deletes).run()

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 from reconcile.apply.batches import Batch
 from reconcile.apply.events import ApplyEvent, JournalRecovered, StateWritten
 from reconcile.core.model import Action, State, StateLead
-from reconcile.core.planner import forget, record_outcomes, recorded_lead
+from reconcile.core.planner import forget, record_outcomes, recorded_lead, recorded_lists
 from reconcile.errors import Location, StateError
 from reconcile.store import journal as journal_store
 from reconcile.store.git import is_tracked_by_git
@@ -169,7 +169,8 @@ class Ledger:
         then, and recording the answer only fills in the lines (`lines_for`)."""
         self._inflight_lines[batch.number] = _inflight_line(batch, dedup_enabled)
         self._line_templates[batch.number] = {
-            action.identity: lead_line_template(action.identity, recorded_lead(action, None, ""))
+            action.identity: lead_line_template(action.identity,
+                                                recorded_lead(action, None, "", recorded_lists(action, self.base.leads)))
             for action in batch.actions}
 
     def lines_for(self, batch: Batch, synced_at: str) -> Callable[[str, StateLead], str | None]:
@@ -193,6 +194,16 @@ class Ledger:
 
     def answered(self, batch: Batch, results: Sequence[ResultEntry]) -> None:
         self._lines.update(self._require().result(batch.number, results))
+
+    def listed(self, number: int, results: Sequence[ResultEntry]) -> None:
+        """Journal the leads whose static list membership call `number` confirmed."""
+        self._lines.update(self._require().result(number, results))
+
+    def deleted(self, number: int, keys: Sequence[str]) -> None:
+        """Journal the leads delete call `number` removed from Marketo (or found gone), then forget them."""
+        self._require().deleted(number, keys)
+        for key in keys:
+            self.forget(key)
 
     def failed(self, batch: Batch, outcome: str, message: str) -> None:
         self._line_templates.pop(batch.number, None)

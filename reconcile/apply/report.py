@@ -33,6 +33,10 @@ class ApplyReport:
     adopted: tuple[str, ...] = ()  # existing leads taken under management by their declared leadId
     refused: tuple[tuple[str, str], ...] = ()  # (identity, why) answered but not recorded: conflicting IDs
     call_name: str = "syncMultipleLeads"
+    list_added: int = 0  # memberships Marketo confirmed
+    list_removed: int = 0
+    list_calls: int = 0  # Add to / Remove from List (or listOperation) and Delete Leads calls answered
+    deleted: tuple[str, ...] = ()  # identities deleted from Marketo (or found gone), forgotten by the state
 
     @property
     def applied(self) -> int:
@@ -55,6 +59,14 @@ class ApplyReport:
             text += f", {len(self.state_only)} recorded without a call"
         if self.forgotten:
             text += f", {len(self.forgotten)} orphan(s) forgotten"
+        if self.deleted:
+            text += f", {len(self.deleted)} deleted"
+        if self.list_added or self.list_removed:
+            text += f"; {self.list_added} list addition(s), {self.list_removed} removal(s)"
+        if self.list_calls:
+            listed = self.list_added or self.list_removed
+            kinds = "list and delete" if self.deleted and listed else "delete" if self.deleted else "list"
+            text += f" in {self.list_calls} {kinds} call(s)"
         return text + f"; {self.calls} {self.call_name} call(s) in {self.elapsed:.1f} s."
 
 
@@ -91,6 +103,10 @@ class Tally:
     not_sent: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     batches: int = 0
+    list_calls: int = 0
+    list_added: int = 0
+    list_removed: int = 0
+    deleted: list[str] = field(default_factory=list)
 
     def take_back(self, identity: str, why: str) -> None:
         """An answer recorded earlier turned out to conflict with a later one."""

@@ -40,6 +40,13 @@ def apply(
         "--refresh-only", help="Only record Marketo's current values of the managed fields in the state; "
         "nothing is sent to Marketo.")] = False,
     target: TargetOption = None,
+    allow_delete: Annotated[bool, typer.Option(
+        "--allow-delete", help="Delete leads (tombstones, --delete-orphans) without asking again.")] = False,
+    delete_orphans: Annotated[bool, typer.Option(
+        "--delete-orphans", help="Delete from Marketo the leads the state records that no lead file "
+        "declares, at most --max-deletes of them.")] = False,
+    max_deletes: Annotated[int, typer.Option(
+        "--max-deletes", min=0, help="The most orphans --delete-orphans may delete (0: refuse and list them).")] = 0,
     debug: DebugOption = False,
 ) -> int:
     """Apply the plan: send Sync Leads (REST) or syncMultipleLeads (SOAP) calls and record the lead IDs.
@@ -64,6 +71,7 @@ def apply(
                           color=env().color, max_file_bytes=max_file_bytes, plan_file=plan_file,
                           auto_approve=auto_approve, use_emulator=use_emulator, endpoint=endpoint,
                           foreign_id_field=foreign_id_field, batch_size=batch_size, targets=tuple(target or ()),
+                          allow_delete=allow_delete, delete_orphans=delete_orphans, max_deletes=max_deletes,
                           apply=options)
     with ApplyDisplay(env()) as display, gc_paused():  # once per command: see reconcile/core/gcpause.py
         run_apply(session_for(env(), display), operation)

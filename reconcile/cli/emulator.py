@@ -76,9 +76,8 @@ def emulator(
             client_id=client_id or environ.get("MARKETO_CLIENT_ID") or emu.DEFAULT_CLIENT_ID,
             client_secret=secret or emu.DEFAULT_CLIENT_SECRET, token_ttl=token_ttl, db_path=db,
             extra_fields=frozenset({EMULATOR_FOREIGN_ID_FIELD, *(field or ())}), initial_leads=emu.DEMO_LEADS,
-            max_batch=max_batch, rate_calls=rate_calls,
-            rate_window=rate_window, max_concurrency=max_concurrency, daily_quota=daily_quota,
-            partitions=frozenset(partition or ()))
+            initial_lists=emu.DEMO_LISTS, max_batch=max_batch, rate_calls=rate_calls, rate_window=rate_window,
+            max_concurrency=max_concurrency, daily_quota=daily_quota, partitions=frozenset(partition or ()))
         faults = emu.Faults(latency=latency, fail_rate=fail_rate, fail_every=fail_every, fail_reason=fail_reason,
                             fail_code=fail_code, fail_http_status=fail_http_status, drop_rate=drop_rate,
                             drop_every=drop_every, seed=seed)

@@ -20,6 +20,7 @@ from reconcile.cli import fields  # noqa: F401  isort: skip
 from reconcile.cli import state  # noqa: F401  isort: skip
 from reconcile.cli import emulator  # noqa: F401  isort: skip
 from reconcile.cli import ci  # noqa: F401  isort: skip
+from reconcile.cli import lists  # noqa: F401  isort: skip
 from reconcile.cli.environment import Environment, _current_env
 from reconcile.cli.root import app
 from reconcile.errors import ExitStatus, Interrupted, ReconcileError, UsageError

@@ -72,6 +72,7 @@ def import_command(
         "--fields", help="Fields to import, comma-separated (default: the standard person fields).",
         show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+    with_lists: Annotated[bool, typer.Option("--lists", help="Also write the static lists each lead is on.")] = False,
     leads: LeadsOption = Path("leads"),
     state: StateOption = Path("reconcile.state.json"),
     use_emulator: Annotated[bool, typer.Option(
@@ -92,7 +93,7 @@ def import_command(
     operation = ImportOperation(out=out, lead_ids=tuple(lead_id or ()), emails=tuple(email or ()), ids_from=ids_from,
                                 fields=tuple(asked_fields) if asked_fields is not None else None, force=force,
                                 leads=leads, state=state, api=api, use_emulator=use_emulator,
-                                concurrency=concurrency, max_file_bytes=parse_size(max_file_size))
+                                concurrency=concurrency, max_file_bytes=parse_size(max_file_size), lists=with_lists)
     result = run_import(session_for(env(), also=_read_event_printer(env())), operation)
     problems = result.adopted.problems
     for line in (*problems[:20], *([f"{len(problems) - 20} more values left out"] if len(problems) > 20 else []),

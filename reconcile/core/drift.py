@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
+from reconcile.core.membership_drift import MembershipDrift
 from reconcile.core.model import AttributeValue, Lead, State, StateLead
 from reconcile.errors import InputError, InputErrors
 
@@ -76,10 +77,11 @@ class Drift:
     refreshed: State  # the state as Marketo has it (same lineage and serial as the one refreshed)
     read: int  # state leads that were read (those with a lead ID)
     missing_ids: frozenset[int] = frozenset()  # lead IDs read that Marketo no longer has (deleted or merged)
+    memberships: tuple[MembershipDrift, ...] = ()  # static list memberships changed in Marketo
 
     @property
     def has_drift(self) -> bool:
-        return bool(self.leads)
+        return bool(self.leads or self.memberships)
 
     def changed_in_marketo(self) -> set[tuple[str, str]]:
         """(state key, attribute name) of every value Marketo changed."""

@@ -39,6 +39,10 @@ class Lead:
     foreign_sys_person_id: str | None = None
     foreign_sys_type: str | None = None
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    # The static lists the lead must be on, as the file names them ("VIP Customers", "id:1021").
+    lists: tuple[str, ...] = ()
+    # A tombstone: the lead must not exist (`deleted: true`, with its keys and nothing else).
+    deleted: bool = False
     # Computed once: the planner and the duplicate check look it up for every lead.
     identity: str = field(init=False, repr=False, compare=False)
 
@@ -63,6 +67,8 @@ class StateLead:
     foreign_sys_type: str | None
     attributes: Mapping[str, AttributeValue]
     synced_at: str | None = None
+    # The static lists Marketo confirmed the lead is on: each as the lead file names it, with its ID.
+    lists: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +97,34 @@ class KeyChange:
     new: str | int | None
 
 
+@dataclass(frozen=True, slots=True)
+class ListChange:
+    """The lead joins (`add`) or leaves a static list. `ref` is the list as named in the lead file (or
+    as the state recorded it); `list_id` is known for a removal, and for an addition once resolved."""
+
+    ref: str
+    add: bool
+    list_id: int | None = None
+
+
+def list_changes(declared: tuple[str, ...], recorded: Mapping[str, int]) -> tuple[ListChange, ...]:
+    """Removals first (by name), then additions in the order the lead file names them."""
+    if not declared and not recorded:
+        return ()
+    wanted = dict.fromkeys(declared)
+    removals = [ListChange(ref, False, recorded[ref]) for ref in sorted(recorded) if ref not in wanted]
+    additions = [ListChange(ref, True) for ref in wanted if ref not in recorded]
+    return (*removals, *additions)
+
+
 CREATE = "create"
 UPDATE = "update"
 UNCHANGED = "unchanged"
 ORPHANED = "orphaned"
 ACTION_KINDS = (CREATE, UPDATE, UNCHANGED, ORPHANED)
+# Counted only when a plan has them, so that plans without them read as before.
+DELETE = "delete"  # a tombstone of a lead the state records, or an orphan deleted on request
+ABSENT = "absent"  # a tombstone of a lead the state does not record: nothing to do
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +143,7 @@ class Action:
     attribute_changes: tuple[AttributeChange, ...] = ()
     key_changes: tuple[KeyChange, ...] = ()
     unmanaged: tuple[str, ...] = ()  # attributes dropped from YAML: forgotten, not cleared
+    list_changes: tuple[ListChange, ...] = ()  # static lists the lead joins or leaves
 
     @property
     def sends_record(self) -> bool:
@@ -137,20 +167,28 @@ class Plan:
     # Tallied once: renderers and the CLI ask for them several times over 100k actions.
     counts: Mapping[str, int] = field(init=False, repr=False, compare=False)
     records_to_send: int = field(init=False, repr=False, compare=False)
+    list_additions: int = field(init=False, repr=False, compare=False)
+    list_removals: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         counts = dict.fromkeys(ACTION_KINDS, 0)
         counts[UNCHANGED] = len(self.unchanged)
-        records = 0
+        records = additions = removals = 0
         for action in self.actions:
-            counts[action.kind] += 1
+            counts[action.kind] = counts.get(action.kind, 0) + 1
             if action.kind != UNCHANGED and action.sends_record:
                 records += 1
+            if action.list_changes:
+                joined = sum(1 for change in action.list_changes if change.add)
+                additions += joined
+                removals += len(action.list_changes) - joined
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "records_to_send", records)
+        object.__setattr__(self, "list_additions", additions)
+        object.__setattr__(self, "list_removals", removals)
 
     def count(self, kind: str) -> int:
-        return self.counts[kind]
+        return self.counts.get(kind, 0)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -162,4 +200,8 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.counts[CREATE] or self.counts[UPDATE])
+        return bool(self.counts[CREATE] or self.counts[UPDATE] or self.counts.get(DELETE))
+
+    @property
+    def has_list_changes(self) -> bool:
+        return bool(self.list_additions or self.list_removals)

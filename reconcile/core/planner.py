@@ -12,8 +12,8 @@ from itertools import compress
 from operator import attrgetter, itemgetter
 from typing import Iterable, Mapping, Sequence
 
-from reconcile.core.model import (CREATE, DEFAULT_BATCH_SIZE, ORPHANED, UPDATE, Action, AttributeChange,
-                             KeyChange, Lead, Plan, State, StateLead)
+from reconcile.core.model import (ABSENT, CREATE, DEFAULT_BATCH_SIZE, DELETE, ORPHANED, UPDATE, Action,
+                             AttributeChange, KeyChange, Lead, ListChange, Plan, State, StateLead, list_changes)
 from reconcile.errors import UsageError
 
 _MISSING = object()
@@ -144,12 +144,17 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
     created: tuple[dict, dict] = ({}, {})  # for _changes_of_a_create: name orders, changes by (name, value)
     updates: list[Action] = []
     unchanged: list[str] = []
+    tombstones: list[Action] = []
     for lead, identity in zip(desired, identities):
         key = matched.get(identity)
+        if lead.deleted:
+            tombstones.append(_tombstone(lead, identity, key, state_leads))
+            continue
         if key is None:
             creates.append(Action(kind=CREATE, identity=identity, state_key=None, lead=lead,
                                   known_lead_id=lead.lead_id,
-                                  attribute_changes=_changes_of_a_create(lead.attributes, *created)))
+                                  attribute_changes=_changes_of_a_create(lead.attributes, *created),
+                                  list_changes=list_changes(lead.lists, {}) if lead.lists else ()))
             continue
         recorded = state_leads[key]
         attributes, recorded_attributes = lead.attributes, recorded.attributes
@@ -163,13 +168,16 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
             key_changes: tuple[KeyChange, ...] = ()  # the common case, without the call
         else:
             key_changes = _key_changes(lead, recorded)
-        if not (attribute_changes or key_changes or unmanaged or key != identity):
+        memberships: tuple[ListChange, ...] = list_changes(lead.lists, recorded.lists) \
+            if lead.lists or recorded.lists else ()
+        if not (attribute_changes or key_changes or unmanaged or memberships or key != identity):
             unchanged.append(identity)
             continue
         updates.append(
             Action(kind=UPDATE, identity=identity, state_key=key, lead=lead,
                    known_lead_id=recorded.lead_id if recorded.lead_id is not None else lead.lead_id,
-                   attribute_changes=attribute_changes, key_changes=key_changes, unmanaged=unmanaged))
+                   attribute_changes=attribute_changes, key_changes=key_changes, unmanaged=unmanaged,
+                   list_changes=memberships))
     claimed = set(matched.values())
     orphans = [Action(kind=ORPHANED, identity=key, state_key=key, lead=None, known_lead_id=state_leads[key].lead_id)
                for key in sorted(set(state_leads) - claimed)]
@@ -177,7 +185,27 @@ def _plan(desired: Sequence[Lead], state: State, batch_size: int) -> Plan:
     creates.sort(key=by_identity)
     updates.sort(key=by_identity)
     unchanged.sort()
-    return Plan(actions=(*creates, *updates, *orphans), batch_size=batch_size, unchanged=tuple(unchanged))
+    tombstones.sort(key=by_identity)
+    deletes = [action for action in tombstones if action.kind == DELETE]
+    absent = [action for action in tombstones if action.kind == ABSENT]
+    return Plan(actions=(*creates, *updates, *deletes, *orphans, *absent), batch_size=batch_size,
+                unchanged=tuple(unchanged))
+
+
+def _tombstone(lead: Lead, identity: str, key: str | None, state_leads: Mapping[str, StateLead]) -> Action:
+    """A lead the files declare deleted: a delete of the lead the state records, or (the state records
+    none: deleted already, or never managed) nothing to do."""
+    if key is None:
+        return Action(kind=ABSENT, identity=identity, state_key=None, lead=lead, known_lead_id=lead.lead_id)
+    recorded = state_leads[key]
+    return Action(kind=DELETE, identity=identity, state_key=key, lead=lead,
+                  known_lead_id=recorded.lead_id if recorded.lead_id is not None else lead.lead_id)
+
+
+def delete_orphans(planned: Plan) -> Plan:
+    """`planned` with its orphans (leads the state records that no lead file declares) deleted."""
+    return replace(planned, actions=tuple(replace(action, kind=DELETE) if action.kind == ORPHANED else action
+                                          for action in planned.actions))
 
 
 def _changes_of_a_create(attributes: Mapping[str, str | None], orders: dict, shared: dict
@@ -262,14 +290,36 @@ def summary_counts(plan: Plan) -> dict[str, int]:
     return counts
 
 
-def recorded_lead(action: Action, lead_id: int | None, synced_at: str) -> StateLead:
-    """The state record for a lead after Marketo accepted its record (CREATED or UPDATED)."""
+def recorded_lead(action: Action, lead_id: int | None, synced_at: str,
+                  lists: Mapping[str, int] | None = None) -> StateLead:
+    """The state record for a lead after Marketo accepted its record (CREATED or UPDATED). `lists`: the
+    memberships recorded so far (the list calls that change them come after, each recorded apart)."""
     lead = action.lead
     assert lead is not None, "only declared leads are applied"
     return StateLead(lead_id=lead_id if lead_id is not None else action.known_lead_id,
                      email=lead.email, foreign_sys_person_id=lead.foreign_sys_person_id,
                      foreign_sys_type=lead.effective_foreign_sys_type, attributes=dict(lead.attributes),
-                     synced_at=synced_at)
+                     synced_at=synced_at, lists=dict(lists) if lists else {})
+
+
+def recorded_lists(action: Action, leads: Mapping[str, StateLead]) -> Mapping[str, int]:
+    """The memberships the state records for the lead of `action` before it is applied."""
+    if action.state_key is None:
+        return {}
+    recorded = leads.get(action.state_key)
+    return recorded.lists if recorded is not None else {}
+
+
+def with_memberships(lead: StateLead, changes: Iterable[ListChange]) -> StateLead:
+    """`lead` once Marketo confirmed `changes` (each addition's `list_id` resolved)."""
+    lists = dict(lead.lists)
+    for change in changes:
+        if change.add:
+            assert change.list_id is not None, "an addition is recorded with the list's ID"
+            lists[change.ref] = change.list_id
+        else:
+            lists.pop(change.ref, None)
+    return replace(lead, lists=dict(sorted(lists.items())))
 
 
 def record_outcomes(leads: Mapping[str, StateLead], outcomes: Iterable[tuple[Action, StateLead]]

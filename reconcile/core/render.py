@@ -11,8 +11,9 @@ from typing import Any
 
 from reconcile.core.drift import Drift, LeadDrift
 from reconcile.core import bigplan
-from reconcile.core.model import CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
+from reconcile.core.model import ABSENT, CREATE, ORPHANED, UNCHANGED, UPDATE, Action, Plan
 from reconcile.core.planner import ADOPT, is_adoption, summary_counts
+from reconcile.core import membership_drift, render_deletes, render_lists
 from reconcile.core.safetext import OLD_COMMAND as _OLD_COMMAND, json_text, visible
 
 PLAN_FORMAT_VERSION = 1
@@ -54,8 +55,11 @@ def summary_line(plan: Plan, calls: Calls = Calls()) -> str:
     s = summary_counts(plan)
     count = calls.of(plan)
     adopt = f"{s[ADOPT]} to adopt, " if s[ADOPT] else ""  # adoptions update a lead that exists already
-    return (f"Plan: {s[CREATE]} to create, {adopt}{s[UPDATE]} to update, {s[ORPHANED]} orphaned, "
-            f"{s[UNCHANGED]} unchanged; {count} {calls.name} call{'' if count == 1 else 's'}.")
+    lists = render_lists.counts_phrase(plan)
+    lists = f"{lists}; " if lists else ""
+    deletes = render_deletes.summary_phrase(plan)
+    return (f"Plan: {s[CREATE]} to create, {adopt}{s[UPDATE]} to update, {deletes}{s[ORPHANED]} orphaned, "
+            f"{s[UNCHANGED]} unchanged; {lists}{count} {calls.name} call{'' if count == 1 else 's'}.")
 
 
 def _is_new_email_lead(action: Action) -> bool:
@@ -98,7 +102,9 @@ def _action_lines(action: Action, paint, email_hint: bool = False,
             lines.append(paint(_YELLOW, f"    ~ {name.ljust(width)} = {before} → {_quote(new)}"))
         for name in unmanaged:
             lines.append(paint(_DIM, f"    - {name.ljust(width)}   (no longer managed: left as is in Marketo)"))
-        if not action.sends_record:
+        lines += [paint(_GREEN if change.add else _RED, line)
+                  for change, line in zip(action.list_changes, render_lists.list_lines(action, _quote))]
+        if not action.sends_record and not action.list_changes:
             lines.append(paint(_DIM, "      (recorded in the state only: nothing to send to Marketo)"))
         lines.append("  }")
     elif action.kind == ORPHANED:
@@ -108,6 +114,8 @@ def _action_lines(action: Action, paint, email_hint: bool = False,
         if email_hint and action.identity.startswith("email:") and action.known_lead_id is not None:
             lines.append(paint(_DIM, f"#   if its email changed, the new email creates a new lead: to keep the "
                                      f"same Marketo lead, add its leadId: {action.known_lead_id}"))
+    else:
+        lines += render_deletes.lines(action, paint, _RED, _DIM)
     return lines
 
 
@@ -116,6 +124,7 @@ def drift_lines(drift: Drift) -> list[str]:
     lines: list[str] = []
     for lead in drift.leads:
         lines.extend(_lead_drift_lines(lead))
+    lines.extend(membership_drift.drift_line(change, _quote) for change in drift.memberships)
     return lines
 
 
@@ -144,7 +153,8 @@ def _drift_heading(drift: Drift) -> str:
     leads = f"{drift.read} lead{'' if drift.read == 1 else 's'}"
     if not drift.has_drift:
         return f"Refreshed {leads} from Marketo: Marketo matches the state."
-    return (f"Refreshed {leads} from Marketo: {len(drift.leads)} changed outside reconcile since the last "
+    lists = f" and {len(drift.memberships)} list membership(s)" if drift.memberships else ""
+    return (f"Refreshed {leads} from Marketo: {len(drift.leads)}{lists} changed outside reconcile since the last "
             "apply (state → Marketo):")
 
 
@@ -214,6 +224,8 @@ def _create_blocks(actions, paint, memo: dict, indent: str, prefix: str) -> list
             keys.append(_quote(email))
         append(templates_of_layout[0] % (visible(identity), where, _quote(identity), *keys,
                                          *map(quote_value, values)))
+    for index in [i for i, action in enumerate(actions) if action.list_changes]:
+        blocks[index] = render_lists.with_list_lines(blocks[index], actions[index], _quote, paint, _GREEN, _RED)
     return blocks
 
 
@@ -332,18 +344,22 @@ def _compact_line(action: Action) -> str:
     if action.kind == CREATE:
         count = len(action.attribute_changes)
         adopt = f"adopt leadId {action.lead.lead_id}, " if action.lead.lead_id is not None else ""
+        lists = ", ".join(render_lists.compact_parts(action, _quote))
         return (f"+ {identity} ({visible(action.lead.location)}) {adopt}{count} "
-                f"attribute{'' if count == 1 else 's'}")
+                f"attribute{'' if count == 1 else 's'}{', ' + lists if lists else ''}")
     if action.kind == UPDATE:
         parts = [f"{k.name}: {_quote(k.old)} → {_quote(k.new)}" for k in action.key_changes]
         parts += [f"{visible(c.name)}: {_quote(c.old) if c.was_set else '(unset)'} → {_quote(c.new)}"
                   for c in action.attribute_changes]
         parts += [f"{visible(name)}: no longer managed" for name in action.unmanaged]
+        parts += render_lists.compact_parts(action, _quote)
         if action.state_key not in (None, action.identity):
             parts.append(f"state key {visible(action.state_key)} → {identity}")
-        if not action.sends_record:
+        if not action.sends_record and not action.list_changes:
             parts.append("state only")
         return f"~ {identity} " + ", ".join(parts)
+    if action.kind != ORPHANED:
+        return render_deletes.compact_line(action)
     lead_id = f" (leadId {action.known_lead_id})" if action.known_lead_id is not None else ""
     return f"- {identity}{lead_id} orphaned: Marketo keeps it"
 
@@ -366,6 +382,8 @@ def action_to_json(action: Action, drifted: set[tuple[str, str]] | None = None) 
             change["changed_in_marketo"] = (key, change["name"]) in drifted
     data["key_changes"] = [{"name": k.name, "old": k.old, "new": k.new} for k in action.key_changes]
     data["unmanaged"] = list(action.unmanaged)
+    if action.list_changes:
+        data["list_changes"] = [render_lists.change_to_json(change) for change in action.list_changes]
     return data
 
 
@@ -373,7 +391,8 @@ def plan_to_json(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None)
     """The versioned JSON form. Unchanged leads are counted in `summary` but not listed. With `drift`
     (a refreshed plan), a `drift` object, and `changed_in_marketo` on each attribute change."""
     drifted = drift.changed_in_marketo() if drift is not None else None
-    data = {"format_version": PLAN_FORMAT_VERSION, "summary": summary_counts(plan), "calls": calls.of(plan),
+    data = {"format_version": PLAN_FORMAT_VERSION,
+            "summary": {**summary_counts(plan), **render_lists.summary_counts(plan)}, "calls": calls.of(plan),
             "records_to_send": plan.records_to_send, "batch_size": plan.batch_size,
             "actions": [action_to_json(a, drifted) for a in plan.actions if a.kind != UNCHANGED]}
     if plan.targets:
@@ -384,11 +403,15 @@ def plan_to_json(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None)
 
 
 def drift_to_json(drift: Drift) -> dict[str, Any]:
-    return {"read": drift.read, "leads": [
+    data = {"read": drift.read, "leads": [
         {"state_key": lead.state_key, "lead_id": lead.lead_id, "current_lead_id": lead.current_lead_id,
          "merged_into": lead.merged_into, "deleted": lead.deleted,
          "changes": [{"name": c.name, "state": c.recorded, "marketo": c.current} for c in lead.changes]}
         for lead in drift.leads]}
+    if drift.memberships:
+        data["memberships"] = [{"state_key": m.state_key, "lead_id": m.lead_id, "list": m.ref,
+                                "list_id": m.list_id, "member": m.member} for m in drift.memberships]
+    return data
 
 
 def render_json(plan: Plan, calls: Calls = Calls(), drift: Drift | None = None) -> str:
@@ -414,16 +437,18 @@ def render_markdown(plan: Plan, calls: Calls = Calls(), drift: Drift | None = No
                     against_state: bool = False) -> str:
     s = summary_counts(plan)
     adopt_head, adopt_rule, adopt_cell = ("Adopt | ", "---:|", f"{s[ADOPT]} | ") if s[ADOPT] else ("", "", "")
-    out = ["### reconcile plan", "",
-           f"| Create | {adopt_head}Update | Orphaned | Unchanged | {calls.name} calls |",
-           f"|---:|{adopt_rule}---:|---:|---:|---:|",
-           f"| {s[CREATE]} | {adopt_cell}{s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {calls.of(plan)} |", ""]
+    lists_head, lists_rule, lists_cell = render_lists.markdown_cells(plan)
+    out = ["### reconcile plan", "", *render_deletes.markdown_block(plan, fence_for),
+           f"| Create | {adopt_head}Update | Orphaned | Unchanged | {lists_head}{calls.name} calls |",
+           f"|---:|{adopt_rule}---:|---:|---:|{lists_rule}---:|",
+           f"| {s[CREATE]} | {adopt_cell}{s[UPDATE]} | {s[ORPHANED]} | {s[UNCHANGED]} | {lists_cell}{calls.of(plan)} |",
+           ""]
     if drift is not None:
         out += drift_markdown(drift)
     if not plan.has_changes and not s[ORPHANED]:
         out.append(NO_CHANGES_AGAINST_STATE if against_state else NO_CHANGES)
     sections = ((CREATE, "to create"), (ADOPT, "to adopt"), (UPDATE, "to update"),
-                (ORPHANED, "orphaned (kept in Marketo)"))
+                (ORPHANED, "orphaned (kept in Marketo)"), (ABSENT, "already absent (tombstones with nothing to do)"))
     email_hint = _email_change_hint(plan)
     drifted = drift.changed_in_marketo() if drift is not None else frozenset()
     for kind, title in sections:

@@ -82,6 +82,8 @@ class EmulatorConfig:
     first_lead_id: int = 1_000_001
     # leads a new database starts with (the demo instance's, say); an existing database file is kept
     initial_leads: tuple = ()
+    # static lists a new database starts with (by name); an existing list database is kept
+    initial_lists: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.db_path is not None and not isinstance(self.db_path, Path):

@@ -24,7 +24,7 @@ from reconcile.emulator.config import EmulatorConfig
 from reconcile.emulator.faults import Decision, Faults
 from reconcile.emulator.fields import FieldTable
 from reconcile.emulator.limits import Limits
-from reconcile.emulator.lists import ListStore, lists_path
+from reconcile.emulator.lists import ListStore, create_list_database, lists_path
 from reconcile.emulator.lists_admin import ListsAdmin
 from reconcile.emulator.rest_api import RestFace
 from reconcile.emulator.rest_lists import RestLists
@@ -232,8 +232,14 @@ class Emulator:
         return store
 
     def _open_lists(self) -> ListStore:
-        db_path = self.config.db_path
-        return ListStore(None if db_path is None else lists_path(db_path), now=self.config.now)
+        db_path, initial = self.config.db_path, self.config.initial_lists
+        if db_path is not None and initial:
+            create_list_database(db_path, initial, now=self.config.now)
+        lists = ListStore(None if db_path is None else lists_path(db_path), now=self.config.now)
+        if db_path is None:
+            for name in initial:
+                lists.create(name)
+        return lists
 
     # -- lifecycle ----------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from reconcile.errors import InputError, InputErrors, Location
 from reconcile.inputs.cache import Cache
 from reconcile.inputs.files import DEFAULT_MAX_FILE_BYTES, decode, discover, files_hash_of, read_lead_file
 from reconcile.inputs.leadfiles import LeadFile, parse_lead_file
+from reconcile.inputs.lifecycle import is_true, lifecycle_error
 from reconcile.inputs.sourcelines import SourceLines
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -66,7 +67,7 @@ def _validator():
 # bounds, and is stricter where that is simpler (exact types). It was written for one version of the
 # schema, pinned by its hash: a different schema turns it off (every file goes through jsonschema) until
 # it is reviewed.
-FAST_CHECK_SCHEMA_SHA256 = "d961104b52ab27aa3a74922c9c97037493f47bd40361857440a651fc39429ab9"
+FAST_CHECK_SCHEMA_SHA256 = "0a17aa766269dd05e3c88760f0d7161898683eb7fe53e4e3d10f15ce47561c14"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class FastRules:
     foreign_id_min: int
     foreign_id_max: int
     name_min: int
+    list_name_max: int
 
 
 @lru_cache(maxsize=1)
@@ -101,7 +103,8 @@ def _fast_rules() -> FastRules | None:
                      min_id=lead["leadId"]["minimum"], max_id=lead["leadId"]["maximum"],
                      email_max=lead["email"]["maxLength"],
                      foreign_id_min=lead["foreignSysPersonId"]["minLength"],
-                     foreign_id_max=lead["foreignSysPersonId"]["maxLength"], name_min=names["minLength"])
+                     foreign_id_max=lead["foreignSysPersonId"]["maxLength"], name_min=names["minLength"],
+                     list_name_max=lead["lists"]["items"]["maxLength"])
 
 
 def fast_check_enabled() -> bool:
@@ -146,9 +149,23 @@ class SchemaCheck:
             elif field == "leadId":
                 if type(value) is not int or not rules.min_id <= value <= rules.max_id:
                     return False
+            elif field == "lists":
+                if not self._lists_clean(value, rules):
+                    return False
+            elif field == "deleted":
+                if not is_true(value):
+                    return False
             else:
                 return False
         return True
+
+    @staticmethod
+    def _lists_clean(lists: Any, rules: FastRules) -> bool:
+        """A list of distinct names, each a name as an attribute name is (the schema's same pattern)."""
+        if type(lists) is not list or len(set(map(str, lists))) != len(lists):
+            return False
+        return all(type(name) is str and 1 <= len(name) <= rules.list_name_max and rules.name.fullmatch(name)
+                   and rules.key_text.fullmatch(name) for name in lists)
 
     def _attributes_clean(self, attributes: dict, rules: FastRules, texts: list[str]) -> bool:
         known_names = self.known_names
@@ -264,7 +281,7 @@ def _article(expected: Any) -> str:
 
 
 # A lead as a plain tuple: what the cache stores and Leads are built from.
-# (line, leadId, email, foreignSysPersonId, foreignSysType, attributes)
+# (line, leadId, email, foreignSysPersonId, foreignSysType, attributes, lists, deleted)
 LeadRecord = tuple
 
 
@@ -311,6 +328,10 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
             errors.append(InputError(f"leads[{index}]: a lead needs at least one key: leadId, "
                                      "foreignSysPersonId or email", Location(lead_file.path, line)))
             continue
+        problem = lifecycle_error(entry, index, locate, _shown)
+        if problem is not None:
+            errors.append(problem)
+            continue
         attributes = entry.get("attributes") or {}
         if not _RESERVED_NAMES.isdisjoint(attributes):
             name = next(name for name in attributes if name in _RESERVED_ATTRIBUTES)
@@ -327,7 +348,8 @@ def check_records(lead_file: LeadFile, text: str, schema_check: SchemaCheck
             path, message = too_big_message(index, size, attributes)
             errors.append(InputError(f"{json_path(path)}: {message}", Location(lead_file.path, line)))
             continue
-        records.append((line, lead_id, email, foreign_id, foreign_type, attributes))
+        records.append((line, lead_id, email, foreign_id, foreign_type, attributes, tuple(entry.get("lists") or ()),
+                        is_true(entry.get("deleted"))))
     return records, errors
 
 
@@ -338,13 +360,14 @@ def _shared_strings(records: Sequence[LeadRecord], shared: dict[str, str]) -> li
     share = shared.setdefault
     return [(line, lead_id, email, foreign_id, foreign_type,
              {share(name, name): value if value is None else share(value, value)
-              for name, value in attributes.items()})
-            for line, lead_id, email, foreign_id, foreign_type, attributes in records]
+              for name, value in attributes.items()},
+             tuple(share(ref, ref) for ref in lists) if lists else (), deleted)
+            for line, lead_id, email, foreign_id, foreign_type, attributes, lists, deleted in records]
 
 
 def leads_from_records(path: str, records: Iterable[LeadRecord]) -> list[Lead]:
-    return [Lead(Location(path, line), lead_id, email, foreign_id, foreign_type, attributes)
-            for line, lead_id, email, foreign_id, foreign_type, attributes in records]
+    return [Lead(Location(path, line), lead_id, email, foreign_id, foreign_type, attributes, lists, deleted)
+            for line, lead_id, email, foreign_id, foreign_type, attributes, lists, deleted in records]
 
 
 def duplicate_errors(leads: Sequence[Lead]) -> list[InputError]:
@@ -443,7 +466,7 @@ def file_records(file: Path, name: str, max_file_bytes: int, cache: Cache | None
 
 def _records_shaped(records: Sequence[Any]) -> bool:
     """Whether a cache entry holds LeadRecords (an entry of another version is parsed again)."""
-    return all(type(record) is tuple and len(record) == 6 for record in records)
+    return all(type(record) is tuple and len(record) == 8 for record in records)
 
 
 def summary_line(desired: Desired) -> str:

@@ -17,19 +17,19 @@ Lines::
     {"type": "failed", "batch": 3, "outcome": "not_sent" | "rejected" | "unknown", "error": "..."}
     {"type": "revoked", "batch": 5, "error": "...", "records": [{"identity", "state_key"}, ...],
      "restore": {<state key>: {<state record>} | null, ...}}
+    {"type": "deleted", "batch": 1000000003, "keys": [<state key>, ...]}    (gone from Marketo: forgotten)
 
 ``revoked`` takes back results recorded earlier in the same apply (an answer of a later call gave
 their lead ID to another lead): the state keys in ``restore`` get back the records they had before.
+A static list call's confirmed members are a ``result`` of status ``LISTED`` (their new lines).
 
-``carried`` keeps unknown-outcome records of an earlier, interrupted apply that a plain resend could
-duplicate (no Marketo ID): they stay in the journal until a later apply resolves them.
+``carried``: unknown outcomes of an earlier, interrupted apply that a resend could duplicate (no
+Marketo ID), kept until a later apply resolves them.
 
-The journal and the state's own commit record (:mod:`reconcile.store.statefiles`) divide the work: the
-journal holds every answer until a state write that contains it has committed (so it is removed only
-after the final write), and each state write, though it replaces several files, commits at one
-atomic rename. Whichever step a crash interrupts, replaying the journal onto the state on disk gives
-the same state.
-The journal holds lead data only: never credentials, keys or signatures.
+The journal holds every answer until a state write that contains it has committed (it is removed
+only after the final write), and each state write commits at one atomic rename
+(:mod:`reconcile.store.statefiles`): whichever step a crash interrupts, replaying the journal onto
+the state on disk gives the same state. It holds lead data only: never credentials, keys or signatures.
 """
 
 from __future__ import annotations
@@ -166,7 +166,8 @@ class ResultEntry:
 def _lead_from_json(raw: Mapping[str, Any]) -> StateLead:
     return StateLead(lead_id=raw.get("leadId"), email=raw.get("email"),
                      foreign_sys_person_id=raw.get("foreignSysPersonId"), foreign_sys_type=raw.get("foreignSysType"),
-                     attributes=dict(raw.get("attributes") or {}), synced_at=raw.get("syncedAt"))
+                     attributes=dict(raw.get("attributes") or {}), synced_at=raw.get("syncedAt"),
+                     lists=dict(raw.get("lists") or {}))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,6 +227,9 @@ class Journal:
             raise ValueError(f"unknown batch outcome {outcome!r}")
         self._append({"type": "failed", "batch": batch, "outcome": outcome, "error": error})
 
+    def deleted(self, batch: int, keys: Sequence[str]) -> None:  # gone from Marketo: the state forgets them
+        self._append({"type": "deleted", "batch": batch, "keys": list(keys)})
+
     def revoked(self, batch: int, revoked: Sequence[tuple[str, str | None]],
                 restore: Mapping[str, StateLead | None], error: str) -> None:
         """Take back results journaled earlier: (identity, state_key) pairs, and the records their
@@ -243,11 +247,7 @@ class Journal:
     def remove(self) -> None:
         """Close and delete the journal (after the state holding all of it has been written)."""
         self.close()
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return
-        fsync_directory(self.path.parent if str(self.path.parent) else Path("."))
+        _unlink_durably(self.path)
 
     def __enter__(self) -> "Journal":
         return self
@@ -268,7 +268,10 @@ def _line(record: Mapping[str, Any]) -> bytes:
 
 
 def remove_journal(state_path: Path | str) -> None:
-    path = journal_path(state_path)
+    _unlink_durably(journal_path(state_path))
+
+
+def _unlink_durably(path: Path) -> None:
     try:
         path.unlink()
     except FileNotFoundError:
@@ -408,6 +411,10 @@ class _Replay:
         elif kind == "failed":
             if record.get("outcome") in (NOT_SENT, REJECTED):
                 self.settled.add(int(record["batch"]))
+        elif kind == "deleted":
+            self.answered += 1
+            for key in record["keys"]:
+                self.leads.pop(str(key), None)
         elif kind == "revoked":
             error = str(record.get("error") or "revoked")
             for item in record["records"]:
@@ -445,8 +452,7 @@ class _Replay:
         changed = self.leads != dict(self.state.leads)
         new_state = with_leads(self.state, self.leads) if changed else self.state
         report = RecoveryReport(found=True, path=path, started=self.started, recorded=tuple(self.recorded),
-                                failed=tuple(self.failed),
-                                unknown=tuple(self.unknown[k] for k in sorted(self.unknown)),
+                                failed=tuple(self.failed), unknown=tuple(self.unknown[k] for k in sorted(self.unknown)),
                                 changed=changed, torn_tail=torn, batches_answered=self.answered,
                                 batches_unknown=unanswered)
         return new_state, report

@@ -10,7 +10,7 @@ integers capped at 30 digits, so a hostile or mangled file is an error with a lo
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from reconcile.core.model import FOREIGN_SYS_TYPES, State, StateLead
 from reconcile.errors import Location, StateError
@@ -18,10 +18,13 @@ from reconcile.errors import Location, StateError
 MAX_LEAD_ID = 2**31 - 1  # Marketo lead IDs are xs:int
 MAX_SERIAL = 2**63 - 1
 _MAX_INT_DIGITS = 30
-_LEAD_FIELDS_V1 = {"leadId", "email", "foreignSysPersonId", "foreignSysType", "attributes", "syncedAt"}
+_LEAD_FIELDS_V1 = {"leadId", "email", "foreignSysPersonId", "foreignSysType", "attributes", "syncedAt", "lists"}
 # Format 2 lead lines: the identity maps to the attributes; these fields follow, in this order, only
-# when they differ from what the identity already says (see `implied_by_key`).
-LINE_FIELDS = ("leadId", "email", "foreignSysPersonId", "foreignSysType", "syncedAt")
+# when they differ from what the identity already says (see `implied_by_key`). `lists` (the static
+# lists the lead is on, by name as the lead file gives it, to the list's ID) only when there are any:
+# states written before memberships existed read the same.
+LINE_FIELDS = ("leadId", "email", "foreignSysPersonId", "foreignSysType", "lists", "syncedAt")
+_MAX_LIST_REF = 1000
 
 
 class _Refused(ValueError):
@@ -101,10 +104,14 @@ def parse_v1(data: Mapping[str, Any], where: Location) -> State:
 
 
 def lead_to_json(lead: StateLead) -> dict[str, Any]:
-    """A lead as format 1 (and `state show`, and the journal) spell it: every field, always."""
-    return {"leadId": lead.lead_id, "email": lead.email, "foreignSysPersonId": lead.foreign_sys_person_id,
-            "foreignSysType": lead.foreign_sys_type, "attributes": dict(lead.attributes),
-            "syncedAt": lead.synced_at}
+    """A lead as format 1 (and `state show`, and the journal) spell it: every field, always, and its
+    static lists when it is on any."""
+    spelled = {"leadId": lead.lead_id, "email": lead.email, "foreignSysPersonId": lead.foreign_sys_person_id,
+               "foreignSysType": lead.foreign_sys_type, "attributes": dict(lead.attributes),
+               "syncedAt": lead.synced_at}
+    if lead.lists:
+        spelled["lists"] = dict(lead.lists)
+    return spelled
 
 
 def serialize_v1(state: State) -> bytes:
@@ -141,7 +148,22 @@ def lead_from_fields(key: Any, value: Any, where: Location) -> StateLead:
     attributes = get("attributes", {})
     if type(attributes) is not dict or not all(type(v) is str or v is None for v in attributes.values()):
         raise bad("attributes must map names to strings or null")
-    return StateLead(lead_id, email, fsp, fsp_type, attributes, synced_at)
+    lists = get("lists")
+    if lists is None:
+        return StateLead(lead_id, email, fsp, fsp_type, attributes, synced_at)
+    return StateLead(lead_id, email, fsp, fsp_type, attributes, synced_at, _checked_lists(lists, bad))
+
+
+def _checked_lists(lists: Any, bad: Callable[[str], StateError]) -> dict[str, int]:
+    """A lead's memberships: list names (as the lead files give them) to positive list IDs."""
+    if type(lists) is not dict:
+        raise bad("lists must map list names to list IDs")
+    for ref, list_id in lists.items():
+        if not ref or len(ref) > _MAX_LIST_REF:
+            raise bad("a list name must be non-empty text")
+        if type(list_id) is not int or not 0 < list_id <= MAX_LEAD_ID:
+            raise bad(f"list {ref!r}: its ID must be a positive integer")
+    return lists
 
 
 # --------------------------------------------------------------------------------------------------
@@ -175,7 +197,7 @@ def lead_line(key: str, lead: StateLead) -> str:
     implied = implied_by_key(key)
     line: dict[str, Any] = {key: dict(sorted(lead.attributes.items()))}
     for name, value in zip(LINE_FIELDS, (lead.lead_id, lead.email, lead.foreign_sys_person_id,
-                                         lead.foreign_sys_type, lead.synced_at)):
+                                         lead.foreign_sys_type, dict(lead.lists) or None, lead.synced_at)):
         if value != implied.get(name):
             line[name] = value
     return _COMPACT.encode(line)  # one call: it runs once a lead written
@@ -207,7 +229,7 @@ def lead_line_template(key: str, lead: StateLead) -> LeadLineTemplate | None:
     if key.startswith("id:"):
         return None
     line = lead_line(key, StateLead(_PROBE_LEAD_ID, lead.email, lead.foreign_sys_person_id, lead.foreign_sys_type,
-                                    lead.attributes, _PROBE_SYNCED_AT))
+                                    lead.attributes, _PROBE_SYNCED_AT, lead.lists))
     lead_id = f',"leadId":{_PROBE_LEAD_ID}'
     stamp = f',"syncedAt":{compact_json(_PROBE_SYNCED_AT)}}}'
     if line.count(lead_id) != 1 or not line.endswith(stamp):

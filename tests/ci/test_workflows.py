@@ -819,3 +819,32 @@ def test_summarize_apply_collects_the_journal_for_the_artifact(tmp_path, monkeyp
     assert "| recorded | email:a@example.com | 5 |" in text
     assert "```text\ncall 2 got no answer (read timeout)" in text
     assert "a human line" not in text
+
+
+def _rest_secrets(emulator) -> dict[str, str]:
+    return {"MARKETO_CLIENT_ID": emulator.config.client_id, "MARKETO_CLIENT_SECRET": emulator.config.client_secret,
+            "MARKETO_REST_ENDPOINT": emulator.rest_endpoint}
+
+
+def test_apply_deletes_only_when_the_repository_sets_allow_delete(tmp_path, emulator):
+    origin = Origin(tmp_path, {"leads/customers.yaml": LEADS.split("  - foreignSysPersonId")[0]})
+    _, first = run_apply(tmp_path / "run1", origin, _rest_secrets(emulator))
+    assert first.status == "success", first.output
+    origin.commit({"leads/customers.yaml": LEADS.split("  - email: grace")[0]
+                   + "  - email: grace@example.com\n    deleted: true\n"}, "Grace left")
+
+    _, refused = run_apply(tmp_path / "run2", origin, _rest_secrets(emulator))
+    assert refused.status == "failure" and refused.step("Apply").outputs == {"exitcode": "64"}
+    assert "--allow-delete" not in refused.step("Apply").script.split("deletion=(--allow-delete)")[1]
+    assert "grace@example.com" in {lead["email"] for lead in emulator.leads()}
+
+    allowing = tmp_path / "reconcile-apply.yml"
+    allowing.write_text(APPLY_WORKFLOW.read_text().replace('allow-delete: "false"', 'allow-delete: "true"'))
+    sha = git("rev-parse", "main", cwd=origin.bare).strip()
+    runner = WorkflowRunner(tmp_path / "run3", project=ROOT, origin=origin.bare, event_name="push",
+                            event=push_event(sha), repository=REPO, ref="refs/heads/main", sha=sha, actor="octocat",
+                            secrets=_rest_secrets(emulator))
+    allowed = runner.run_job(allowing, "apply")
+    assert allowed.status == "success", allowed.output
+    assert "grace@example.com" not in {lead["email"] for lead in emulator.leads()}
+    assert "email:grace@example.com" not in origin.state("main", tmp_path / "committed")["leads"]

@@ -32,14 +32,16 @@ def workspace(make_workspace) -> Path:
 def test_example_leads_are_valid(workspace: Path) -> None:
     result = invoke("validate")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.strip() == "6 leads in 4 files are valid."
+    assert result.stdout.strip() == "7 leads in 4 files are valid."
 
 
 def test_plan_of_examples_against_empty_state(workspace: Path) -> None:
     result = invoke("plan", "--detailed-exitcode")
     assert result.exit_code == 2
     assert result.stdout.rstrip().endswith(
-        "Plan: 5 to create, 1 to adopt, 0 to update, 0 orphaned, 0 unchanged; 1 syncMultipleLeads call.")
+        "Plan: 5 to create, 1 to adopt, 0 to update, 1 already absent, 0 orphaned, 0 unchanged; 1 list addition, "
+        "0 removals; "
+        "1 syncMultipleLeads call.")
     assert not (workspace / "reconcile.state.json").exists(), "plan never creates the state"
 
 
@@ -52,10 +54,11 @@ def test_plan_colour_only_on_a_tty_and_never_with_no_color(workspace: Path) -> N
 def test_plan_json_and_markdown(workspace: Path) -> None:
     data = json.loads(invoke("plan", "--format", "json").stdout)
     assert data["format_version"] == 1
-    assert data["summary"] == {"create": 5, "update": 0, "unchanged": 0, "orphaned": 0, "adopt": 1}
-    assert len(data["actions"]) == 6 and data["calls"] == 1
+    assert data["summary"] == {"create": 5, "update": 0, "unchanged": 0, "orphaned": 0, "absent": 1, "adopt": 1,
+                               "list_additions": 1, "list_removals": 0}
+    assert len(data["actions"]) == 7 and data["calls"] == 1
     markdown = invoke("plan", "--format", "markdown").stdout
-    assert "| Create | Adopt | Update |" in markdown and "| 5 | 1 | 0 | 0 | 0 | 1 |" in markdown
+    assert "| Create | Adopt | Update |" in markdown and "| 5 | 1 | 0 | 0 | 0 | +1 / -0 | 1 |" in markdown
     assert "<details><summary>5 to create</summary>" in markdown
     assert "<details><summary>1 to adopt</summary>" in markdown
 
@@ -135,7 +138,7 @@ def test_python_dash_m_runs_the_cli(workspace: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "reconcile", "validate"], capture_output=True, text=True,
                             cwd=workspace, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "6 leads in 4 files are valid." in result.stdout
+    assert "7 leads in 4 files are valid." in result.stdout
 
 
 def test_state_rm_forgets_one_lead_and_bumps_the_serial(workspace: Path) -> None:
@@ -221,7 +224,7 @@ def test_errors_as_json_lines(workspace: Path) -> None:
         {"severity": "error", "file": "leads/broken.yaml", "line": 3, "path": "leads[1].leadId",
          "message": "leadId must be a positive integer below 2^31, not 0", "exit_code": 3}]
     (workspace / "leads" / "broken.yaml").unlink()
-    assert json.loads(invoke("validate", "--format", "json").stdout) == {"valid": True, "leads": 6, "files": 4}
+    assert json.loads(invoke("validate", "--format", "json").stdout) == {"valid": True, "leads": 7, "files": 4}
     usage = invoke("plan", "--nope", "--error-format", "json")
     assert usage.exit_code == 64
     assert json.loads(usage.stderr) == {"severity": "error", "file": None, "line": None, "path": None,

@@ -101,10 +101,11 @@ def _forged_payload(payload, plan_text: bytes | None):
         return None
     if plan_text is not None and len(payload) == 2 and type(payload[1]) in (bytes, str):
         return (False, plan_text if type(payload[1]) is bytes else plan_text.decode())
-    if plan_text is None and all(type(row) is tuple and len(row) == 6 for row in payload):
-        rows = [(line, lead_id, email, fid, ftype, {**attributes, "Company": PWNED})
-                for line, lead_id, email, fid, ftype, attributes in payload]
-        rows.append((rows[-1][0], None, "extra-not-reviewed@attacker.example", None, None, {"Company": PWNED}))
+    if plan_text is None and all(type(row) is tuple and len(row) >= 6 and type(row[5]) is dict for row in payload):
+        # a parsed record: (line, leadId, email, foreign ID, foreign type, attributes, ...the rest as it is)
+        rows = [(*row[:5], {**row[5], "Company": PWNED}, *row[6:]) for row in payload]
+        rows.append((rows[-1][0], None, "extra-not-reviewed@attacker.example", None, None, {"Company": PWNED},
+                     *rows[-1][6:]))
         return tuple(rows)
     return None
 

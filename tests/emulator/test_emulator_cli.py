@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -150,3 +151,19 @@ def test_the_secrets_come_from_the_environment_and_stay_out_of_the_process_argum
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("with_db", [False, True], ids=["in-memory", "database-file"])
+def test_the_standalone_emulator_is_the_demo_instance_with_its_static_lists(tmp_path: Path, with_db: bool) -> None:
+    process, lines = _start(*(("--db", str(tmp_path / "db.json")) if with_db else ()))
+    try:
+        exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
+        base = exports["MARKETO_REST_ENDPOINT"]
+        names = [item["name"] for item in json.loads(urllib.request.urlopen(f"{base}/_emulator/lists",
+                                                                            timeout=10).read())]
+        assert names == ["VIP Customers", "Webinar 2026-12"]
+        leads = json.loads(urllib.request.urlopen(f"{base}/_emulator/leads", timeout=10).read())
+        assert 1090238 in {lead["id"] for lead in leads}
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)

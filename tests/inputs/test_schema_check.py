@@ -44,6 +44,7 @@ Place = Callable[[Any], dict]
 PLACES: dict[str, list[tuple[Place, Any]]] = {
     "/$defs/xmlText": [(lambda v: lead(email="a@b.co", attributes={"Notes": v}), "Fine text")],
     "/$defs/keyText": [(lambda v: lead(email=v), "jane@example.com"),
+                       (lambda v: lead(email="a@b.co", lists=[v]), "VIP Customers"),
                        (lambda v: lead(foreignSysPersonId=v), "0042"),
                        (lambda v: lead(email="a@b.co", attributes={v: "x"}), "Company")],
     "/$defs/lead/properties/leadId": [(lambda v: lead(leadId=v), 1090240)],
@@ -51,6 +52,8 @@ PLACES: dict[str, list[tuple[Place, Any]]] = {
     "/$defs/lead/properties/foreignSysPersonId": [(lambda v: lead(foreignSysPersonId=v), "0042")],
     "/$defs/lead/properties/attributes/propertyNames": [
         (lambda v: lead(email="a@b.co", attributes={v: "x"}), "Company")],
+    "/$defs/lead/properties/lists/items": [(lambda v: lead(email="a@b.co", lists=[v]), "VIP Customers"),
+                                           (lambda v: lead(email="a@b.co", lists=["Webinar", v]), "id:1021")],
 }
 
 # Characters that must not slip through a pattern: every kind of control character, line and

@@ -16,7 +16,7 @@ TRANSPORT = TransportInfo(
     name="rest", call_name="Sync Leads",
     max_records=300,  # Sync Leads takes at most 300 records in `input`
     max_call_bytes=payload.MAX_CALL_BYTES - payload.ENVELOPE_BYTES,
-    can_read=True, credential_variables=REST_VARIABLES,
+    can_delete=True, can_lists=True, can_read=True, credential_variables=REST_VARIABLES,
     variable_prefixes=("MARKETO_REST", "MARKETO_CLIENT"),
     group_of=payload.group_of,  # one action and lookup field per call
     plan_sizes=_plan_sizes)

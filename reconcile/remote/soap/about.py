@@ -7,5 +7,6 @@ SOAP_VARIABLES = ("MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID", "MARKETO_ENCRYPTIO
 TRANSPORT = TransportInfo(
     name="soap", call_name="syncMultipleLeads",
     max_records=300,  # syncMultipleLeads takes at most 300 leadRecords
+    can_lists=True,  # listOperation ADDTOLIST / REMOVEFROMLIST, by list name
     credential_variables=SOAP_VARIABLES, variable_prefixes=("MARKETO_SOAP", "MARKETO_USER_ID", "MARKETO_ENCRYPTION"))
 

@@ -1,0 +1,113 @@
+"""`bench_apply.py --lists`: with N declared leads already created, put them all on one static list.
+
+    python benchmarks/bench_apply.py [N=90000] [CONCURRENCY=10] --lists
+
+The leads are created first (untimed), then every lead file gains `lists: [Benchmark]` and the apply
+is timed: N / 300 Add to List calls through REST, against the floor Marketo's rate window sets for that
+many calls (bench_apply.limiter_floor). The plan is timed too, with and without the lists declared,
+cold (no parse or plan cache beside the state) and again warm, in the steady state (the state records
+what the files declare) and with the N list additions pending.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import bench_apply as bench
+from generate_leads import generate
+
+LIST_NAME = "Benchmark"
+MAX_IDS = 300  # lead IDs per Add to List call
+
+
+def _reconcile(work: Path, env: dict[str, str], *args: str) -> tuple[int, float, str]:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "reconcile", *args, "--leads", str(work / "leads"),
+                           "--state", str(work / "reconcile.state.json")], env=env, capture_output=True, text=True)
+    return done.returncode, time.perf_counter() - start, done.stdout + done.stderr
+
+
+def _plan_seconds(work: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(cold, warm) seconds of `reconcile plan --api rest`: without, then with the caches it leaves."""
+    shutil.rmtree(work / ".reconcile" / "cache", ignore_errors=True)
+    timings = []
+    for _ in range(2):
+        status, seconds, output = _reconcile(work, env, "plan", "--api", "rest")
+        if status != 0:
+            raise SystemExit(f"plan failed ({status}): {output[-1500:]}")
+        timings.append(seconds)
+    return timings[0], timings[1]
+
+
+def _declare_lists(work: Path) -> None:
+    for path in sorted((work / "leads").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("    attributes:\n", f"    lists: [{LIST_NAME}]\n    attributes:\n"),
+                        encoding="utf-8")
+
+
+def run(count: int, concurrency: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        generate(work / "leads", count, max(1, count // 5000))
+        port = bench.free_port()
+        emulator = subprocess.Popen(
+            [sys.executable, "-m", "reconcile", "emulator", "--port", str(port), "--db", str(work / "emulator-db.json"),
+             "--latency", str(bench.LATENCY), "--user-id", bench.USER, "--encryption-key", bench.KEY,
+             "--client-id", bench.CLIENT_ID, "--client-secret", bench.CLIENT_SECRET, "--field", bench.FOREIGN_ID_FIELD],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            bench.wait_until_up(f"{base}/_emulator/leads")
+            env = bench.environment_for("rest", base)
+            bench.warm_describe_cache(work / "reconcile.state.json", env)
+            status, seconds, output = _reconcile(work, env, "apply", "--auto-approve", "--api", "rest",
+                                                 "--concurrency", str(concurrency))
+            if status != 0:
+                raise SystemExit(f"creating the leads failed ({status}): {output[-1500:]}")
+            print(f"created {count} leads (untimed): {seconds:.1f} s")
+            without = _plan_seconds(work, env)
+
+            request = urllib.request.Request(f"{base}/_emulator/lists", data=json.dumps({"name": LIST_NAME}).encode(),
+                                             method="POST", headers={"Content-Type": "application/json"})
+            list_id = json.loads(urllib.request.urlopen(request).read())["id"]
+            _declare_lists(work)
+            pending = _plan_seconds(work, env)  # the first also fetches the instance's lists (one call)
+            time.sleep(bench.WINDOW_SECONDS + 1.5)  # that call's window closes before the timed apply
+
+            load = os.getloadavg()
+            status, elapsed, cpu, rss_mb, _ = bench.run_measured(
+                [sys.executable, "-m", "reconcile", "apply", "--auto-approve", "--api", "rest",
+                 "--leads", str(work / "leads"), "--state", str(work / "reconcile.state.json"),
+                 "--concurrency", str(concurrency)], env, work / "apply.log")
+            log = (work / "apply.log").read_text()
+            if status != 0:
+                raise SystemExit(f"the list apply failed ({status}): {log[-1500:]}")
+            members = json.loads(urllib.request.urlopen(f"{base}/_emulator/lists/{list_id}").read())["members"]
+            steady = _plan_seconds(work, env)
+        finally:
+            emulator.terminate()
+            emulator.wait(timeout=30)
+    calls = math.ceil(count / MAX_IDS)
+    floor = bench.limiter_floor(calls)
+    summary = [line for line in log.splitlines() if line.startswith("Apply")]
+    print(f"put {count} existing leads on one list over rest, {bench.LATENCY * 1000:.0f} ms latency, Marketo "
+          f"limits, {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the start")
+    print(f"  {summary[-1] if summary else ''}")
+    print(f"  members of the list:      {len(members)}")
+    print(f"  limiter floor ({calls} calls): {floor:.1f} s")
+    print(f"  apply wall time:          {elapsed:.1f} s  ({elapsed / floor:.2f}x floor); CPU {cpu:.1f} s; "
+          f"peak RSS {rss_mb:.0f} MB")
+    print(f"  plan without lists:       cold {without[0]:.2f} s, warm {without[1]:.2f} s")
+    print(f"  plan with lists, applied: cold {steady[0]:.2f} s ({steady[0] / without[0]:.2f}x), "
+          f"warm {steady[1]:.2f} s ({steady[1] / without[1]:.2f}x)")
+    print(f"  plan with {count} list additions pending: cold {pending[0]:.2f} s, warm {pending[1]:.2f} s")
