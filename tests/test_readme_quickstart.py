@@ -87,7 +87,8 @@ def test_rest_quickstart_applies_the_example_leads_to_a_standalone_emulator(chec
     block = quickstart_blocks()["rest"].replace(README_PORT, running_emulator)
     result = run_block(block, checkout, shell_env(checkout.parent))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Plan: 5 to create, 1 to adopt, 0 to update, 0 orphaned, 0 unchanged; 3 Sync Leads calls." in result.stdout
+    assert ("Plan: 5 to create, 1 to adopt, 0 to update, 1 already absent, 0 orphaned, 0 unchanged; "
+            "1 list addition, 0 removals; 3 Sync Leads calls.") in result.stdout
     assert "Apply complete: 5 created, 0 updated, 1 adopted, 0 failed" in result.stdout
     assert "Apply through REST would refuse" not in result.stdout
     project = checkout.parent / "home" / "reconcile-quickstart"
