@@ -39,6 +39,7 @@ from generate_leads import generate  # noqa: E402
 
 KEY = "benchmark-key-not-secret"
 USER = "benchmark-user"
+CACHE_DIR = tempfile.mkdtemp(prefix="reconcile-bench-cache-")
 CLIENT_ID = "benchmark-client"
 CLIENT_SECRET = "benchmark-secret-not-secret"
 FOREIGN_ID_FIELD = "ForeignSysId"
@@ -144,8 +145,14 @@ def plan_first(work: Path, api: str, env: dict[str, str]) -> None:
     os.sync()
 
 
+def emulator_environment(key: str = KEY, client_secret: str = CLIENT_SECRET) -> dict[str, str]:
+    """The emulator takes its secrets from the environment only (argv is visible to every user)."""
+    return {**os.environ, "MARKETO_ENCRYPTION_KEY": key, "MARKETO_CLIENT_SECRET": client_secret}
+
+
 def environment_for(api: str, base: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETO_") and k != "RECONCILE_API"}
+    env.setdefault("RECONCILE_CACHE_DIR", CACHE_DIR)  # the caches: never the user's own, never the workspace
     if api == "rest":
         return {**env, "MARKETO_REST_ENDPOINT": base, "MARKETO_CLIENT_ID": CLIENT_ID,
                 "MARKETO_CLIENT_SECRET": CLIENT_SECRET, "RECONCILE_FOREIGN_ID_FIELD": FOREIGN_ID_FIELD}
@@ -168,17 +175,17 @@ def main() -> None:
 
         bench_lists.run(args.count, args.concurrency)
         return
-    emulator_flags = ["--latency", str(LATENCY), "--user-id", USER, "--encryption-key", KEY]
+    emulator_flags = ["--latency", str(LATENCY), "--user-id", USER]
     if args.api == "rest":
         # the generated leads carry foreign IDs: REST writes them to a custom field
-        emulator_flags += ["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--field", FOREIGN_ID_FIELD]
+        emulator_flags += ["--client-id", CLIENT_ID, "--field", FOREIGN_ID_FIELD]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         generate(work / "leads", args.count, max(1, args.count // 5000))
         port = free_port()
         emulator = subprocess.Popen([sys.executable, "-m", "reconcile", "emulator", "--port", str(port),
                                      "--db", str(work / "emulator-db.json"), *emulator_flags],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    env=emulator_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}"
             wait_until_up(f"{base}/_emulator/leads")

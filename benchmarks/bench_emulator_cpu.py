@@ -81,7 +81,8 @@ def as_process(bodies: list[bytes]) -> float:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen([sys.executable, "-m", "reconcile", "emulator", "--port", str(port), "--user-id",
-                                USER, "--encryption-key", KEY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                USER], env={**os.environ, "MARKETO_ENCRYPTION_KEY": KEY},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:

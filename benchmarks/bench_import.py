@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_apply import free_port, wait_until_up  # noqa: E402
+from bench_apply import emulator_environment, free_port, wait_until_up  # noqa: E402
 
 CLIENT_ID = "benchmark-client"
 CLIENT_SECRET = "benchmark-secret-not-secret"
@@ -109,9 +109,9 @@ def main() -> None:
         port = free_port()
         emulator = subprocess.Popen(
             [sys.executable, "-m", "reconcile", "emulator", "--port", str(port), "--db", str(work / "emulator-db.json"),
-             "--latency", str(LATENCY), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
+             "--latency", str(LATENCY), "--client-id", CLIENT_ID,
              "--rate-calls", str(args.rate_calls), "--rate-window", str(args.rate_window)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=emulator_environment(client_secret=CLIENT_SECRET), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}"
             wait_until_up(f"{base}/_emulator/leads")

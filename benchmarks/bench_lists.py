@@ -38,7 +38,7 @@ def _reconcile(work: Path, env: dict[str, str], *args: str) -> tuple[int, float,
 
 def _plan_seconds(work: Path, env: dict[str, str]) -> tuple[float, float]:
     """(cold, warm) seconds of `reconcile plan --api rest`: without, then with the caches it leaves."""
-    shutil.rmtree(work / ".reconcile" / "cache", ignore_errors=True)
+    shutil.rmtree(env["RECONCILE_CACHE_DIR"], ignore_errors=True)  # every cache of this run: a cold plan
     timings = []
     for _ in range(2):
         status, seconds, output = _reconcile(work, env, "plan", "--api", "rest")
@@ -62,9 +62,9 @@ def run(count: int, concurrency: int) -> None:
         port = bench.free_port()
         emulator = subprocess.Popen(
             [sys.executable, "-m", "reconcile", "emulator", "--port", str(port), "--db", str(work / "emulator-db.json"),
-             "--latency", str(bench.LATENCY), "--user-id", bench.USER, "--encryption-key", bench.KEY,
-             "--client-id", bench.CLIENT_ID, "--client-secret", bench.CLIENT_SECRET, "--field", bench.FOREIGN_ID_FIELD],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--latency", str(bench.LATENCY), "--user-id", bench.USER,
+             "--client-id", bench.CLIENT_ID, "--field", bench.FOREIGN_ID_FIELD],
+            env=bench.emulator_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}"
             bench.wait_until_up(f"{base}/_emulator/leads")
