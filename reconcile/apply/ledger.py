@@ -54,7 +54,7 @@ def persist_state(state_path: Path, state: State, writer: StateWriter | None = N
 def _refuse_tracked_journal(state_path: Path) -> None:
     path = journal_store.journal_path(state_path)
     if path.is_symlink():
-        raise StateError(f"{path} is a symbolic link; reconcile never follows one for its own files",
+        raise StateError("a symbolic link; reconcile never follows one for its own files",
                          Location(str(path)))
     if path.exists() and is_tracked_by_git(path):
         raise StateError("this apply journal is tracked by git, so it came from the repository, not from an "

@@ -57,9 +57,10 @@ def emulator(
         "faces serve either way.", show_default=False)] = None,
     debug: DebugOption = False,
 ) -> int:
-    """Run the built-in Marketo emulator (SOAP and REST over one database) until Ctrl-C: the demo
-    instance, with lead 1090238 (leads/adopted.yaml) and the custom field crmId for foreign IDs.
-    Secrets only from the environment (argv is visible): MARKETO_ENCRYPTION_KEY, MARKETO_CLIENT_SECRET."""
+    """Run the built-in Marketo emulator, the demo instance (SOAP and REST over one database), until Ctrl-C.
+
+    Lead 1090238 (leads/adopted.yaml), the field crmId for foreign IDs, two static lists. Secrets only
+    from the environment (argv is visible): MARKETO_ENCRYPTION_KEY, MARKETO_CLIENT_SECRET."""
     from reconcile import emulator as emu
     from reconcile.remote.registry import ENV_API, select_api
     from reconcile.remote.rest.config import EMULATOR_FOREIGN_ID_FIELD

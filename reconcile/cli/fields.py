@@ -82,8 +82,9 @@ def import_command(
     api: ApiOption = None,
     debug: DebugOption = False,
 ) -> int:
-    """Adopt existing Marketo leads: write them as a lead file keyed by leadId and record them in the state,
-    so the next plan is empty. Reads through REST Get Leads (credentials as for `apply --api rest`)."""
+    """Adopt existing Marketo leads into a lead file and the state, so the next plan is empty.
+
+    Reads through REST Get Leads (credentials as for `apply --api rest`)."""
     from reconcile.app.importing import ImportOperation, run_import
     from reconcile.cli.events import session_for
     from reconcile.adopt import importer

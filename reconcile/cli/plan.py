@@ -17,8 +17,8 @@ from reconcile.errors import ExitStatus, UsageError
 @app.command()
 def validate(leads: LeadsOption = Path("leads"), max_file_size: MaxFileSizeOption = "256M",
              format: Annotated[TextOrJson, typer.Option(
-                 "--format", help="text, or json: a JSON summary on stdout and each error as a JSON object "
-                 "on its own line on stderr.")] = TextOrJson.text,
+                 "--format", help="text, or json: each error as a JSON object on its own line on stderr, and "
+                 "when the files are valid a JSON summary on stdout.")] = TextOrJson.text,
              debug: DebugOption = False) -> int:
     """Check the lead files against the schema and the key rules."""
     from reconcile.app.inputs import _check_fields, skipped_files_warning

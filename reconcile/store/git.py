@@ -41,7 +41,7 @@ def untrusted_runtime_files(state_path: Path | str) -> list[tuple[Path, str]]:
     """(path, why) for each of `runtime_paths` that is a symbolic link or is in git's index: one that
     came with a pull request would make apply act on what its plan never showed."""
     paths = runtime_paths(state_path)
-    found = [(path, "is a symbolic link; reconcile never follows one for its own files")
+    found = [(path, "a symbolic link; reconcile never follows one for its own files")
              for path in paths if path.is_symlink()]
     directory = paths[0].parent if str(paths[0].parent) else Path(".")
     try:
@@ -53,8 +53,10 @@ def untrusted_runtime_files(state_path: Path | str) -> list[tuple[Path, str]]:
         tracked = []
     for path in paths:
         if any(name == path.name or name.startswith(path.name + "/") for name in tracked):
-            found.append((path, "is tracked by git; a run makes it and nobody reviews it, so it is never "
-                                f"trusted: remove it with git rm {'-r ' if path.name == LOCAL_DIRECTORY else ''}"
+            made_by = ("earlier versions kept caches there" if path.name == LOCAL_DIRECTORY
+                       else "apply makes it while it runs")
+            found.append((path, f"tracked by git: {made_by}, nobody reviews it, so a committed one is never "
+                                f"trusted; remove it with git rm {'-r ' if path.name == LOCAL_DIRECTORY else ''}"
                                 f"--cached -- {path.name}"))
     return found
 
@@ -64,4 +66,4 @@ def refuse_untrusted_runtime_files(state_path: Path | str) -> None:
     from reconcile.errors import InputError, Location
 
     for path, why in untrusted_runtime_files(state_path):
-        raise InputError(f"{path} {why}", Location(str(path)))
+        raise InputError(why, Location(str(path)))  # shown as `error: PATH: why`

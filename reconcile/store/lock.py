@@ -265,7 +265,7 @@ def _open_lock_file(path: Path) -> int:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError as exc:
         if path.is_symlink():
-            raise InputError(f"{path} is a symbolic link; reconcile never follows one for its own files",
+            raise InputError("a symbolic link; reconcile never follows one for its own files",
                              Location(str(path))) from None
         raise exc
 
