@@ -490,9 +490,11 @@ def test_steps_read_errors_as_json_and_run_the_ci_glue_through_the_cli():
 def test_triggers_concurrency_and_loop_protection():
     plan, apply = _load(PLAN_WORKFLOW), _load(APPLY_WORKFLOW)
     # PyYAML reads the key `on` as True
-    paths = ["leads/**", "schemas/**", "reconcile.state.json", "reconcile.state.d/**", "**.json.journal", "**.json.lock"]
-    # a pull request that adds a journal or a lock, anywhere, runs the plan job (which refuses it)
-    for added in ("reconcile.state.json.journal", "reconcile.state.json.lock", "team/a/reconcile.state.json.lock"):
+    paths = ["leads/**", "schemas/**", "reconcile.state.json", "reconcile.state.d/**", "**.json.journal", "**.json.lock",
+             ".reconcile/**", "**/.reconcile/**"]
+    # a pull request that adds a journal, a lock or a .reconcile file, anywhere, runs the plan job (which refuses it)
+    for added in ("reconcile.state.json.journal", "reconcile.state.json.lock", "team/a/reconcile.state.json.lock",
+                  ".reconcile/cache/x.entry", "team/.reconcile/describe/host.json"):
         assert any(fnmatch.fnmatchcase(added, pattern) for pattern in paths), added
     assert plan[True]["pull_request"]["paths"] == paths
     assert apply[True]["push"] == {"branches": ["main"], "paths": paths}
