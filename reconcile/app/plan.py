@@ -40,9 +40,8 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
     from reconcile.core.drift import check_declared_ids_exist
     from reconcile.core.planner import plan as make_plan
     from reconcile.remote import registry
-    from reconcile.store.journal import journal_path
-
     from reconcile.store.git import refuse_untrusted_runtime_files
+    from reconcile.store.journal import journal_path
 
     leads, state, out, format, api, refresh = op.leads, op.state, op.out, op.format, op.api, op.refresh
     refuse_untrusted_runtime_files(state)
