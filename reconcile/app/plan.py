@@ -60,7 +60,9 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
         session.show(hit[1])
         return PlanResult(hit[0])
     desired, current = _load_inputs(leads, state, op.max_file_bytes, session.environ)
+    lists_before = _lists_digest(_cache_dir(state, session.environ), _rest_instance(session.environ))
     check_list_names(session, desired.leads, state)
+    fetched_lists = lists_before != _lists_digest(_cache_dir(state, session.environ), _rest_instance(session.environ))
     current, recovery, state_hash = _preview_recovery(state, current)
     check_declared_once(desired.leads, current)
     drift = None
@@ -81,7 +83,10 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
                               recovery, format)
     rendered = _with_foreign_id_note(session, op, rendered, plan)
     if cached is not None and not recovery:
-        cached.put(desired.files_hash, plan.has_changes, rendered)
+        # the instance's lists may have been fetched and kept by this run: the next run's key has them
+        cached = _plan_cache(session, op) if fetched_lists else cached
+        if cached is not None:
+            cached.put(desired.files_hash, plan.has_changes, rendered)
     session.show(rendered)
     if out is not None and format == "text":
         session.show(f"Saved the plan to {visible(out)}; apply it exactly with: reconcile apply {visible(out)}")
@@ -93,21 +98,30 @@ def _plan_cache(session: Session, op: Operation):
     Every option that changes what plan prints is in `options`: one line each."""
     from reconcile.inputs.cache import PlanCache
     from reconcile.inputs.fields import load_catalog
-    from reconcile.inputs.listcatalog import cached_path
     from reconcile.inputs.validate import schema_bytes
     from reconcile.remote.rest.config import foreign_id_field
 
     instance = _rest_instance(session.environ)
     workspace = _cache_dir(op.state, session.environ)
     catalog = load_catalog(workspace, instance)
-    lists = cached_path(workspace, instance)  # which names the lead files' lists resolve to
-    lists_digest = hashlib.sha256(lists.read_bytes()).hexdigest() if lists is not None and lists.is_file() else None
     options = {"format": op.format, "compact": op.compact, "full": op.full, "color": op.color,
                "max_file_size": op.max_file_bytes}
     context = (f"api={op.api} instance={instance} describe={catalog.fingerprint if catalog else None} "
-               f"foreign-id-field={foreign_id_field(None, session.environ)!r} lists={lists_digest}")
+               f"foreign-id-field={foreign_id_field(None, session.environ)!r} "
+               f"lists={_lists_digest(workspace, instance)}")
     return PlanCache.open(_cache_dir(op.state, session.environ), op.leads, op.state, op.max_file_bytes,
                           schema_bytes(), options, context)
+
+
+def _lists_digest(workspace, instance: str | None) -> str | None:
+    """What the kept static lists of the instance resolve list names to (not when they were fetched)."""
+    from reconcile.inputs.listcatalog import load_lists
+
+    known = load_lists(workspace, instance)
+    if known is None:
+        return None
+    pairs = sorted((item.id, item.name) for item in known)
+    return hashlib.sha256(repr(pairs).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _with_foreign_id_note(session: Session, op: Operation, rendered: str, plan) -> str:

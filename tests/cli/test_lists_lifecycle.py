@@ -319,3 +319,21 @@ def test_list_calls_in_flight_together_send_every_removal_before_any_addition() 
     assert (outcome.removed, outcome.added, outcome.calls) == (6, 6, 12)
     kinds = [kind for kind, _, _ in order]
     assert kinds == ["remove"] * 6 + ["add"] * 6
+
+
+def test_a_plan_that_fetched_the_instances_lists_is_found_in_the_plan_cache_next_time(
+        workspace: Path, emulator, lists, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconcile.app import plan as plan_module
+    from reconcile.inputs import cache
+
+    monkeypatch.setattr(cache, "MIN_INPUT_BYTES", 0)  # these small files: cached as large ones are
+    rendered = []
+    real_render = plan_module._render
+    monkeypatch.setattr(plan_module, "_render", lambda *a, **k: rendered.append(1) or real_render(*a, **k))
+    environ = {**env_for(emulator, "rest"), "RECONCILE_CACHE_DIR": str(workspace.parent / "user-cache")}
+    first = invoke("plan", environ=environ)  # no lists kept yet: this plan fetches and keeps them
+    assert first.exit_code == 0, first.stderr
+    assert "Saved" in first.stderr and "static lists" in first.stderr
+    second = invoke("plan", environ=environ)
+    assert second.exit_code == 0 and second.stdout == first.stdout
+    assert rendered == [1], "the second plan was made again instead of being taken from the cache"
