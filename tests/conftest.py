@@ -207,3 +207,11 @@ def make_leads(emu, count: int) -> list[int]:
             tx.set_email(lead, f"lead{number}@example.com")
             ids.append(lead["id"])
     return ids
+
+
+def emulator_environ(emulator, api: str = "rest") -> dict[str, str]:
+    """Both APIs' credentials for the test `emulator`, with RECONCILE_API choosing `api`."""
+    return {"MARKETO_REST_ENDPOINT": emulator.rest_endpoint, "MARKETO_CLIENT_ID": emulator.config.client_id,
+            "MARKETO_CLIENT_SECRET": emulator.config.client_secret, "MARKETO_SOAP_ENDPOINT": emulator.endpoint,
+            "MARKETO_USER_ID": EMULATOR_TEST_USER_ID, "MARKETO_ENCRYPTION_KEY": EMULATOR_TEST_ENCRYPTION_KEY,
+            "RECONCILE_API": api}

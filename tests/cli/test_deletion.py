@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clirunner import invoke
-from conftest import EMULATOR_TEST_ENCRYPTION_KEY, EMULATOR_TEST_USER_ID
+from conftest import emulator_environ as env_for
 
 LEADS = """leads:
   - email: ada@example.com
@@ -24,13 +24,6 @@ TOMBSTONE = """leads:
   - email: gone@example.com
     deleted: true
 """
-
-
-def env_for(emulator, api: str = "rest") -> dict[str, str]:
-    return {"MARKETO_REST_ENDPOINT": emulator.rest_endpoint, "MARKETO_CLIENT_ID": emulator.config.client_id,
-            "MARKETO_CLIENT_SECRET": emulator.config.client_secret, "MARKETO_SOAP_ENDPOINT": emulator.endpoint,
-            "MARKETO_USER_ID": EMULATOR_TEST_USER_ID, "MARKETO_ENCRYPTION_KEY": EMULATOR_TEST_ENCRYPTION_KEY,
-            "RECONCILE_API": api}
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from reconcile.core.render import render_json, render_markdown, render_text
 from reconcile.errors import Location
 from reconcile.store.statecodec import lead_line, parse_lead_line
 from clirunner import invoke
-from conftest import EMULATOR_TEST_ENCRYPTION_KEY, EMULATOR_TEST_USER_ID
+from conftest import emulator_environ as env_for
 
 LEADS = """leads:
   - email: ada@example.com
@@ -24,14 +24,6 @@ LEADS = """leads:
   - email: bob@example.com
     attributes: {Company: Bobco}
 """
-
-
-def env_for(emulator, api: str) -> dict[str, str]:
-    rest = {"MARKETO_REST_ENDPOINT": emulator.rest_endpoint, "MARKETO_CLIENT_ID": emulator.config.client_id,
-            "MARKETO_CLIENT_SECRET": emulator.config.client_secret}
-    soap = {"MARKETO_SOAP_ENDPOINT": emulator.endpoint, "MARKETO_USER_ID": EMULATOR_TEST_USER_ID,
-            "MARKETO_ENCRYPTION_KEY": EMULATOR_TEST_ENCRYPTION_KEY}
-    return {**rest, **soap, "RECONCILE_API": api}
 
 
 @pytest.fixture

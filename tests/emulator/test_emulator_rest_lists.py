@@ -9,6 +9,7 @@ import requests
 from reconcile.emulator import Faults, Reason
 from reconcile.remote.rest import codes
 from conftest import make_leads
+from test_emulator_rest import error_code
 
 
 def token_of(emu) -> str:
@@ -32,11 +33,6 @@ class Rest:
 @pytest.fixture
 def rest(emulator):
     return Rest(emulator)
-
-
-def error_code(answer: dict) -> str:
-    assert answer["success"] is False and len(answer["errors"]) == 1, answer
-    return answer["errors"][0]["code"]
 
 
 def statuses(answer: dict) -> list[tuple]:
