@@ -60,9 +60,10 @@ def _plan_and_render(session: Session, op: Operation) -> PlanResult:
         session.show(hit[1])
         return PlanResult(hit[0])
     desired, current = _load_inputs(leads, state, op.max_file_bytes, session.environ)
-    lists_before = _lists_digest(_cache_dir(state, session.environ), _rest_instance(session.environ))
+    workspace, instance = _cache_dir(state, session.environ), _rest_instance(session.environ)
+    lists_before = _lists_digest(workspace, instance)
     check_list_names(session, desired.leads, state)
-    fetched_lists = lists_before != _lists_digest(_cache_dir(state, session.environ), _rest_instance(session.environ))
+    fetched_lists = lists_before != _lists_digest(workspace, instance)
     current, recovery, state_hash = _preview_recovery(state, current)
     check_declared_once(desired.leads, current)
     drift = None
@@ -109,7 +110,7 @@ def _plan_cache(session: Session, op: Operation):
     context = (f"api={op.api} instance={instance} describe={catalog.fingerprint if catalog else None} "
                f"foreign-id-field={foreign_id_field(None, session.environ)!r} "
                f"lists={_lists_digest(workspace, instance)}")
-    return PlanCache.open(_cache_dir(op.state, session.environ), op.leads, op.state, op.max_file_bytes,
+    return PlanCache.open(workspace, op.leads, op.state, op.max_file_bytes,
                           schema_bytes(), options, context)
 
 
