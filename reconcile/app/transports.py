@@ -66,10 +66,13 @@ def _rest_transport(session: Session, credentials, desired, plan, state_path: Pa
     _refuse_foreign_id_clashes(desired.leads)
     client = client if client is not None else _rest_client(session, credentials, options.concurrency)
     try:
-        catalog = _rest_catalog(session, client, state_path)
-        _check_fields(desired, state_path, session.environ, catalog)
-        field = catalog.resolve_rest_name(foreign_id_field, "--foreign-id-field") if keyed else None
-        transport = RestTransport(client, catalog.rest_names(), field)
+        if plan.records_to_send:
+            catalog = _rest_catalog(session, client, state_path)
+            _check_fields(desired, state_path, session.environ, catalog)
+            field = catalog.resolve_rest_name(foreign_id_field, "--foreign-id-field") if keyed else None
+            transport = RestTransport(client, catalog.rest_names(), field)
+        else:  # no Sync Leads call: its field names are not needed, and Describe would be a call of the window
+            transport = RestTransport(client, {}, None)
     except BaseException:
         client.close()
         raise

@@ -38,6 +38,7 @@ from reconcile.errors import ReconcileError, RemoteError, ResponseError, StalePl
 from reconcile.remote.base import mark_outcome, not_delivered, outcome_unknown
 from reconcile.store import journal as journal_store
 from reconcile.store.journal import RecoveryReport, ResultEntry
+from reconcile.store.state import lineage_and_serial
 
 __all__ = ["apply_plan"]
 
@@ -108,6 +109,11 @@ class _Apply:
 
     def check_state(self) -> None:
         """Settle a leftover journal and make sure the plan was made from the state on disk."""
+        journal = journal_store.journal_path(self.state_path)
+        if not journal.exists() and not journal.is_symlink():
+            # Nothing to replay: which state is on disk is all there is to check, and its top file says.
+            _refuse_another_state(self.state_path, self.state, lineage_and_serial(self.state_path))
+            return
         recovered, report = recover(self.state_path, commit=True, on_event=self.emit)
         if report.found and report.activity:
             self.recovered = report
@@ -117,12 +123,10 @@ class _Apply:
         if report.found:
             self.unknowns = UnknownOutcomes(report.may_have_created, dedup_enabled=self.options.dedup_enabled,
                                             started=self.started_at)
-        if self.state_path.exists() or report.found:
-            if recovered.lineage != self.state.lineage or recovered.serial != self.state.serial:
-                if self.state_path.exists():
-                    raise StalePlanError(f"the state file {self.state_path} changed since this plan was made "
-                                         f"(serial {self.state.serial} → {recovered.serial}); plan again")
-                self.state = State(lineage=recovered.lineage, serial=recovered.serial, leads=self.state.leads)
+        if self.state_path.exists():
+            _refuse_another_state(self.state_path, self.state, (recovered.lineage, recovered.serial))
+        elif report.found and (recovered.lineage, recovered.serial) != (self.state.lineage, self.state.serial):
+            self.state = State(lineage=recovered.lineage, serial=recovered.serial, leads=self.state.leads)
 
     def record_without_calls(self) -> None:
         synced_now = iso_utc(self.clock())
@@ -292,6 +296,13 @@ class _Apply:
     def warn(self, message: str) -> None:
         self.tally.warnings.append(message)
         self.emit(ApplyWarning(message))
+
+
+def _refuse_another_state(state_path: Path, state: State, on_disk: tuple[str, int] | None) -> None:
+    """StalePlanError unless the state on disk (its lineage and serial; None: no state file) is `state`."""
+    if on_disk is not None and on_disk != (state.lineage, state.serial):
+        raise StalePlanError(f"the state file {state_path} changed since this plan was made "
+                             f"(serial {state.serial} → {on_disk[1]}); plan again")
 
 
 def apply_plan(plan: Plan, state: State, state_path: Path | str, transport: Any, *,

@@ -1,43 +1,54 @@
-"""Calls sent a few at a time, each answer handed back as it comes (list and delete calls)."""
+"""Calls sent a few at a time, each answer handed back as it comes (list calls)."""
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Iterable, Iterator, TypeVar
 
 Call = TypeVar("Call")
 Answer = TypeVar("Answer")
 
 
+class _NotSent(Exception):
+    """A call left unsent because an earlier one failed or the caller stopped listening."""
+
+
 def answered_in_turn(calls: Iterable[Call], send: Callable[[Call], Answer], concurrency: int
                      ) -> Iterator[tuple[Call, Answer]]:
-    """Send `calls`, at most `concurrency` at once, and yield each with its answer as it comes (the
-    caller records one answer before the next is handed over). After a call raises, no more are sent:
-    the answers of those already in flight are yielded, then that first error is raised."""
-    pending = iter(calls)
-    inflight: dict[Future, Call] = {}
-    failures: list[BaseException] = []
+    """Send `calls`, at most `concurrency` at once, and yield each with its answer as it comes.
+
+    The calls are queued at once, so what the caller does with an answer (journal it, write the state)
+    never holds the next call back: the rate window is used as soon as it opens. After a call raises,
+    no more are sent: the answers of those already in flight are yielded, then that first error is
+    raised. A caller that stops listening (an error of its own, Ctrl-C) stops the sending the same way.
+    """
+    stop = threading.Event()
+
+    def unless_stopped(call: Call) -> Answer:
+        if stop.is_set():
+            raise _NotSent()
+        try:
+            return send(call)
+        except BaseException:
+            stop.set()  # at once, from the thread that saw it: the next queued call must not go out
+            raise
+
+    first_error: BaseException | None = None
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        def fill() -> None:
-            while not failures and len(inflight) < max(1, concurrency):
-                call = next(pending, _END)
-                if call is _END:
-                    return
-                inflight[pool.submit(send, call)] = call
-
-        fill()
-        while inflight:
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for future in done:
-                call = inflight.pop(future)
-                error = future.exception()
+        queued = {pool.submit(unless_stopped, call): call for call in calls}
+        try:
+            for future in as_completed(queued):
+                error = None if future.cancelled() else future.exception()
+                if future.cancelled() or isinstance(error, _NotSent):
+                    continue
                 if error is not None:
-                    failures.append(error)
-                else:
-                    yield call, future.result()
-            fill()
-    if failures:
-        raise failures[0]
-
-
-_END = object()
+                    first_error = first_error or error
+                    continue
+                yield queued[future], future.result()
+        finally:
+            stop.set()
+            for future in queued:
+                future.cancel()
+    if first_error is not None:
+        raise first_error

@@ -25,7 +25,7 @@ from reconcile.store.statefiles import (FORMAT_VERSION, PENDING_NAME, StateWrite
                                         shard_dir_for)
 
 __all__ = ["FORMAT_VERSION", "StateWriter", "WriteReport", "new_state", "load_state", "open_state",
-           "write_state", "writer_for", "finish_interrupted_write", "with_leads", "with_instance", "rebind", "check_instance", "lead_to_json", "state_hash",
+           "write_state", "writer_for", "finish_interrupted_write", "lineage_and_serial", "with_leads", "with_instance", "rebind", "check_instance", "lead_to_json", "state_hash",
            "content_hash", "content_hash_of", "check_state_path", "fingerprint", "format_on_disk", "shard_dir_for", "serialize_v1"]
 
 
@@ -119,8 +119,28 @@ def write_state(path: Path | str, state: State, changed: Iterable[str] | None = 
 
 
 def finish_interrupted_write(path: Path | str) -> bool:
-    """Complete a state write that a crash interrupted (call under the state lock); True if there was one."""
-    return open_state(path)[1].finish() if Path(path).exists() else False
+    """Complete a state write that a crash interrupted (call under the state lock); True if there was one.
+    Only a write that left its commit record behind can be unfinished: without one, nothing is read."""
+    if not Path(path).exists() or not (shard_dir_for(path) / PENDING_NAME).exists():
+        return False
+    return open_state(path)[1].finish()
+
+
+def lineage_and_serial(path: Path | str) -> tuple[str, int] | None:
+    """Which state is at `path`, read from its top file alone (the leads are not read); None when there
+    is no state file. StateError (exit 3) for a top file that is not a state's."""
+    where = Location(str(path))
+    try:
+        data = strict_json(Path(path).read_bytes(), where)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"cannot read state file: {exc.strerror}", where) from exc
+    lineage = data.get("lineage") if isinstance(data, dict) else None
+    serial = data.get("serial") if isinstance(data, dict) else None
+    if not isinstance(lineage, str) or not isinstance(serial, int) or isinstance(serial, bool):
+        raise StateError("state file has no lineage and serial", where)
+    return lineage, serial
 
 
 def with_leads(state: State, leads: Mapping[str, StateLead]) -> State:

@@ -219,13 +219,16 @@ def test_concurrent_batches_give_a_deterministic_sorted_state(emulator, transpor
     state_matches_emulator(state, emulator)
 
 
-def test_a_plan_made_from_another_state_is_stale(emulator, transport_for, lead_factory, tmp_path):
+@pytest.mark.parametrize("now_on_disk", [lambda s: State(s.lineage, s.serial + 1, s.leads),
+                                         lambda s: State("another-lineage", s.serial, s.leads)],
+                         ids=["a later serial", "another lineage"])
+def test_a_plan_made_from_another_state_is_stale(emulator, transport_for, lead_factory, tmp_path, now_on_disk):
     state_path = tmp_path / "state.json"
     transport = transport_for(emulator)
     run_apply(lead_factory(2), state_path, transport)
     state = load_state(state_path)
     plan = make_plan(lead_factory(3), state)
-    write_state(state_path, State(state.lineage, state.serial + 1, state.leads))
+    write_state(state_path, now_on_disk(state))
     with pytest.raises(StalePlanError):
         apply_plan(plan, state, state_path, transport)
 

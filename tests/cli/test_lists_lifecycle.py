@@ -329,3 +329,21 @@ def test_a_plan_that_fetched_the_instances_lists_is_found_in_the_plan_cache_next
     second = invoke("plan", environ=environ)
     assert second.exit_code == 0 and second.stdout == first.stdout
     assert rendered == [1], "the second plan was made again instead of being taken from the cache"
+
+
+def test_an_apply_that_only_changes_memberships_spends_no_call_on_describe(workspace: Path, emulator, lists) -> None:
+    """Marketo counts every call in its rate window: Describe, which only Sync Leads needs, is not read."""
+    from reconcile.inputs.cache import workspace_dir
+
+    environ = {**env_for(emulator, "rest"), "RECONCILE_CACHE_DIR": str(workspace.parent / "user-cache")}
+    (workspace / "leads" / "people.yaml").write_text(LEADS.replace('    lists: [VIP Customers, "Webinar 2026-12"]\n', ""))
+    assert invoke("apply", "--auto-approve", environ=environ).exit_code == 0
+    kept = workspace_dir(workspace / "reconcile.state.json", environ) / "describe"
+    assert list(kept.glob("*.json")), "the first apply (records sent) kept the instance's Describe"
+    for path in kept.glob("*.json"):
+        path.unlink()
+    (workspace / "leads" / "people.yaml").write_text(LEADS)
+    listed = invoke("apply", "--auto-approve", environ=environ)
+    assert listed.exit_code == 0, listed.stderr
+    assert "2 list addition(s)" in listed.stdout
+    assert "lead fields" not in listed.stderr and not list(kept.glob("*.json"))
