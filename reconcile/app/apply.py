@@ -138,7 +138,7 @@ def _plan_and_send(session: Session, stack, op: Operation, saved, credentials, c
         return ApplyResult(CANCELLED)
     if drift is not None and drift.has_drift:
         current = _write_refreshed(drift, current, op.state)
-    deletes = RestLeadDeletes(transport.client) if plan.count(DELETE) else None
+    deletes = RestLeadDeletes(transport.client, options.concurrency) if plan.count(DELETE) else None
     report = _run_apply(session, plan, current, op.state, transport, options, calls, memberships, deletes)
     session.show(report.summary("complete"))
     return ApplyResult(APPLIED, report)

@@ -183,10 +183,11 @@ class SoapListCalls:
 class RestLeadDeletes:
     """Delete Leads through REST."""
 
-    def __init__(self, client):
+    def __init__(self, client, concurrency: int = 1):
         from reconcile.remote.rest.lists import MAX_IDS, RestLists
 
         self.max_ids = MAX_IDS
+        self.concurrency = concurrency
         self._lists = RestLists(client)
 
     def delete(self, lead_ids):

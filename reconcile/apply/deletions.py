@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
+from reconcile.apply.inflight import answered_in_turn
 from reconcile.core.model import DELETE, Action
 from reconcile.remote.membership import LeadOutcome, Outcome
 
@@ -22,6 +23,7 @@ _GONE = frozenset({Outcome.DELETED, Outcome.LEAD_NOT_FOUND})
 
 class LeadDeletes(Protocol):
     max_ids: int  # lead IDs one call may carry
+    concurrency: int  # calls in flight at once
 
     def delete(self, lead_ids: Sequence[int]) -> list[LeadOutcome]: ...
 
@@ -35,8 +37,9 @@ class DeleteOutcome:
 
 def run_deletes(actions: Sequence[Action], deletes: LeadDeletes,
                 confirmed: Callable[[int, list[Action]], None], between_calls: Callable[[], None]) -> DeleteOutcome:
-    """Delete the leads of the plan's delete actions, `max_ids` a call; after each call, hand the
-    actions Marketo confirmed to `confirmed` (with the call's number) before the next goes out."""
+    """Delete the leads of the plan's delete actions, `max_ids` a call, `concurrency` calls at once; as
+    each call answers, hand the actions Marketo confirmed to `confirmed` (with the call's number). A
+    call that fails as a whole stops the deletions once the calls in flight have answered."""
     outcome = DeleteOutcome()
     doomed = [action for action in actions if action.kind == DELETE]
     for action in doomed:
@@ -44,9 +47,13 @@ def run_deletes(actions: Sequence[Action], deletes: LeadDeletes,
             outcome.failed.append((action.identity, "no Marketo lead ID is recorded for it: nothing to delete by"))
     with_ids = [action for action in doomed if action.known_lead_id is not None]
     size = max(1, deletes.max_ids)
-    for start in range(0, len(with_ids), size):
-        chunk = with_ids[start:start + size]
-        answers = {answer.lead_id: answer for answer in deletes.delete([a.known_lead_id for a in chunk])}
+    chunks = [with_ids[start:start + size] for start in range(0, len(with_ids), size)]
+
+    def send(chunk: list[Action]) -> list[LeadOutcome]:
+        return deletes.delete([action.known_lead_id for action in chunk])
+
+    for chunk, answered in answered_in_turn(chunks, send, deletes.concurrency):
+        answers = {answer.lead_id: answer for answer in answered}
         outcome.calls += 1
         gone = []
         for action in chunk:

@@ -1,4 +1,4 @@
-"""Calls sent a few at a time, each answer handed back as it comes (list calls)."""
+"""Calls sent a few at a time, each answer handed back as it comes (list and delete calls)."""
 
 from __future__ import annotations
 
