@@ -2,29 +2,27 @@
 
 Enough of the runner to catch a broken step before GitHub does:
 
-- the `${{ }}` expression language (contexts, operators, status and string functions) in `if:`,
-  `env:`, `with:`, `working-directory:` and composite action outputs; `if:` without a status function
-  means `success() && (...)`, as on GitHub;
+- the `${{ }}` expression language (workflow_expressions.py) in `if:`, `env:`, `with:`,
+  `working-directory:` and composite action outputs; `if:` without a status function means
+  `success() && (...)`, as on GitHub;
 - `run:` steps in bash with GitHub's flags (`bash -e {0}` by default, `bash --noprofile --norc -eo
   pipefail {0}` for `shell: bash`), the variables GitHub sets (GITHUB_OUTPUT, GITHUB_ENV, GITHUB_PATH,
   GITHUB_STEP_SUMMARY, GITHUB_EVENT_PATH, GITHUB_WORKSPACE, RUNNER_TEMP, GITHUB_ACTION_PATH, ...), each
   file fresh per step and read back afterwards;
 - local composite actions (`uses: ./`): inputs with defaults, their own steps context, outputs;
-- the few marketplace actions the workflows use, simulated: checkout clones the test's origin
-  repository, setup-python puts the test's interpreter first on PATH (its `pip install` a no-op: the
-  project is already installed), upload-artifact copies files and sets artifact-id/artifact-url.
+- the few marketplace actions the workflows use, simulated (workflow_actions.py): checkout clones the
+  test's origin repository, setup-python puts the test's interpreter first on PATH (its `pip install`
+  a no-op: the project is already installed), upload-artifact copies files and sets
+  artifact-id/artifact-url.
 
 Any other `uses:` fails the run, so a new action cannot slip past untested.
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -34,260 +32,8 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-# --------------------------------------------------------------------------------------------------
-# Expressions
-
-_TOKEN = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<str>'(?:[^']|'')*')
-  | (?P<num>-?\d+(?:\.\d+)?)
-  | (?P<op>==|!=|<=|>=|&&|\|\||[!<>()\[\],.*])
-  | (?P<name>[A-Za-z_][A-Za-z0-9_-]*)
-""", re.VERBOSE)
-
-_STATUS_FUNCTIONS = ("success", "failure", "always", "cancelled")
-
-
-class ExpressionError(ValueError):
-    pass
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out, pos = [], 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise ExpressionError(f"cannot parse {text!r} at {pos}")
-        pos = match.end()
-        if match.lastgroup != "ws":
-            out.append((match.lastgroup, match.group()))
-    return out
-
-
-def _to_number(value: Any) -> float:
-    if value is None:
-        return 0.0
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text == "":
-            return 0.0
-        try:
-            return float(int(text, 0)) if re.fullmatch(r"0x[0-9a-fA-F]+", text) else float(text)
-        except ValueError:
-            return math.nan
-    return math.nan
-
-
-def truthy(value: Any) -> bool:
-    if isinstance(value, float) and math.isnan(value):
-        return False
-    return value not in (None, False, 0, 0.0, "")
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, str) and isinstance(b, str):
-        return a.casefold() == b.casefold()
-    if type(a) is type(b) or (isinstance(a, (int, float)) and isinstance(b, (int, float))
-                              and not isinstance(a, bool) and not isinstance(b, bool)):
-        return a == b
-    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
-        return a is b
-    return _to_number(a) == _to_number(b)
-
-
-def to_string(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else str(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, indent=2)
-    return str(value)
-
-
-def _lookup(obj: Any, key: Any) -> Any:
-    if isinstance(obj, Mapping):
-        if key in obj:
-            return obj[key]
-        lowered = str(key).casefold()
-        for k, v in obj.items():
-            if str(k).casefold() == lowered:
-                return v
-        return None
-    if isinstance(obj, list) and isinstance(key, (int, float)) and not isinstance(key, bool):
-        index = int(key)
-        return obj[index] if 0 <= index < len(obj) else None
-    return None
-
-
-class _Parser:
-    def __init__(self, text: str, context: Mapping[str, Any], status: Mapping[str, bool]):
-        self.tokens = _tokens(text)
-        self.pos = 0
-        self.context = context
-        self.status = status
-
-    def peek(self, value: str | None = None) -> bool:
-        return self.pos < len(self.tokens) and (value is None or self.tokens[self.pos][1] == value)
-
-    def take(self, value: str | None = None) -> tuple[str, str]:
-        if not self.peek(value):
-            raise ExpressionError(f"expected {value!r} at token {self.pos} of {self.tokens}")
-        token = self.tokens[self.pos]
-        self.pos += 1
-        return token
-
-    def parse(self) -> Any:
-        value = self.or_()
-        if self.pos != len(self.tokens):
-            raise ExpressionError(f"unexpected {self.tokens[self.pos]!r}")
-        return value
-
-    def or_(self) -> Any:
-        value = self.and_()
-        while self.peek("||"):
-            self.take()
-            right = self.and_()
-            value = value if truthy(value) else right
-        return value
-
-    def and_(self) -> Any:
-        value = self.equality()
-        while self.peek("&&"):
-            self.take()
-            right = self.equality()
-            value = right if truthy(value) else value
-        return value
-
-    def equality(self) -> Any:
-        value = self.comparison()
-        while self.peek("==") or self.peek("!="):
-            op = self.take()[1]
-            right = self.comparison()
-            value = _equal(value, right) if op == "==" else not _equal(value, right)
-        return value
-
-    def comparison(self) -> Any:
-        value = self.unary()
-        while any(self.peek(op) for op in ("<", ">", "<=", ">=")):
-            op = self.take()[1]
-            right = self.unary()
-            a, b = ((value.casefold(), right.casefold()) if isinstance(value, str) and isinstance(right, str)
-                    else (_to_number(value), _to_number(right)))
-            value = {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
-        return value
-
-    def unary(self) -> Any:
-        if self.peek("!"):
-            self.take()
-            return not truthy(self.unary())
-        return self.postfix()
-
-    def postfix(self) -> Any:
-        value = self.primary()
-        while True:
-            if self.peek("."):
-                self.take()
-                kind, name = self.take()
-                if kind != "name":
-                    raise ExpressionError(f"bad property {name!r}")
-                value = _lookup(value, name)
-            elif self.peek("["):
-                self.take()
-                key = self.or_()
-                self.take("]")
-                value = _lookup(value, key)
-            else:
-                return value
-
-    def primary(self) -> Any:
-        kind, text = self.take()
-        if kind == "str":
-            return text[1:-1].replace("''", "'")
-        if kind == "num":
-            return float(text)
-        if text == "(":
-            value = self.or_()
-            self.take(")")
-            return value
-        if kind != "name":
-            raise ExpressionError(f"unexpected {text!r}")
-        if text in ("true", "false"):
-            return text == "true"
-        if text == "null":
-            return None
-        if self.peek("("):
-            self.take()
-            args = []
-            while not self.peek(")"):
-                args.append(self.or_())
-                if not self.peek(")"):
-                    self.take(",")
-            self.take(")")
-            return self.call(text, args)
-        return _lookup(self.context, text)
-
-    def call(self, name: str, args: list[Any]) -> Any:
-        lowered = name.lower()
-        if lowered in _STATUS_FUNCTIONS:
-            return self.status[lowered]
-        if lowered == "contains":
-            haystack, needle = args
-            if isinstance(haystack, list):
-                return any(_equal(item, needle) for item in haystack)
-            return to_string(needle).casefold() in to_string(haystack).casefold()
-        if lowered == "startswith":
-            return to_string(args[0]).casefold().startswith(to_string(args[1]).casefold())
-        if lowered == "endswith":
-            return to_string(args[0]).casefold().endswith(to_string(args[1]).casefold())
-        if lowered == "format":
-            return re.sub(r"\{(\d+)\}", lambda m: to_string(args[int(m[1]) + 1]), to_string(args[0]))
-        if lowered == "tojson":
-            return json.dumps(args[0], indent=2)
-        if lowered == "fromjson":
-            return json.loads(to_string(args[0]))
-        raise ExpressionError(f"function {name}() is not simulated")
-
-
-def evaluate(text: str, context: Mapping[str, Any], status: Mapping[str, bool] | None = None) -> Any:
-    status = status or {"success": True, "failure": False, "always": True, "cancelled": False}
-    return _Parser(text, context, status).parse()
-
-
-_INTERPOLATION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-
-
-def interpolate(value: Any, context: Mapping[str, Any]) -> Any:
-    """Replace every `${{ expr }}` in a string (a whole-string expression keeps its type)."""
-    if not isinstance(value, str):
-        return value
-    whole = _INTERPOLATION.fullmatch(value.strip())
-    if whole is not None:
-        return evaluate(whole[1], context)
-    return _INTERPOLATION.sub(lambda m: to_string(evaluate(m[1], context)), value)
-
-
-def condition_holds(condition: Any, context: Mapping[str, Any], failed: bool) -> bool:
-    """GitHub's `if:`: no `${{ }}` needed; without a status function it means `success() && (...)`."""
-    status = {"success": not failed, "failure": failed, "always": True, "cancelled": False}
-    if condition is None:
-        return not failed
-    if isinstance(condition, bool):
-        return condition and not failed
-    text = str(condition).strip()
-    whole = _INTERPOLATION.fullmatch(text)
-    if whole is not None:
-        text = whole[1].strip()
-    if not re.search(r"\b(" + "|".join(_STATUS_FUNCTIONS) + r")\s*\(", text, re.IGNORECASE):
-        text = f"success() && ({text})"
-    return truthy(evaluate(text, context, status))
-
+from workflow_actions import SimulatedActions
+from workflow_expressions import condition_holds, interpolate, to_string, truthy
 
 # --------------------------------------------------------------------------------------------------
 # Runner
@@ -366,7 +112,7 @@ def parse_output_file(text: str) -> dict[str, str]:
     return values
 
 
-class WorkflowRunner:
+class WorkflowRunner(SimulatedActions):
     """One runner machine: a workspace, RUNNER_TEMP, a home, a PATH with a fake `gh`."""
 
     def __init__(self, root: Path, *, project: Path, origin: Path, event_name: str, event: dict[str, Any],
@@ -599,65 +345,3 @@ class WorkflowRunner:
                             with_=dict(with_), env=step_env, outputs=outputs, scope=scope)
         self.results.insert(start, result)
         return result
-
-    # -- simulated marketplace actions --------------------------------------------------------------
-
-    def _checkout(self, result: StepResult) -> None:
-        ref = to_string(result.with_.get("ref")) or self.checkout_ref
-        if any(self.workspace.iterdir()):
-            shutil.rmtree(self.workspace)
-            self.workspace.mkdir(parents=True)
-        depth = to_string(result.with_.get("fetch-depth", "1"))
-        args = ["git", "clone", "--quiet", "--branch", ref]
-        if depth not in ("0", ""):
-            args += ["--depth", depth, f"file://{self.origin}"]
-        else:
-            args.append(str(self.origin))
-        done = subprocess.run([*args, str(self.workspace)], capture_output=True, text=True,
-                              env={**self.base_env()})
-        result.stdout, result.stderr = done.stdout, done.stderr
-        result.outcome = "success" if done.returncode == 0 else "failure"
-
-    def _setup_python(self, result: StepResult) -> None:
-        self.path_additions.append(str(self.tool_bin))
-        result.outputs = {"python-version": "%d.%d.%d" % sys.version_info[:3],
-                          "python-path": str(self.tool_bin / "python")}
-
-    def _upload_artifact(self, result: StepResult) -> None:
-        name = to_string(result.with_.get("name")) or "artifact"
-        assert not re.search(r'[":<>|*?\\/\r\n]', name), f"invalid artifact name {name!r}"
-        if name in self.artifacts and to_string(result.with_.get("overwrite")) != "true":
-            result.outcome = "failure"
-            result.stderr = f"an artifact named {name} already exists"
-            return
-        patterns = [line.strip() for line in to_string(result.with_.get("path")).splitlines() if line.strip()]
-        assert patterns, "upload-artifact without a path"
-        found: list[Path] = []
-        for pattern in patterns:
-            absolute = pattern if os.path.isabs(pattern) else str(self.workspace / pattern)
-            for match in sorted(glob.glob(absolute, recursive=True)):
-                if Path(match).is_dir():  # a directory is uploaded whole
-                    found += sorted(p for p in Path(match).rglob("*") if p.is_file())
-                elif Path(match).is_file():
-                    found.append(Path(match))
-        # upload-artifact >= 4.4 leaves hidden files out unless include-hidden-files is true
-        if to_string(result.with_.get("include-hidden-files")) != "true":
-            found = [p for p in found if not any(part.startswith(".") for part in p.parts[-2:])]
-        policy = to_string(result.with_.get("if-no-files-found")) or "warn"
-        if not found:
-            if policy == "error":
-                result.outcome = "failure"
-                result.stderr = f"No files were found with the provided path: {patterns}"
-                return
-            result.stdout = f"::warning::No files were found with the provided path: {patterns}\n"
-            return
-        target = self.artifact_dir / name
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        for path in found:
-            shutil.copy2(path, target / path.name)
-        artifact_id = str(1000 + len(self.artifacts))
-        self.artifacts[name] = {"files": sorted(p.name for p in found), "dir": target, "with": result.with_}
-        result.outputs = {"artifact-id": artifact_id,
-                          "artifact-url": f"https://github.com/{self.repository}/actions/runs/{self.run_id}"
-                                          f"/artifacts/{artifact_id}"}

@@ -14,7 +14,7 @@ import yaml
 
 from clirunner import invoke
 from reconcile.store.state import load_state
-from test_workflows import REPO, ROOT, WORKFLOWS, Origin, git
+from workflow_repos import REPO, ROOT, WORKFLOWS, Origin, git
 from workflow_runner import WorkflowRunner
 
 DRIFT_WORKFLOW = WORKFLOWS / "reconcile-drift.yml"
