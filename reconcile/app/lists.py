@@ -157,11 +157,11 @@ class RestListCalls:
         self.max_ids = MAX_IDS
         self._lists = RestLists(client)
 
-    def add(self, target, lead_ids):
-        return self._lists.add(target.id, lead_ids)
+    def add(self, target, lead_ids, *, stop=None):
+        return self._lists.add(target.id, lead_ids, stop=stop)
 
-    def remove(self, target, lead_ids):
-        return self._lists.remove(target.id, lead_ids)
+    def remove(self, target, lead_ids, *, stop=None):
+        return self._lists.remove(target.id, lead_ids, stop=stop)
 
 
 class SoapListCalls:
@@ -173,11 +173,11 @@ class SoapListCalls:
         self.max_ids = MAX_LIST_LEADS
         self._lists = SoapLists(transport)
 
-    def add(self, target, lead_ids):
-        return self._lists.add(target.name, lead_ids)
+    def add(self, target, lead_ids, *, stop=None):
+        return self._lists.add(target.name, lead_ids, stop=stop)
 
-    def remove(self, target, lead_ids):
-        return self._lists.remove(target.name, lead_ids)
+    def remove(self, target, lead_ids, *, stop=None):
+        return self._lists.remove(target.name, lead_ids, stop=stop)
 
 
 class RestLeadDeletes:
@@ -190,8 +190,8 @@ class RestLeadDeletes:
         self.concurrency = concurrency
         self._lists = RestLists(client)
 
-    def delete(self, lead_ids):
-        return self._lists.delete_leads(lead_ids)
+    def delete(self, lead_ids, *, stop=None):
+        return self._lists.delete_leads(lead_ids, stop=stop)
 
 
 def memberships_for(api: str, transport, resolved, concurrency: int = 1):

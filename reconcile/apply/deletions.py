@@ -9,6 +9,8 @@ deletions, and Marketo answers "not found" for the leads already gone.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
@@ -25,7 +27,7 @@ class LeadDeletes(Protocol):
     max_ids: int  # lead IDs one call may carry
     concurrency: int  # calls in flight at once
 
-    def delete(self, lead_ids: Sequence[int]) -> list[LeadOutcome]: ...
+    def delete(self, lead_ids: Sequence[int], *, stop: threading.Event | None = None) -> list[LeadOutcome]: ...
 
 
 @dataclass
@@ -36,10 +38,12 @@ class DeleteOutcome:
 
 
 def run_deletes(actions: Sequence[Action], deletes: LeadDeletes,
-                confirmed: Callable[[int, list[Action]], None], between_calls: Callable[[], None]) -> DeleteOutcome:
+                confirmed: Callable[[int, list[Action]], None], between_calls: Callable[[], None],
+                stop: threading.Event | None = None) -> DeleteOutcome:
     """Delete the leads of the plan's delete actions, `max_ids` a call, `concurrency` calls at once; as
     each call answers, hand the actions Marketo confirmed to `confirmed` (with the call's number). A
-    call that fails as a whole stops the deletions once the calls in flight have answered."""
+    call that fails as a whole stops the deletions once the calls in flight have answered, and so does
+    `stop` (Ctrl-C)."""
     outcome = DeleteOutcome()
     doomed = [action for action in actions if action.kind == DELETE]
     for action in doomed:
@@ -50,33 +54,39 @@ def run_deletes(actions: Sequence[Action], deletes: LeadDeletes,
     chunks = [with_ids[start:start + size] for start in range(0, len(with_ids), size)]
 
     def send(chunk: list[Action]) -> list[LeadOutcome]:
-        return deletes.delete([action.known_lead_id for action in chunk])
+        return deletes.delete([action.known_lead_id for action in chunk], stop=stop)
 
-    for chunk, answered in answered_in_turn(chunks, send, deletes.concurrency):
-        answers = {answer.lead_id: answer for answer in answered}
-        outcome.calls += 1
-        gone = []
-        for action in chunk:
-            answer = answers.get(action.known_lead_id)
-            if answer is not None and answer.outcome in _GONE:
-                gone.append(action)
-            else:
-                why = (answer.reason or answer.outcome.value) if answer is not None else "no answer for this lead"
-                outcome.failed.append((action.identity, f"not deleted: {why}"))
-        if gone:
-            confirmed(FIRST_DELETE_CALL + outcome.calls, gone)
-            outcome.deleted.extend(action.identity for action in gone)
-        between_calls()
+    with contextlib.closing(answered_in_turn(chunks, send, deletes.concurrency, stop)) as answers:
+        for chunk, answered in answers:
+            outcome.calls += 1
+            gone = _gone(chunk, {answer.lead_id: answer for answer in answered}, outcome)
+            if gone:
+                confirmed(FIRST_DELETE_CALL + outcome.calls, gone)
+                outcome.deleted.extend(action.identity for action in gone)
+            between_calls()
     return outcome
 
 
+def _gone(chunk: list[Action], answers: dict[int, LeadOutcome], outcome: DeleteOutcome) -> list[Action]:
+    """The actions of one call whose leads Marketo confirmed gone; the others into `outcome.failed`."""
+    gone = []
+    for action in chunk:
+        answer = answers.get(action.known_lead_id)
+        if answer is not None and answer.outcome in _GONE:
+            gone.append(action)
+        else:
+            why = (answer.reason or answer.outcome.value) if answer is not None else "no answer for this lead"
+            outcome.failed.append((action.identity, f"not deleted: {why}"))
+    return gone
+
+
 def send_deletes(actions: Sequence[Action], ledger, tally, deletes: LeadDeletes,
-                 between_calls: Callable[[], None]) -> None:
+                 between_calls: Callable[[], None], stop: threading.Event | None = None) -> None:
     """The plan's deletions, last: the state forgets each lead Marketo confirmed gone, once journaled."""
     def confirmed(number: int, gone: list[Action]) -> None:
         ledger.deleted(number, [action.state_key or action.identity for action in gone])
 
-    outcome = run_deletes(actions, deletes, confirmed, between_calls)
+    outcome = run_deletes(actions, deletes, confirmed, between_calls, stop)
     tally.failed.extend(outcome.failed)
     tally.deleted.extend(outcome.deleted)
     tally.list_calls += outcome.calls

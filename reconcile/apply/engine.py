@@ -38,7 +38,7 @@ from reconcile.errors import ReconcileError, RemoteError, ResponseError, StalePl
 from reconcile.remote.base import mark_outcome, not_delivered, outcome_unknown
 from reconcile.store import journal as journal_store
 from reconcile.store.journal import RecoveryReport, ResultEntry
-from reconcile.store.state import lineage_and_serial
+from reconcile.store.state import lineage_and_serial, pending_write
 
 __all__ = ["apply_plan"]
 
@@ -109,9 +109,7 @@ class _Apply:
 
     def check_state(self) -> None:
         """Settle a leftover journal and make sure the plan was made from the state on disk."""
-        journal = journal_store.journal_path(self.state_path)
-        if not journal.exists() and not journal.is_symlink():
-            # Nothing to replay: which state is on disk is all there is to check, and its top file says.
+        if _nothing_to_recover(self.state_path):
             _refuse_another_state(self.state_path, self.state, lineage_and_serial(self.state_path))
             return
         recovered, report = recover(self.state_path, commit=True, on_event=self.emit)
@@ -188,18 +186,21 @@ class _Apply:
     def after_records(self, lists: bool, deleting: bool) -> None:
         """Static list membership, then deletions, once the leads' records (and IDs) are recorded. A
         checkpoint between their calls waits for a pause of the rate window, as between Sync Leads calls."""
-        window_opens_in = getattr(self.transport, "window_opens_in", None)
+        window_opens_in = getattr(self.transport, "window_opens_in", lambda: 0.0)
 
         def between_calls() -> None:
-            self.tick(window_opens_in() if window_opens_in is not None else 0.0)
+            self.tick(window_opens_in())
 
+        stop = self.scheduler.stop  # Ctrl-C: no further call starts, the answers in flight are recorded
         try:
             if lists:
-                send_list_calls(self.plan.actions, self.ledger, self.tally, self.memberships, between_calls)
-            if deleting:
-                send_deletes(self.plan.actions, self.ledger, self.tally, self.deletes, between_calls)
+                send_list_calls(self.plan.actions, self.ledger, self.tally, self.memberships, between_calls, stop)
+            if deleting and not stop.is_set():
+                send_deletes(self.plan.actions, self.ledger, self.tally, self.deletes, between_calls, stop)
         except ReconcileError as exc:  # the calls confirmed before it are journaled and recorded
-            self.scheduler.fail(exc)
+            if not (stop.is_set() and not_delivered(exc)):  # one abandoned for the stop is no error of its own
+                self.scheduler.fail(exc)
+        self.scheduler.interrupted |= stop.is_set()
 
     # -- answers ------------------------------------------------------------------------------------
 
@@ -296,6 +297,13 @@ class _Apply:
     def warn(self, message: str) -> None:
         self.tally.warnings.append(message)
         self.emit(ApplyWarning(message))
+
+
+def _nothing_to_recover(state_path: Path) -> bool:
+    """No journal to replay and no state write to finish: which state is on disk is all there is to
+    check, and its top file says."""
+    journal = journal_store.journal_path(state_path)
+    return not journal.exists() and not journal.is_symlink() and not pending_write(state_path)
 
 
 def _refuse_another_state(state_path: Path, state: State, on_disk: tuple[str, int] | None) -> None:

@@ -11,33 +11,37 @@ Answer = TypeVar("Answer")
 
 
 class _NotSent(Exception):
-    """A call left unsent because an earlier one failed or the caller stopped listening."""
+    """A call left unsent: an earlier one failed, the apply was asked to stop, or the caller stopped listening."""
 
 
-def answered_in_turn(calls: Iterable[Call], send: Callable[[Call], Answer], concurrency: int
-                     ) -> Iterator[tuple[Call, Answer]]:
+def answered_in_turn(calls: Iterable[Call], send: Callable[[Call], Answer], concurrency: int,
+                     stop: threading.Event | None = None) -> Iterator[tuple[Call, Answer]]:
     """Send `calls`, at most `concurrency` at once, and yield each with its answer as it comes.
 
     The calls are queued at once, so what the caller does with an answer (journal it, write the state)
-    never holds the next call back: the rate window is used as soon as it opens. After a call raises,
-    no more are sent: the answers of those already in flight are yielded, then that first error is
-    raised. A caller that stops listening (an error of its own, Ctrl-C) stops the sending the same way.
+    never holds the next call back: the rate window is used as soon as it opens. No call starts after
+    one has raised, after `stop` is set (Ctrl-C), or once the caller stops listening (closes this
+    generator, or raises out of its loop): the answers of the calls in flight are still yielded, then
+    the first error, if any, is raised. Use it in a `with contextlib.closing(...)` or a `for` loop, so
+    that a caller's error stops the sending at once.
     """
-    stop = threading.Event()
+    halt = threading.Event()
 
     def unless_stopped(call: Call) -> Answer:
-        if stop.is_set():
+        if halt.is_set() or (stop is not None and stop.is_set()):
             raise _NotSent()
         try:
             return send(call)
         except BaseException:
-            stop.set()  # at once, from the thread that saw it: the next queued call must not go out
+            halt.set()  # at once, from the thread that saw it: the next queued call must not go out
             raise
 
     first_error: BaseException | None = None
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        queued = {pool.submit(unless_stopped, call): call for call in calls}
+        queued: dict = {}
         try:
+            for call in calls:
+                queued[pool.submit(unless_stopped, call)] = call
             for future in as_completed(queued):
                 error = None if future.cancelled() else future.exception()
                 if future.cancelled() or isinstance(error, _NotSent):
@@ -47,7 +51,7 @@ def answered_in_turn(calls: Iterable[Call], send: Callable[[Call], Answer], conc
                     continue
                 yield queued[future], future.result()
         finally:
-            stop.set()
+            halt.set()
             for future in queued:
                 future.cancel()
     if first_error is not None:

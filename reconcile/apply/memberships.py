@@ -10,6 +10,8 @@ one that is gone, leaves the list as it should be).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, Sequence
 
@@ -39,9 +41,11 @@ class ListCalls(Protocol):
 
     max_ids: int  # lead IDs one call may carry
 
-    def add(self, target: ListTarget, lead_ids: Sequence[int]) -> list[LeadOutcome]: ...
+    def add(self, target: ListTarget, lead_ids: Sequence[int], *,
+            stop: threading.Event | None = None) -> list[LeadOutcome]: ...
 
-    def remove(self, target: ListTarget, lead_ids: Sequence[int]) -> list[LeadOutcome]: ...
+    def remove(self, target: ListTarget, lead_ids: Sequence[int], *,
+               stop: threading.Event | None = None) -> list[LeadOutcome]: ...
 
 
 @dataclass(frozen=True)
@@ -103,28 +107,32 @@ def pending_calls(actions: Sequence[Action], records: Mapping[str, StateLead], m
 def run_list_calls(groups: Sequence[tuple[ListTarget, bool, list[_Member]]], memberships: Memberships,
                    records: dict[str, StateLead],
                    confirmed: Callable[[int, list[tuple[_Member, StateLead]]], None],
-                   between_calls: Callable[[], None]) -> ListOutcome:
+                   between_calls: Callable[[], None], stop: threading.Event | None = None) -> ListOutcome:
     """Send the calls, `memberships.concurrency` at once: every removal, then every addition (a list
     named two ways is left, then joined). As each call answers, hand its confirmed members and their
     new records to `confirmed` (with the call's number, for the journal). A call that fails as a whole
-    stops the list work once the calls in flight have answered: the rest is left for the next apply."""
+    stops the list work once the calls in flight have answered, and so does `stop` (Ctrl-C): the rest is
+    left for the next apply."""
     outcome = ListOutcome()
     size = max(1, memberships.calls.max_ids)
 
     def send(call: tuple[ListTarget, bool, list[_Member]]) -> list[LeadOutcome]:
         target, add, chunk = call
         ids = list(dict.fromkeys(member.lead_id for member in chunk))
-        return (memberships.calls.add if add else memberships.calls.remove)(target, ids)
+        return (memberships.calls.add if add else memberships.calls.remove)(target, ids, stop=stop)
 
     for adding in (False, True):
         calls = [(target, add, members[start:start + size]) for target, add, members in groups if add == adding
                  for start in range(0, len(members), size)]
-        for (target, add, chunk), answered in answered_in_turn(calls, send, memberships.concurrency):
-            outcome.calls += 1
-            accepted = _accepted(target, add, chunk, answered, records, outcome)
-            if accepted:
-                confirmed(FIRST_LIST_CALL + outcome.calls, accepted)
-            between_calls()
+        with contextlib.closing(answered_in_turn(calls, send, memberships.concurrency, stop)) as answers:
+            for (target, add, chunk), answered in answers:
+                outcome.calls += 1
+                accepted = _accepted(target, add, chunk, answered, records, outcome)
+                if accepted:
+                    confirmed(FIRST_LIST_CALL + outcome.calls, accepted)
+                between_calls()
+        if stop is not None and stop.is_set():
+            break  # no addition after an interrupted removal phase
     return outcome
 
 
@@ -151,9 +159,9 @@ def _accepted(target: ListTarget, add: bool, chunk: list[_Member], answered: lis
 
 
 def send_list_calls(actions: Sequence[Action], ledger, tally, memberships: Memberships,
-                    between_calls: Callable[[], None]) -> None:
+                    between_calls: Callable[[], None], stop: threading.Event | None = None) -> None:
     """The plan's membership changes through `memberships`, each call's confirmed members journaled
-    (`ledger.listed`) and recorded (`ledger.record`) before the next call; counted in `tally`."""
+    (`ledger.listed`) and then recorded (`ledger.record`) as its answer comes; counted in `tally`."""
     from reconcile.store.journal import ResultEntry
 
     records = ledger.leads()
@@ -167,7 +175,7 @@ def send_list_calls(actions: Sequence[Action], ledger, tally, memberships: Membe
         for member, lead in accepted:
             ledger.record(member.index, member.action, lead)
 
-    outcome = run_list_calls(groups, memberships, records, confirmed, between_calls)
+    outcome = run_list_calls(groups, memberships, records, confirmed, between_calls, stop)
     tally.failed.extend(outcome.failed)
     tally.list_calls += outcome.calls
     tally.list_added, tally.list_removed = outcome.added, outcome.removed

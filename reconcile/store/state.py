@@ -25,7 +25,7 @@ from reconcile.store.statefiles import (FORMAT_VERSION, PENDING_NAME, StateWrite
                                         shard_dir_for)
 
 __all__ = ["FORMAT_VERSION", "StateWriter", "WriteReport", "new_state", "load_state", "open_state",
-           "write_state", "writer_for", "finish_interrupted_write", "lineage_and_serial", "with_leads", "with_instance", "rebind", "check_instance", "lead_to_json", "state_hash",
+           "write_state", "writer_for", "finish_interrupted_write", "lineage_and_serial", "pending_write", "with_leads", "with_instance", "rebind", "check_instance", "lead_to_json", "state_hash",
            "content_hash", "content_hash_of", "check_state_path", "fingerprint", "format_on_disk", "shard_dir_for", "serialize_v1"]
 
 
@@ -121,14 +121,21 @@ def write_state(path: Path | str, state: State, changed: Iterable[str] | None = 
 def finish_interrupted_write(path: Path | str) -> bool:
     """Complete a state write that a crash interrupted (call under the state lock); True if there was one.
     Only a write that left its commit record behind can be unfinished: without one, nothing is read."""
-    if not Path(path).exists() or not (shard_dir_for(path) / PENDING_NAME).exists():
+    if not Path(path).exists() or not pending_write(path):
         return False
     return open_state(path)[1].finish()
 
 
+def pending_write(path: Path | str) -> bool:
+    """Whether a state write left its commit record: the state is then what the record says, not the
+    top file alone (a crash came before the write finished, or a writer is at work)."""
+    return (shard_dir_for(path) / PENDING_NAME).exists()
+
+
 def lineage_and_serial(path: Path | str) -> tuple[str, int] | None:
     """Which state is at `path`, read from its top file alone (the leads are not read); None when there
-    is no state file. StateError (exit 3) for a top file that is not a state's."""
+    is no state file. StateError (exit 3) for a top file that is not a state's. Only when no write is
+    pending (see pending_write): an unfinished write's state is its commit record's."""
     where = Location(str(path))
     try:
         data = strict_json(Path(path).read_bytes(), where)

@@ -160,3 +160,90 @@ def test_apply_refuses_a_plan_made_before_an_unrecovered_crash(emulator, transpo
         apply_plan(make_plan(desired, stale), stale, state_path, transport_for(emulator), on_event=events.append)
     assert isinstance(events[0], JournalRecovered)
     assert len(load_state(state_path).leads) == 5  # the recovery itself was kept
+
+
+# -- a state write cut short, with no journal -----------------------------------------------------
+
+
+def _write_cut_after_its_commit_record(monkeypatch, state_path, state) -> None:
+    """A state write (say of `state rm`) killed once its commit record is on disk, before any shard."""
+    from reconcile.store import statefiles
+    from reconcile.store.state import write_state
+
+    real = statefiles.StateWriter._put
+
+    def put(self, path, data, report, **kwargs):
+        if path.name != statefiles.PENDING_NAME:
+            raise SystemExit("kill -9 after the commit record")
+        return real(self, path, data, report, **kwargs)
+
+    monkeypatch.setattr(statefiles.StateWriter, "_put", put)
+    with pytest.raises(SystemExit):
+        write_state(state_path, state)
+    monkeypatch.setattr(statefiles.StateWriter, "_put", real)
+
+
+def _one_lead_forgotten(state):
+    from reconcile.core.model import State
+
+    return State(state.lineage, state.serial + 1, dict(list(state.leads.items())[:1]))
+
+
+def test_a_plan_made_from_the_unfinished_write_applies(emulator, transport_for, lead_factory, tmp_path,
+                                                       monkeypatch):
+    state_path = tmp_path / "state.json"
+    transport = transport_for(emulator)
+    run_apply(lead_factory(2), state_path, transport)
+    _write_cut_after_its_commit_record(monkeypatch, state_path, _one_lead_forgotten(load_state(state_path)))
+    current, _ = recover_state(state_path)  # what the record says: the write's state
+    apply_plan(make_plan(lead_factory(3), current), current, state_path, transport)
+    assert len(load_state(state_path).leads) == 3
+
+
+def test_a_plan_made_before_the_unfinished_write_is_stale(emulator, transport_for, lead_factory, tmp_path,
+                                                          monkeypatch):
+    state_path = tmp_path / "state.json"
+    transport = transport_for(emulator)
+    run_apply(lead_factory(2), state_path, transport)
+    before = load_state(state_path)
+    planned = make_plan(lead_factory(3), before)
+    _write_cut_after_its_commit_record(monkeypatch, state_path, _one_lead_forgotten(before))
+    with pytest.raises(StalePlanError):
+        apply_plan(planned, before, state_path, transport)
+
+
+# -- a stop request during the list and delete calls ------------------------------------------------
+
+
+def test_a_stop_request_during_list_calls_sends_no_further_call_and_records_the_answered(
+        emulator, transport_for, tmp_path):
+    from reconcile.apply.memberships import ListTarget, Memberships
+    from reconcile.core.model import Lead, State, StateLead
+    from reconcile.errors import Location
+    from reconcile.remote.membership import LeadOutcome, Outcome
+    from reconcile.store.state import write_state
+
+    ctrl_c, sent = threading.Event(), []
+
+    class Calls:
+        max_ids = 1
+
+        def add(self, target, lead_ids, *, stop=None):
+            sent.append(list(lead_ids))
+            ctrl_c.set()  # while this call is in flight
+            return [LeadOutcome(lead_id, Outcome.ADDED) for lead_id in lead_ids]
+
+        remove = add
+
+    state_path = tmp_path / "state.json"
+    records = {f"email:u{n}@example.com": StateLead(100 + n, f"u{n}@example.com", None, None, {}, None)
+               for n in range(5)}
+    write_state(state_path, State("lineage", 1, records))
+    state = load_state(state_path)
+    leads = [Lead(Location("leads/p.yaml", n), email=f"u{n}@example.com", lists=("VIP",)) for n in range(5)]
+    memberships = Memberships(calls=Calls(), lists={"VIP": ListTarget(7, "VIP")}, concurrency=1)
+    with pytest.raises(Interrupted) as info:
+        apply_plan(make_plan(leads, state), state, state_path, transport_for(emulator), stop=ctrl_c,
+                   memberships=memberships)
+    assert len(sent) == 1 and info.value.report.list_added == 1
+    assert sum(1 for lead in load_state(state_path).leads.values() if lead.lists) == 1

@@ -27,7 +27,7 @@ class Deletes:
         self.fail_call = fail_call
         self._lock = threading.Lock()
 
-    def delete(self, lead_ids):
+    def delete(self, lead_ids, *, stop=None):
         with self._lock:
             self.sent.append(list(lead_ids))
             number = len(self.sent)
@@ -58,9 +58,24 @@ def test_delete_calls_go_out_together_up_to_the_concurrency() -> None:
     together = threading.Barrier(2, timeout=5)  # broken unless two calls are in flight at once
 
     class Together(Deletes):
-        def delete(self, lead_ids):
+        def delete(self, lead_ids, *, stop=None):
             together.wait()
-            return super().delete(lead_ids)
+            return super().delete(lead_ids, stop=stop)
 
     outcome = run_deletes(doomed(6), Together(), lambda number, gone: None, lambda: None)
     assert outcome.calls == 2 and len(outcome.deleted) == 6
+
+
+def test_a_stop_request_sends_no_further_delete_call() -> None:
+    ctrl_c = threading.Event()
+
+    class Stopped(Deletes):
+        concurrency = 1
+
+        def delete(self, lead_ids, *, stop=None):
+            ctrl_c.set()  # while the first call is in flight
+            return super().delete(lead_ids, stop=stop)
+
+    deletes, confirmed = Stopped(), []
+    outcome = run_deletes(doomed(9), deletes, lambda number, gone: confirmed.append(gone), lambda: None, ctrl_c)
+    assert deletes.sent == [[100, 101, 102]] and outcome.calls == 1 and len(confirmed[0]) == 3

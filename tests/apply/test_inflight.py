@@ -1,8 +1,9 @@
-"""List calls sent a few at a time: the caller's work on one answer never holds back the next call,
-and a failed call stops the sending."""
+"""List and delete calls sent a few at a time: the caller's work on one answer never holds back the
+next call, and a failed call, a stop request or a caller that gives up stops the sending."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -45,19 +46,32 @@ def test_after_a_call_fails_no_more_are_sent_and_its_error_comes_last() -> None:
     assert sent == [0, 1, 2] and received == [0, 1]
 
 
-def test_a_caller_that_stops_listening_stops_the_sending() -> None:
-    sent, release = [], threading.Event()
+def test_a_caller_that_raises_in_its_loop_stops_the_sending() -> None:
+    sent = []
 
     def send(call: int) -> int:
         sent.append(call)
-        release.wait(5)
+        time.sleep(0.01)  # calls are in flight when the caller gives up
         return call
 
-    answers = answered_in_turn(range(20), send, concurrency=1)
-    release.set()
-    next(answers)
-    answers.close()  # the caller's own error, or Ctrl-C
-    assert len(sent) < 20
+    with pytest.raises(ValueError):
+        with contextlib.closing(answered_in_turn(range(50), send, concurrency=2)) as answers:
+            for _ in answers:
+                raise ValueError("the caller's own error (a journal it cannot write)")
     settled = len(sent)
-    time.sleep(0.1)
-    assert len(sent) == settled
+    assert settled < 50
+    time.sleep(0.2)
+    assert len(sent) == settled, "calls went on after the caller stopped"
+
+
+def test_a_stop_request_sends_no_further_call_and_yields_the_answers_in_flight() -> None:
+    stop, sent = threading.Event(), []
+
+    def send(call: int) -> int:
+        sent.append(call)
+        if call == 1:
+            stop.set()  # Ctrl-C while the second call is in flight
+        return call
+
+    received = [answer for _, answer in answered_in_turn(range(10), send, concurrency=1, stop=stop)]
+    assert sent == [0, 1] and received == [0, 1]

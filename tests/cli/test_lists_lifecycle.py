@@ -179,7 +179,7 @@ class _Answers:
     def __init__(self, outcome):
         self.outcome, self.sent = outcome, []
 
-    def add(self, target, lead_ids):
+    def add(self, target, lead_ids, *, stop=None):
         from reconcile.remote.membership import LeadOutcome
 
         self.sent.append((target.id, list(lead_ids)))
@@ -290,12 +290,12 @@ def test_list_calls_in_flight_together_send_every_removal_before_any_addition() 
     class Calls:
         max_ids = 1
 
-        def add(self, target, lead_ids):
+        def add(self, target, lead_ids, *, stop=None):
             with lock:
                 order.append(("add", target.id, tuple(lead_ids)))
             return [LeadOutcome(lead_id, Outcome.ADDED) for lead_id in lead_ids]
 
-        def remove(self, target, lead_ids):
+        def remove(self, target, lead_ids, *, stop=None):
             time.sleep(0.02)  # a slow removal: an addition sent beside it would overtake it
             with lock:
                 order.append(("remove", target.id, tuple(lead_ids)))

@@ -221,9 +221,9 @@ def test_embedded_emulator_applies_the_example_leads_through_rest(tmp_path: Path
 def test_emulator_api_rest_exports_only_rest_credentials_which_then_choose_rest(tmp_path: Path) -> None:
     import signal
 
-    from test_emulator_cli import _start
+    from emulator_process import start_emulator
 
-    process, lines = _start("--api", "rest", env={"RECONCILE_API": ""})
+    process, lines = start_emulator("--api", "rest", env={"RECONCILE_API": ""})
     try:
         exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
         assert set(exports) == {"MARKETO_REST_ENDPOINT", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET"}
@@ -235,7 +235,7 @@ def test_emulator_api_rest_exports_only_rest_credentials_which_then_choose_rest(
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
-    both, lines = _start(env={"RECONCILE_API": ""})
+    both, lines = start_emulator(env={"RECONCILE_API": ""})
     both.send_signal(signal.SIGINT)
     both.communicate(timeout=30)
     assert sum(line.startswith("export MARKETO_") for line in lines) == 6

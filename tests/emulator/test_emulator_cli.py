@@ -8,37 +8,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 from clirunner import invoke
+from emulator_process import start_emulator
 
 from reconcile.emulator import DEFAULT_CLIENT_SECRET, EmulatorConfig
 
 
-def _start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, list[str]]:
-    process = subprocess.Popen([sys.executable, "-m", "reconcile", "emulator", "--port", "0", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, **(env or {})})
-    lines: list[str] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if line.startswith("Press Ctrl-C"):
-            return process, lines
-    process.kill()
-    raise AssertionError(f"emulator did not start: {lines} {process.stderr.read()}")
-
-
 def test_emulator_prints_exports_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     db = tmp_path / "db.json"
-    process, lines = _start("--db", str(db), "--field", "Shoe_Size__c")
+    process, lines = start_emulator("--db", str(db), "--field", "Shoe_Size__c")
     try:
         exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
         assert set(exports) == {"MARKETO_SOAP_ENDPOINT", "MARKETO_USER_ID", "MARKETO_ENCRYPTION_KEY",
@@ -66,7 +49,7 @@ def test_emulator_prints_exports_serves_and_stops_on_ctrl_c(tmp_path: Path) -> N
 
 
 def test_a_chosen_key_is_never_printed() -> None:
-    process, lines = _start(env={"MARKETO_ENCRYPTION_KEY": "chosen-secret-0451"})
+    process, lines = start_emulator(env={"MARKETO_ENCRYPTION_KEY": "chosen-secret-0451"})
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=30)
     assert process.returncode == 0
@@ -74,12 +57,12 @@ def test_a_chosen_key_is_never_printed() -> None:
 
 
 def test_a_chosen_client_secret_is_never_printed_but_the_demo_one_is() -> None:
-    process, lines = _start(env={"MARKETO_CLIENT_SECRET": "chosen-client-secret-0452"})
+    process, lines = start_emulator(env={"MARKETO_CLIENT_SECRET": "chosen-client-secret-0452"})
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     assert "chosen-client-secret-0452" not in "\n".join(lines) + out + err
     assert 'export MARKETO_CLIENT_SECRET="$MARKETO_CLIENT_SECRET"' in "\n".join(lines)
-    process, lines = _start()
+    process, lines = start_emulator()
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
     assert f"export MARKETO_CLIENT_SECRET={DEFAULT_CLIENT_SECRET}" in lines
@@ -118,7 +101,7 @@ def test_a_non_loopback_host_needs_both_own_secrets(env) -> None:
 
 
 def test_a_non_loopback_host_with_own_secrets_warns_about_the_admin_endpoints() -> None:
-    process, lines = _start("--host", "0.0.0.0",
+    process, lines = start_emulator("--host", "0.0.0.0",
                             env={"MARKETO_ENCRYPTION_KEY": "own-key-0457", "MARKETO_CLIENT_SECRET": "own-secret-0458"})
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
@@ -137,7 +120,7 @@ def test_no_secret_is_taken_from_the_command_line(option: str) -> None:
 
 def test_the_secrets_come_from_the_environment_and_stay_out_of_the_process_arguments() -> None:
     secret, key = "env-client-secret-0460", "env-encryption-key-0461"
-    process, lines = _start(env={"MARKETO_CLIENT_SECRET": secret, "MARKETO_ENCRYPTION_KEY": key})
+    process, lines = start_emulator(env={"MARKETO_CLIENT_SECRET": secret, "MARKETO_ENCRYPTION_KEY": key})
     try:
         arguments = Path(f"/proc/{process.pid}/cmdline").read_bytes()
         assert secret.encode() not in arguments and key.encode() not in arguments
@@ -155,7 +138,7 @@ def test_the_secrets_come_from_the_environment_and_stay_out_of_the_process_argum
 
 @pytest.mark.parametrize("with_db", [False, True], ids=["in-memory", "database-file"])
 def test_the_standalone_emulator_is_the_demo_instance_with_its_static_lists(tmp_path: Path, with_db: bool) -> None:
-    process, lines = _start(*(("--db", str(tmp_path / "db.json")) if with_db else ()))
+    process, lines = start_emulator(*(("--db", str(tmp_path / "db.json")) if with_db else ()))
     try:
         exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
         base = exports["MARKETO_REST_ENDPOINT"]

@@ -167,9 +167,9 @@ def test_partitions_a_default_one_named_ones_and_1008_1009_1010(emulator_factory
 def test_reconcile_emulator_partition_adds_a_partition() -> None:
     import signal
 
-    from test_emulator_cli import _start
+    from emulator_process import start_emulator
 
-    process, lines = _start("--partition", "Europe")
+    process, lines = start_emulator("--partition", "Europe")
     try:
         exports = dict(line[len("export "):].split("=", 1) for line in lines if line.startswith("export "))
         base = exports["MARKETO_REST_ENDPOINT"].removesuffix("/rest")
