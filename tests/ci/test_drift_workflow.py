@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import yaml
 from clirunner import invoke
 from reconcile.store.state import load_state
 from workflow_repos import REPO, ROOT, WORKFLOWS, Origin, git
+from fake_gh import fake_gh_script
 from workflow_runner import WorkflowRunner
 
 DRIFT_WORKFLOW = WORKFLOWS / "reconcile-drift.yml"
@@ -25,41 +25,7 @@ LEADS = ("leads:\n"
          "  - email: grace@example.com\n"
          "    attributes: {Title: Admiral}\n")
 
-FAKE_GH = r'''#!@PYTHON@
-"""A fake GitHub CLI: `gh api` for issues and their comments, kept in $FAKE_GH_DB; calls logged to $FAKE_GH_LOG."""
-import json, os, re, sys
-
-db_path, log_path = os.environ["FAKE_GH_DB"], os.environ["FAKE_GH_LOG"]
-db = json.load(open(db_path))
-args = sys.argv[1:]
-entry = {"argv": args, "gh_token_set": bool(os.environ.get("GH_TOKEN"))}
-
-def finish(code, out="", err=""):
-    entry["exit"] = code
-    with open(log_path, "a") as handle:
-        handle.write(json.dumps(entry) + "\n")
-    json.dump(db, open(db_path, "w"), indent=1)
-    sys.stdout.write(out)
-    sys.stderr.write(err)
-    sys.exit(code)
-
-if not os.environ.get("GH_TOKEN"):
-    finish(4, err="gh: set the GH_TOKEN environment variable\n")
-method, payload, paginate, path, rest = "GET", None, False, None, args[1:]
-while rest:
-    arg = rest.pop(0)
-    if arg in ("--method", "-X"):
-        method = rest.pop(0).upper()
-    elif arg == "--input":
-        payload = json.load(open(rest.pop(0)))
-    elif arg == "--paginate":
-        paginate = True
-    else:
-        path = arg
-entry.update(method=method, path=path, payload=payload)
-if path == "user":
-    finish(1, err="gh: Resource not accessible by integration (HTTP 403)\n")
-listing = re.fullmatch(r"repos/([^/]+/[^/]+)/issues\?state=open&labels=([^&]+)&per_page=\d+", path or "")
+_HANDLERS = r'''listing = re.fullmatch(r"repos/([^/]+/[^/]+)/issues\?state=open&labels=([^&]+)&per_page=\d+", path or "")
 create = re.fullmatch(r"repos/([^/]+/[^/]+)/issues", path or "")
 single = re.fullmatch(r"repos/([^/]+/[^/]+)/issues/(\d+)", path or "")
 comments = re.fullmatch(r"repos/([^/]+/[^/]+)/issues/(\d+)/comments", path or "")
@@ -81,7 +47,6 @@ for issue in db["issues"]:
     if comments and method == "POST" and issue["number"] == int(comments[2]):
         issue["comments"].append(payload["body"])
         finish(0, json.dumps({"id": 1, "body": payload["body"]}))
-finish(1, err="gh: Not Found (HTTP 404)\n")
 '''
 
 
@@ -91,7 +56,7 @@ class FakeIssues:
         self.bin.mkdir(parents=True)
         self.db, self.log = base / "gh-issues.json", base / "gh-calls.jsonl"
         script = self.bin / "gh"
-        script.write_text(FAKE_GH.replace("@PYTHON@", sys.executable), encoding="utf-8")
+        script.write_text(fake_gh_script(_HANDLERS), encoding="utf-8")
         script.chmod(0o755)
         # someone else's issue with the label and the marker: never edited, never closed
         self.db.write_text(json.dumps({"next": 101, "issues": [

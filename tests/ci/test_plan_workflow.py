@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,52 +23,11 @@ import pytest
 
 from clirunner import invoke
 from reconcile.ci import comment as comment_helpers
+from fake_gh import fake_gh_script
 from workflow_runner import WorkflowRunner, parse_output_file
 from workflow_repos import LEADS, MARKER, PLAN_WORKFLOW, PR_NUMBER, REPO, ROOT, Origin, git
 
-FAKE_GH = r'''#!@PYTHON@
-"""A fake GitHub CLI: `gh api` for issue comments, kept in $FAKE_GH_DB; every call logged to $FAKE_GH_LOG."""
-import json, os, re, sys
-
-db_path, log_path = os.environ["FAKE_GH_DB"], os.environ["FAKE_GH_LOG"]
-db = json.load(open(db_path)) if os.path.exists(db_path) else {"next_id": 9001, "comments": []}
-args = sys.argv[1:]
-entry = {"argv": args, "gh_token_set": bool(os.environ.get("GH_TOKEN"))}
-
-def finish(code, out="", err=""):
-    entry["exit"] = code
-    with open(log_path, "a") as handle:
-        handle.write(json.dumps(entry) + "\n")
-    json.dump(db, open(db_path, "w"), indent=1)
-    sys.stdout.write(out)
-    sys.stderr.write(err)
-    sys.exit(code)
-
-if not os.environ.get("GH_TOKEN"):
-    finish(4, err="gh: To use GitHub CLI in a GitHub Actions workflow, set the GH_TOKEN environment variable.\n")
-if not args or args[0] != "api":
-    finish(2, err="fake gh: only `gh api` is simulated\n")
-method, payload, paginate, path, rest = "GET", None, False, None, args[1:]
-while rest:
-    arg = rest.pop(0)
-    if arg in ("--method", "-X"):
-        method = rest.pop(0).upper()
-    elif arg == "--input":
-        payload = json.load(open(rest.pop(0)))
-    elif arg == "--paginate":
-        paginate = True
-    elif arg.startswith("-"):
-        finish(2, err=f"fake gh: flag {arg} is not simulated\n")
-    else:
-        path = arg
-entry.update(method=method, path=path, paginate=paginate, body=(payload or {}).get("body"))
-if path == "user" and method == "GET":
-    # GITHUB_TOKEN (an installation token) may not ask who it is; a personal token may
-    login = os.environ.get("FAKE_GH_USER")
-    if not login:
-        finish(1, err="gh: Resource not accessible by integration (HTTP 403)\n")
-    finish(0, json.dumps({"login": login, "type": "User"}))
-listing = re.fullmatch(r"repos/([^/]+/[^/]+)/issues/(\d+)/comments(?:\?per_page=\d+)?", path or "")
+_HANDLERS = r'''listing = re.fullmatch(r"repos/([^/]+/[^/]+)/issues/(\d+)/comments(?:\?per_page=\d+)?", path or "")
 single = re.fullmatch(r"repos/([^/]+/[^/]+)/issues/comments/(\d+)", path or "")
 
 def public(c):
@@ -91,7 +49,6 @@ if single and method == "PATCH":
         if comment["id"] == int(single[2]) and comment["repo"] == single[1]:
             comment["body"] = payload["body"]
             finish(0, json.dumps(public(comment)))
-finish(1, err="gh: Not Found (HTTP 404)\n")
 '''
 
 
@@ -102,7 +59,7 @@ class FakeGitHub:
         self.db = base / "gh-comments.json"
         self.log = base / "gh-calls.jsonl"
         script = self.bin / "gh"
-        script.write_text(FAKE_GH.replace("@PYTHON@", sys.executable), encoding="utf-8")
+        script.write_text(fake_gh_script(_HANDLERS, '{"next_id": 9001, "comments": []}'), encoding="utf-8")
         script.chmod(0o755)
         # Comments that must be left alone: other people's, one quoting the plan comment.
         self.seed([("Looks good to me", "alice"), (f"> {MARKER}\n> quoting the plan", "bob"),

@@ -52,6 +52,17 @@ def sync_fault(emu, records, **kwargs) -> str:
     return fault_code(emu, envelope(emu, records, **kwargs))
 
 
+def one_lead_outcomes(emu, emails) -> list[str]:
+    """One call per email, each syncing that one lead: its status, or the call's fault code."""
+    outcomes = []
+    for email in emails:
+        try:
+            outcomes.append(sync(emu, [R(email=email)])[0].status)
+        except SoapFault as fault:
+            outcomes.append(fault.code)
+    return outcomes
+
+
 def without_dedup(body: bytes) -> bytes:
     stripped = re.sub(rb"<dedupEnabled>[^<]*</dedupEnabled>\s*", b"", body)
     assert stripped != body

@@ -14,7 +14,7 @@ import requests
 
 from reconcile.emulator import Faults
 from reconcile.remote.soap.fault import SoapFault
-from soap_emulator_helpers import R, envelope, persisted, post, sync, sync_fault
+from soap_emulator_helpers import R, envelope, one_lead_outcomes, persisted, post, sync, sync_fault
 
 # --------------------------------------------------------------------------------------------------
 # Fault injection
@@ -22,12 +22,7 @@ from soap_emulator_helpers import R, envelope, persisted, post, sync, sync_fault
 
 def test_fail_every_nth_call_faults_and_applies_nothing(emulator):
     emulator.faults.update(fail_every=3, fail_code="20011")
-    outcomes = []
-    for i in range(6):
-        try:
-            outcomes.append(sync(emulator, [R(email=f"f{i}@example.com")])[0].status)
-        except SoapFault as fault:
-            outcomes.append(fault.code)
+    outcomes = one_lead_outcomes(emulator, [f"f{i}@example.com" for i in range(6)])
     assert outcomes == ["CREATED", "CREATED", "20011", "CREATED", "CREATED", "20011"]
     assert [lead["email"] for lead in emulator.leads()] == [f"f{i}@example.com" for i in (0, 1, 3, 4)]
 

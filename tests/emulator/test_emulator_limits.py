@@ -15,7 +15,7 @@ import requests
 from reconcile.remote.soap import envelope as soap
 from reconcile.emulator.limits import quota_day
 from reconcile.remote.soap.fault import SoapFault
-from soap_emulator_helpers import FakeClock, R, envelope, post, sync, sync_fault
+from soap_emulator_helpers import FakeClock, R, envelope, one_lead_outcomes, post, sync, sync_fault
 
 # --------------------------------------------------------------------------------------------------
 # Limits
@@ -31,12 +31,7 @@ def test_batch_over_300_is_20110_and_300_is_fine(emulator):
 
 def test_rate_limit_is_20023_over_a_sliding_window(emulator_factory):
     emu = emulator_factory(rate_calls=5, rate_window=1.0)
-    outcomes = []
-    for i in range(7):
-        try:
-            outcomes.append(sync(emu, [R(email=f"r{i}@example.com")])[0].status)
-        except SoapFault as fault:
-            outcomes.append(fault.code)
+    outcomes = one_lead_outcomes(emu, [f"r{i}@example.com" for i in range(7)])
     assert outcomes == ["CREATED"] * 5 + ["20023"] * 2
     assert len(emu.leads()) == 5
     first_admitted = min(c.start for c in emu.calls if c.admitted)
