@@ -112,12 +112,13 @@ def fast_check_enabled() -> bool:
 
 
 class SchemaCheck:
-    """The precompiled check, remembering the attribute names it has cleared (there are few distinct
-    ones) for as long as it lives: one load of the lead files."""
+    """The precompiled check, remembering the attribute names and list names it has cleared (there are
+    few distinct ones) for as long as it lives: one load of the lead files."""
 
     def __init__(self, rules: FastRules | None = None):
         self.rules = rules if rules is not None else _fast_rules()
         self.known_names: set[str] = set()
+        self.known_lists: set[str] = set()
 
     def clean(self, document: Any) -> bool:
         rules = self.rules
@@ -159,13 +160,20 @@ class SchemaCheck:
                 return False
         return True
 
-    @staticmethod
-    def _lists_clean(lists: Any, rules: FastRules) -> bool:
+    def _lists_clean(self, lists: Any, rules: FastRules) -> bool:
         """A list of distinct names, each a name as an attribute name is (the schema's same pattern)."""
         if type(lists) is not list or len(set(map(str, lists))) != len(lists):
             return False
-        return all(type(name) is str and 1 <= len(name) <= rules.list_name_max and rules.name.fullmatch(name)
-                   and rules.key_text.fullmatch(name) for name in lists)
+        known = self.known_lists
+        for name in lists:
+            if type(name) is not str:
+                return False
+            if name not in known:
+                if not (1 <= len(name) <= rules.list_name_max and rules.name.fullmatch(name)
+                        and rules.key_text.fullmatch(name)):
+                    return False
+                known.add(name)
+        return True
 
     def _attributes_clean(self, attributes: dict, rules: FastRules, texts: list[str]) -> bool:
         known_names = self.known_names
