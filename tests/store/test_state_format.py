@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from reconcile.store.statecodec import serialize_v1
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parents[1] / "state_golden"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from generate_leads import lead_record  # noqa: E402
+from bench_state import generated_state  # noqa: E402  (the state the state benchmark measures)
 from conftest import v1_state
 
 
@@ -79,22 +78,9 @@ def test_the_cli_says_once_that_it_migrated(workspace):
 # --- size and diffs ----------------------------------------------------------------------------------
 
 
-def _generated_state(count: int) -> State:
-    rng = random.Random(7)
-    leads = {}
-    for i in range(count):
-        record = lead_record(i, rng)
-        fsp = record.get("foreignSysPersonId")
-        key = f"fsp:SFDC:{fsp}" if fsp else f"email:{record['email']}"
-        leads[key] = StateLead(lead_id=1_000_000 + i, email=record["email"], foreign_sys_person_id=fsp,
-                               foreign_sys_type=record.get("foreignSysType"), attributes=record["attributes"],
-                               synced_at="2026-11-28T19:18:12Z")
-    return State(lineage="5d0c6f64-0e8a-4c1b-9a53-1f5f8b2e6d11", serial=1, leads=leads)
-
-
 def test_a_lead_with_seven_short_attributes_costs_at_most_250_bytes(tmp_path):
     state_path = tmp_path / "reconcile.state.json"
-    write_state(state_path, _generated_state(5000))
+    write_state(state_path, generated_state(5000))
     total = sum(len(data) for data in _tree(tmp_path).values())
     assert total / 5000 <= 250
     assert max(len(data) for data in _tree(tmp_path).values()) < 100_000
@@ -152,7 +138,7 @@ def _count_written(monkeypatch) -> list[int]:
 
 def _checkpoint_bytes(tmp_path: Path, count: int, monkeypatch) -> int:
     state_path = tmp_path / f"s{count}" / "reconcile.state.json"
-    state = _generated_state(count)
+    state = generated_state(count)
     write_state(state_path, state)
     current, writer = open_state(state_path)
     key = sorted(current.leads)[count // 2]
@@ -180,7 +166,7 @@ def test_a_checkpoint_touching_every_shard_encodes_only_the_leads_that_changed(t
     """A bulk apply spreads its new leads over every shard: the leads already written are copied as
     the bytes last written, not encoded again, so a checkpoint's CPU follows the change."""
     state_path = tmp_path / "reconcile.state.json"
-    state = _generated_state(6000)
+    state = generated_state(6000)
     writer = open_state(state_path)[1]
     writer.write(state)
     keys = sorted(state.leads)
@@ -201,7 +187,7 @@ def test_a_checkpoint_touching_every_shard_encodes_only_the_leads_that_changed(t
 
 def test_writing_without_a_writer_also_touches_only_the_changed_shard(tmp_path, monkeypatch):
     state_path = tmp_path / "reconcile.state.json"
-    write_state(state_path, _generated_state(3000))
+    write_state(state_path, generated_state(3000))
     current = load_state(state_path)
     key = sorted(current.leads)[5]
     leads = dict(current.leads)
@@ -245,7 +231,7 @@ def test_a_bad_state_is_exit_3_in_one_line(workspace, text, message):
 
 def test_a_duplicate_key_in_a_shard_line_is_named_with_its_file_and_line(tmp_path):
     state_path = tmp_path / "reconcile.state.json"
-    write_state(state_path, _generated_state(40))
+    write_state(state_path, generated_state(40))
     shard = sorted(shard_dir_for(state_path).glob("*.jsonl"))[0]
     lines = shard.read_text().splitlines()
     lines[-1] = lines[-1][:-1] + ',"leadId":5,"leadId":6}'
@@ -257,7 +243,7 @@ def test_a_duplicate_key_in_a_shard_line_is_named_with_its_file_and_line(tmp_pat
 
 def test_a_missing_shard_is_an_error_not_a_smaller_state(tmp_path):
     state_path = tmp_path / "reconcile.state.json"
-    write_state(state_path, _generated_state(40))
+    write_state(state_path, generated_state(40))
     sorted(shard_dir_for(state_path).glob("*.jsonl"))[0].unlink()
     with pytest.raises(StateError, match="state lists 40 lead"):
         load_state(state_path)
@@ -282,7 +268,7 @@ def test_state_under_a_file_and_plan_out_to_a_directory_are_usage_errors(workspa
 
 def test_the_state_hash_covers_every_shard(tmp_path):
     state_path = tmp_path / "reconcile.state.json"
-    write_state(state_path, _generated_state(100))
+    write_state(state_path, generated_state(100))
     before = state_hash(state_path)
     shard = sorted(shard_dir_for(state_path).glob("*.jsonl"))[3]
     shard.write_text(shard.read_text().replace('"Company', '"Kompany', 1))
