@@ -27,11 +27,8 @@ TOMBSTONE = """leads:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "leads").mkdir()
-    (tmp_path / "leads" / "people.yaml").write_text(LEADS)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workspace(make_workspace) -> Path:
+    return make_workspace({"people.yaml": LEADS})
 
 
 @pytest.fixture
