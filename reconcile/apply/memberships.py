@@ -131,8 +131,6 @@ def run_list_calls(groups: Sequence[tuple[ListTarget, bool, list[_Member]]], mem
                 if accepted:
                     confirmed(FIRST_LIST_CALL + outcome.calls, accepted)
                 between_calls()
-        if stop is not None and stop.is_set():
-            break  # no addition after an interrupted removal phase
     return outcome
 
 

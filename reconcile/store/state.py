@@ -19,7 +19,8 @@ from typing import Iterable, Mapping
 
 from reconcile.core.model import State, StateLead
 from reconcile.errors import Location, StateError, UsageError
-from reconcile.store.statecodec import lead_to_json, parse_v1, serialize_v1, strict_json
+from reconcile.store.statecodec import (check_lineage, check_serial, lead_to_json, parse_v1, serialize_v1,
+                                       strict_json)
 from reconcile.store.statefiles import (FORMAT_VERSION, PENDING_NAME, StateWriter, Top, WriteReport,
                                         READ_ATTEMPTS, fingerprint_parts, read_v2, write_marker,
                                         shard_dir_for)
@@ -102,8 +103,7 @@ def writer_for(path: Path | str, on_disk: State) -> StateWriter:
         data = strict_json(path.read_bytes(), where)
     except FileNotFoundError:
         return StateWriter(path, None)
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION \
-            or (shard_dir_for(path) / PENDING_NAME).exists():
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION or pending_write(path):
         return open_state(path)[1]  # format 1 (migrated by the first write), or an unfinished write
     return StateWriter(path, on_disk, Top.from_json(data, where))
 
@@ -143,11 +143,9 @@ def lineage_and_serial(path: Path | str) -> tuple[str, int] | None:
         return None
     except OSError as exc:
         raise StateError(f"cannot read state file: {exc.strerror}", where) from exc
-    lineage = data.get("lineage") if isinstance(data, dict) else None
-    serial = data.get("serial") if isinstance(data, dict) else None
-    if not isinstance(lineage, str) or not isinstance(serial, int) or isinstance(serial, bool):
-        raise StateError("state file has no lineage and serial", where)
-    return lineage, serial
+    if not isinstance(data, dict):
+        raise StateError("state file must hold a JSON object", where)
+    return check_lineage(data.get("lineage"), where), check_serial(data.get("serial"), where)
 
 
 def with_leads(state: State, leads: Mapping[str, StateLead]) -> State:
